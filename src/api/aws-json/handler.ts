@@ -1,0 +1,165 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import {
+  isKmsError, KMSInternalException, RequestTooLargeException, SerializationException, UnknownOperationException,
+  type KmsError,
+} from '../../errors/index.js';
+import { invoke, recordAuthFailure, type CallContext, type Services } from '../../operations/index.js';
+import { verifySigV4 } from '../sigv4.js';
+import { KMS_ROUTES, KMS_TARGET_PREFIX, type Route } from './kms-routes.js';
+import { decodeWire, encodeOutput } from './schema.js';
+import { healthResponse, type HealthSource } from '../admin/health.js';
+
+export interface HandlerOptions {
+  readonly services: Services;
+  /** Largest accepted request body; a larger one is refused while streaming (HTTP 413). */
+  readonly maxBodyBytes: number;
+  readonly health: HealthSource;
+}
+
+const JSON_CONTENT_TYPE = 'application/x-amz-json-1.1';
+const routes: Readonly<Record<string, Route>> = KMS_ROUTES;
+
+class BodyTooLarge extends Error {}
+
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > max) return Promise.reject(new BodyTooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, requestId: string, body: string, errorType?: string): void {
+  const headers: Record<string, string | number> = {
+    'content-type': JSON_CONTENT_TYPE,
+    'content-length': Buffer.byteLength(body),
+    'x-amzn-requestid': requestId,
+  };
+  if (errorType) headers['x-amzn-errortype'] = errorType;
+  res.writeHead(status, headers);
+  res.end(body);
+}
+
+/** One serializer for every error (STYLE.md §7): client errors as they are, server faults generic. */
+function sendError(res: ServerResponse, requestId: string, e: unknown, svc: Services): void {
+  let err: KmsError;
+  if (isKmsError(e) && e.fault === 'client') {
+    err = e;
+  } else {
+    // The cause goes to the server log with the request id, never to the client.
+    svc.log('error', 'request failed', { requestId, error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+    err = isKmsError(e) && e.type !== 'KMSInternalException' ? e : new KMSInternalException('An internal error occurred. Retry the request.');
+  }
+  send(res, err.status, requestId, JSON.stringify({ __type: err.type, message: err.message }), err.type);
+}
+
+function parseBody(route: Route, body: Buffer): unknown {
+  let json: unknown;
+  try {
+    json = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new SerializationException('The request body is not valid JSON.');
+  }
+  return decodeWire(route.input, json);
+}
+
+function sourceIp(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+/**
+ * The HTTP entry point for the AWS JSON 1.1 services: body with a cap, SigV4, X-Amz-Target through
+ * the typed table, input schema, then the operation (which audits before we answer).
+ */
+export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const svc = opts.services;
+  return (req, res) => {
+    const requestId = randomUUID();
+    void handle(req, res, requestId).catch((e) => sendError(res, requestId, e, svc));
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const path = req.url ?? '/';
+    if (req.method === 'GET' && (path === '/healthz' || path.startsWith('/healthz?'))) {
+      const h = opts.health();
+      const body = JSON.stringify(healthResponse(h));
+      res.writeHead(h.healthy ? 200 : 503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+      res.end(body);
+      return;
+    }
+    let body: Buffer;
+    try {
+      body = await readBody(req, opts.maxBodyBytes);
+    } catch (e) {
+      if (e instanceof BodyTooLarge) {
+        res.shouldKeepAlive = false;
+        throw new RequestTooLargeException(`The request body is larger than ${opts.maxBodyBytes} bytes.`);
+      }
+      throw e;
+    }
+    const target = req.headers['x-amz-target'];
+    const opName = typeof target === 'string' && target.startsWith(KMS_TARGET_PREFIX) ? target.slice(KMS_TARGET_PREFIX.length) : undefined;
+    const route = opName !== undefined && Object.hasOwn(routes, opName) ? routes[opName] : undefined;
+    if (req.method !== 'POST' || !route) {
+      throw new UnknownOperationException(
+        typeof target === 'string' ? `The operation ${target} is not known to this service.` : 'The request has no X-Amz-Target header naming an operation.',
+      );
+    }
+    const contentType = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (contentType !== JSON_CONTENT_TYPE && contentType !== 'application/x-amz-json-1.0') {
+      throw new UnknownOperationException(`Content-Type must be ${JSON_CONTENT_TYPE}.`);
+    }
+    const ip = sourceIp(req);
+    const userAgent = String(req.headers['user-agent'] ?? '');
+    const tlsSocket = req.socket as Partial<TLSSocket>;
+    const tlsVersion = typeof tlsSocket.getProtocol === 'function' ? (tlsSocket.getProtocol() ?? undefined) : undefined;
+
+    let verified;
+    try {
+      verified = await verifySigV4(
+        { method: req.method, rawPath: path.split('?')[0]!, rawQuery: path.includes('?') ? path.slice(path.indexOf('?') + 1) : '', headers: req.headers, rawHeaders: req.rawHeaders, body },
+        { now: new Date(), services: ['kms'], lookup: (akid: string, token: string | undefined) => svc.identity.authenticate(akid, token) },
+      );
+    } catch (e) {
+      const akid = /Credential=([A-Z0-9]{4,128})\//.exec(String(req.headers.authorization ?? ''))?.[1];
+      await recordAuthFailure(svc, {
+        requestId, eventName: opName!, eventSource: 'kms.amazonaws.com', region: '', sourceIp: ip, userAgent,
+        accessKeyId: akid, errorCode: isKmsError(e) ? e.type : 'InternalFailure',
+      }).catch(() => {
+        throw new KMSInternalException('The request could not be recorded in the audit log.');
+      });
+      throw e;
+    }
+
+    const call: CallContext = {
+      requestId,
+      accountId: verified.principal.accountId,
+      principal: verified.principal,
+      region: verified.region,
+      sourceIp: ip,
+      userAgent,
+      secureTransport: tlsVersion !== undefined,
+      tlsVersion,
+    };
+    // Parsing and validation run inside invoke, so that a malformed request is audited too.
+    const op = route.op;
+    const output = await invoke(svc, call, { ...op, run: (s, c, _raw: Buffer, a) => op.run(s, c, parseBody(route, body), a) }, body);
+    send(res, 200, requestId, JSON.stringify(encodeOutput(route.output, output) ?? {}));
+  }
+}

@@ -1,0 +1,179 @@
+import * as ops from '../../operations/index.js';
+import type { Operation } from '../../operations/index.js';
+import { DATA_KEY_SPECS, ENCRYPTION_ALGORITHMS, KEY_SPECS, KEY_USAGES, ORIGINS } from '../../types/index.js';
+import { any, blob, bool, int, list, map, str, struct, timestamp, type Infer, type Shape } from './schema.js';
+
+// Shapes from the AWS KMS model (botocore kms/2014-11-01), constraints as AWS states them.
+const KeyIdType = str({ min: 1, max: 2048 });
+const PlaintextType = blob({ min: 1, max: 4096, sensitive: true });
+const CiphertextType = blob({ min: 1, max: 6144 });
+const EncryptionContextType = map(str());
+const GrantTokenList = list(str({ min: 1, max: 8192 }), { min: 0, max: 10 });
+const EncryptionAlgorithmSpec = str({ enum: ENCRYPTION_ALGORITHMS });
+const AliasNameType = str({ min: 1, max: 256, pattern: /^[a-zA-Z0-9:/_-]+$/ });
+const DescriptionType = str({ min: 0, max: 8192 });
+const PolicyType = str({ min: 1, max: 131072, pattern: /^[\u0009\u000A\u000D\u0020-\u00FF]+$/ });
+const PolicyNameType = str({ min: 1, max: 128, pattern: /^[\w]+$/ });
+const LimitType = int({ min: 1, max: 1000 });
+const MarkerType = str({ min: 1, max: 1024, pattern: /^[\u0020-\u00FF]*$/ });
+const ArnType = str({ min: 20, max: 2048 });
+const NumberOfBytesType = int({ min: 1, max: 1024 });
+const DataKeySpec = str({ enum: DATA_KEY_SPECS });
+const Tag = struct({ TagKey: str({ min: 1, max: 128 }), TagValue: str({ min: 0, max: 256 }) }, ['TagKey', 'TagValue']);
+const TagList = list(Tag);
+const DryRun = bool();
+const DryRunModifierList = list(str({ enum: ['IGNORE_CIPHERTEXT'] }));
+const RecipientInfo = any();
+
+const KeyMetadata = struct({
+  AWSAccountId: str(),
+  KeyId: str(),
+  Arn: str(),
+  CreationDate: timestamp(),
+  Enabled: bool(),
+  Description: str(),
+  KeyUsage: str(),
+  KeyState: str(),
+  DeletionDate: timestamp(),
+  ValidTo: timestamp(),
+  Origin: str(),
+  CustomKeyStoreId: str(),
+  CloudHsmClusterId: str(),
+  ExpirationModel: str(),
+  KeyManager: str(),
+  CustomerMasterKeySpec: str(),
+  KeySpec: str(),
+  EncryptionAlgorithms: list(str()),
+  SigningAlgorithms: list(str()),
+  MacAlgorithms: list(str()),
+  MultiRegion: bool(),
+  PendingDeletionWindowInDays: int(),
+  CurrentKeyMaterialId: str(),
+});
+const KeyIdOnly = struct({ KeyId: KeyIdType }, ['KeyId']);
+const Empty = struct({});
+const Paged = { NextMarker: str(), Truncated: bool() } as const;
+
+export interface Route {
+  readonly input: Shape;
+  readonly output: Shape;
+  readonly op: Operation<any, any>;
+}
+
+/**
+ * Typed dispatch: the input shape must decode to what the operation takes, and the operation's
+ * result must fit the output shape, or this does not compile.
+ */
+function route<const I extends Shape, const O extends Shape>(
+  input: I, output: O, op: Operation<Infer<I>, Infer<O>>,
+): Route {
+  return { input, output, op };
+}
+
+export const KMS_ROUTES = {
+  CreateKey: route(
+    struct({
+      Policy: PolicyType, Description: DescriptionType, KeyUsage: str({ enum: KEY_USAGES }),
+      CustomerMasterKeySpec: str({ enum: KEY_SPECS }), KeySpec: str({ enum: KEY_SPECS }), Origin: str({ enum: ORIGINS }),
+      CustomKeyStoreId: str({ min: 1, max: 64 }), BypassPolicyLockoutSafetyCheck: bool(), Tags: TagList, MultiRegion: bool(),
+      XksKeyId: str({ min: 1, max: 128 }),
+    }),
+    struct({ KeyMetadata }),
+    ops.createKey,
+  ),
+  DescribeKey: route(struct({ KeyId: KeyIdType, GrantTokens: GrantTokenList }, ['KeyId']), struct({ KeyMetadata }), ops.describeKey),
+  ListKeys: route(
+    struct({ Limit: LimitType, Marker: MarkerType }),
+    struct({ Keys: list(struct({ KeyId: str(), KeyArn: str() })), ...Paged }),
+    ops.listKeys,
+  ),
+  EnableKey: route(KeyIdOnly, Empty, ops.enableKey),
+  DisableKey: route(KeyIdOnly, Empty, ops.disableKey),
+  ScheduleKeyDeletion: route(
+    struct({ KeyId: KeyIdType, PendingWindowInDays: int({ min: 1, max: 365 }) }, ['KeyId']),
+    struct({ KeyId: str(), DeletionDate: timestamp(), KeyState: str(), PendingWindowInDays: int() }),
+    ops.scheduleKeyDeletion,
+  ),
+  CancelKeyDeletion: route(KeyIdOnly, struct({ KeyId: str() }), ops.cancelKeyDeletion),
+  UpdateKeyDescription: route(struct({ KeyId: KeyIdType, Description: DescriptionType }, ['KeyId', 'Description']), Empty, ops.updateKeyDescription),
+  CreateAlias: route(struct({ AliasName: AliasNameType, TargetKeyId: KeyIdType }, ['AliasName', 'TargetKeyId']), Empty, ops.createAlias),
+  UpdateAlias: route(struct({ AliasName: AliasNameType, TargetKeyId: KeyIdType }, ['AliasName', 'TargetKeyId']), Empty, ops.updateAlias),
+  DeleteAlias: route(struct({ AliasName: AliasNameType }, ['AliasName']), Empty, ops.deleteAlias),
+  ListAliases: route(
+    struct({ KeyId: KeyIdType, Limit: LimitType, Marker: MarkerType }),
+    struct({
+      Aliases: list(struct({ AliasName: str(), AliasArn: ArnType, TargetKeyId: str(), CreationDate: timestamp(), LastUpdatedDate: timestamp() })),
+      ...Paged,
+    }),
+    ops.listAliases,
+  ),
+  TagResource: route(struct({ KeyId: KeyIdType, Tags: TagList }, ['KeyId', 'Tags']), Empty, ops.tagResource),
+  UntagResource: route(struct({ KeyId: KeyIdType, TagKeys: list(str({ min: 1, max: 128 })) }, ['KeyId', 'TagKeys']), Empty, ops.untagResource),
+  ListResourceTags: route(
+    struct({ KeyId: KeyIdType, Limit: int({ min: 1, max: 50 }), Marker: MarkerType }, ['KeyId']),
+    struct({ Tags: TagList, ...Paged }),
+    ops.listResourceTags,
+  ),
+  GetKeyPolicy: route(struct({ KeyId: KeyIdType, PolicyName: PolicyNameType }, ['KeyId']), struct({ Policy: str(), PolicyName: str() }), ops.getKeyPolicy),
+  PutKeyPolicy: route(
+    struct({ KeyId: KeyIdType, PolicyName: PolicyNameType, Policy: PolicyType, BypassPolicyLockoutSafetyCheck: bool() }, ['KeyId', 'Policy']),
+    Empty,
+    ops.putKeyPolicy,
+  ),
+  ListKeyPolicies: route(
+    struct({ KeyId: KeyIdType, Limit: LimitType, Marker: MarkerType }, ['KeyId']),
+    struct({ PolicyNames: list(str()), ...Paged }),
+    ops.listKeyPolicies,
+  ),
+  Encrypt: route(
+    struct({
+      KeyId: KeyIdType, Plaintext: PlaintextType, EncryptionContext: EncryptionContextType, GrantTokens: GrantTokenList,
+      EncryptionAlgorithm: EncryptionAlgorithmSpec, DryRun,
+    }, ['KeyId', 'Plaintext']),
+    struct({ CiphertextBlob: blob(), KeyId: str(), EncryptionAlgorithm: str() }),
+    ops.encrypt,
+  ),
+  Decrypt: route(
+    struct({
+      CiphertextBlob: CiphertextType, EncryptionContext: EncryptionContextType, GrantTokens: GrantTokenList, KeyId: KeyIdType,
+      EncryptionAlgorithm: EncryptionAlgorithmSpec, Recipient: RecipientInfo, DryRun, DryRunModifiers: DryRunModifierList,
+    }, ['CiphertextBlob']),
+    struct({ KeyId: str(), Plaintext: blob(), EncryptionAlgorithm: str(), KeyMaterialId: str() }),
+    ops.decrypt,
+  ),
+  ReEncrypt: route(
+    struct({
+      CiphertextBlob: CiphertextType, SourceEncryptionContext: EncryptionContextType, SourceKeyId: KeyIdType,
+      DestinationKeyId: KeyIdType, DestinationEncryptionContext: EncryptionContextType,
+      SourceEncryptionAlgorithm: EncryptionAlgorithmSpec, DestinationEncryptionAlgorithm: EncryptionAlgorithmSpec,
+      GrantTokens: GrantTokenList, DryRun, DryRunModifiers: DryRunModifierList,
+    }, ['CiphertextBlob', 'DestinationKeyId']),
+    struct({
+      CiphertextBlob: blob(), SourceKeyId: str(), KeyId: str(), SourceEncryptionAlgorithm: str(), DestinationEncryptionAlgorithm: str(),
+    }),
+    ops.reEncrypt,
+  ),
+  GenerateDataKey: route(
+    struct({
+      KeyId: KeyIdType, EncryptionContext: EncryptionContextType, NumberOfBytes: NumberOfBytesType, KeySpec: DataKeySpec,
+      GrantTokens: GrantTokenList, Recipient: RecipientInfo, DryRun,
+    }, ['KeyId']),
+    struct({ CiphertextBlob: blob(), Plaintext: blob(), KeyId: str() }),
+    ops.generateDataKey,
+  ),
+  GenerateDataKeyWithoutPlaintext: route(
+    struct({
+      KeyId: KeyIdType, EncryptionContext: EncryptionContextType, KeySpec: DataKeySpec, NumberOfBytes: NumberOfBytesType,
+      GrantTokens: GrantTokenList, DryRun,
+    }, ['KeyId']),
+    struct({ CiphertextBlob: blob(), KeyId: str() }),
+    ops.generateDataKeyWithoutPlaintext,
+  ),
+  GenerateRandom: route(
+    struct({ NumberOfBytes: NumberOfBytesType, CustomKeyStoreId: str({ min: 1, max: 64 }), Recipient: RecipientInfo }),
+    struct({ Plaintext: blob() }),
+    ops.generateRandom,
+  ),
+} satisfies Record<string, Route>;
+
+export const KMS_TARGET_PREFIX = 'TrentService.';

@@ -1,0 +1,38 @@
+/**
+ * One audit event per API call, allowed, denied or failed. CloudTrail-shaped names where CloudTrail
+ * has them. Never plaintext, data keys, secrets or signatures.
+ */
+export interface AuditEvent {
+  eventTime: string;
+  eventName: string;
+  eventSource: string;
+  awsRegion: string;
+  requestId: string;
+  sourceIPAddress: string;
+  userAgent: string;
+  tlsVersion?: string;
+  readOnly: boolean;
+  principal?: {
+    type: string;
+    arn: string;
+    accountId: string;
+    accessKeyId: string;
+    userName?: string;
+    isRoot: boolean;
+  };
+  /** The access key id presented, also when authentication failed. */
+  accessKeyId?: string;
+  resources: { arn: string; keyVersion?: number }[];
+  encryptionContext?: Record<string, string>;
+  decision?: { effect: string; reason: string };
+  /** Extra, operation-specific facts (e.g. a deletion date, a rotation opt-out). */
+  details?: Record<string, unknown>;
+  errorCode?: string;
+  errorMessage?: string;
+}
+
+export interface AuditLog {
+  /** Resolves once the event is recorded. Rejects if it cannot be; the caller then fails the request. */
+  record(event: AuditEvent): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,35 @@
+import { readFileSync } from 'node:fs';
+import { Agent } from 'node:https';
+import { KMS } from '@aws-sdk/client-kms';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+
+/** Where the server is and who we are, found the way the AWS tools find them. */
+export interface ClientSettings {
+  endpoint: string;
+  region: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  caBundle?: string;
+}
+
+export class UsageError extends Error {}
+
+export function clientSettings(flags: { 'endpoint-url'?: string; region?: string }, env: NodeJS.ProcessEnv = process.env): ClientSettings {
+  const endpoint = flags['endpoint-url'] ?? env.AWS_ENDPOINT_URL_KMS ?? env.AWS_ENDPOINT_URL;
+  if (!endpoint) throw new UsageError('no server: set --endpoint-url or AWS_ENDPOINT_URL (e.g. https://127.0.0.1:8443)');
+  const region = flags.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
+  const credentials =
+    env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+      ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN || undefined }
+      : undefined; // else the SDK's default chain (shared config files, ...)
+  return { endpoint, region, credentials, caBundle: env.AWS_CA_BUNDLE };
+}
+
+export function kmsClient(s: ClientSettings): KMS {
+  const ca = s.caBundle ? readFileSync(s.caBundle) : undefined;
+  return new KMS({
+    endpoint: s.endpoint,
+    region: s.region,
+    credentials: s.credentials,
+    requestHandler: ca ? new NodeHttpHandler({ httpsAgent: new Agent({ ca, keepAlive: true }) }) : undefined,
+  });
+}

@@ -1,0 +1,79 @@
+import { parseArgs } from 'node:util';
+import { clientSettings, kmsClient, UsageError } from './client.js';
+
+const HELP = `Usage: keyhold <command> [options]
+
+Server:
+  keyhold server [--data-dir DIR] [--host H] [--port P] [--tls-cert F --tls-key F | --no-tls] ...
+                                 run the server (keyhold server --help for every option)
+Client (find the server and credentials as the AWS tools do: --endpoint-url or AWS_ENDPOINT_URL,
+AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_CA_BUNDLE):
+  keyhold keys list [--json]     every key in the region with its state and aliases
+  keyhold keys create [--description D] [--alias alias/NAME] [--json]
+
+Common options: --endpoint-url URL, --region R, --json
+`;
+
+type Out = (line: string) => void;
+
+async function keysList(argv: string[], out: Out): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' } } });
+  const kms = kmsClient(clientSettings(values));
+  const rows: { keyId: string; arn: string; state: string; description: string; aliases: string[] }[] = [];
+  const aliases = new Map<string, string[]>();
+  for (let marker: string | undefined; ; ) {
+    const page = await kms.listAliases({ Marker: marker });
+    for (const a of page.Aliases ?? []) if (a.TargetKeyId) aliases.set(a.TargetKeyId, [...(aliases.get(a.TargetKeyId) ?? []), a.AliasName!]);
+    if (!page.Truncated) break;
+    marker = page.NextMarker;
+  }
+  for (let marker: string | undefined; ; ) {
+    const page = await kms.listKeys({ Marker: marker });
+    for (const k of page.Keys ?? []) {
+      const { KeyMetadata: m } = await kms.describeKey({ KeyId: k.KeyId! });
+      rows.push({ keyId: k.KeyId!, arn: m!.Arn!, state: m!.KeyState!, description: m!.Description ?? '', aliases: aliases.get(k.KeyId!) ?? [] });
+    }
+    if (!page.Truncated) break;
+    marker = page.NextMarker;
+  }
+  if (values.json) {
+    out(JSON.stringify(rows, null, 2));
+  } else {
+    out(['KEY ID'.padEnd(36), 'STATE'.padEnd(15), 'ALIASES'].join('  '));
+    for (const r of rows) out([r.keyId.padEnd(36), r.state.padEnd(15), r.aliases.join(',') || '-'].join('  '));
+  }
+  return 0;
+}
+
+async function keysCreate(argv: string[], out: Out): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { json: { type: 'boolean' }, description: { type: 'string' }, alias: { type: 'string' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' } },
+  });
+  const kms = kmsClient(clientSettings(values));
+  const { KeyMetadata: m } = await kms.createKey({ Description: values.description });
+  if (values.alias) await kms.createAlias({ AliasName: values.alias, TargetKeyId: m!.KeyId! });
+  out(values.json ? JSON.stringify({ keyId: m!.KeyId, arn: m!.Arn, alias: values.alias }, null, 2) : m!.Arn!);
+  return 0;
+}
+
+export async function cliMain(argv: string[], out: Out = (l) => process.stdout.write(l + '\n')): Promise<number> {
+  const [group, sub, ...rest] = argv;
+  try {
+    if (group === undefined || group === 'help' || group === '--help' || group === '-h') {
+      out(HELP);
+      return group === undefined ? 2 : 0;
+    }
+    if (group === 'keys' && sub === 'list') return await keysList(rest, out);
+    if (group === 'keys' && sub === 'create') return await keysCreate(rest, out);
+    throw new UsageError(`unknown command: ${[group, sub].filter(Boolean).join(' ')}\n\n${HELP}`);
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`keyhold: ${(e as Error).message}\n`);
+      return 2;
+    }
+    const err = e as { name?: string; message?: string };
+    process.stderr.write(`keyhold: ${err.name ?? 'Error'}: ${err.message ?? String(e)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,3 @@
+export * from './model.js';
+export * from './repository.js';
+export type { Storage, StorageReader, StorageWriter } from '../storage/index.js';

@@ -1,0 +1,183 @@
+import type { Storage, StorageReader, StorageWriter } from '../storage/index.js';
+import {
+  DisabledException, InvalidArnException, KMSInvalidStateException, NotFoundException,
+} from '../errors/index.js';
+import { KEY_ID_PATTERN } from '../types/index.js';
+import { aliasArn, keyArn, type AliasRecord, type KeyRecord } from './model.js';
+
+/** Storage layout, in one place. */
+const P = {
+  key: (keyId: string) => `key/${keyId}`,
+  keyIndexPrefix: (account: string, region: string) => `keyidx/${account}/${region}/`,
+  keyIndex: (account: string, region: string, keyId: string) => `keyidx/${account}/${region}/${keyId}`,
+  aliasPrefix: (account: string, region: string) => `alias/${account}/${region}/`,
+  alias: (account: string, region: string, name: string) => `alias/${account}/${region}/${name}`,
+  aliasByKeyPrefix: (keyId: string) => `aliasbykey/${keyId}/`,
+  aliasByKey: (keyId: string, name: string) => `aliasbykey/${keyId}/${name}`,
+  deletionPrefix: 'deletion/',
+  deletion: (at: number, keyId: string) => `deletion/${String(at).padStart(15, '0')}/${keyId}`,
+};
+
+const enc = (v: unknown) => Buffer.from(JSON.stringify(v));
+const dec = <T>(b: Buffer) => JSON.parse(b.toString('utf8')) as T;
+
+export interface Scope {
+  readonly accountId: string;
+  readonly region: string;
+}
+
+const ARN_RE = /^arn:aws:kms:([a-z0-9-]+):(\d{12}):(key\/.+|alias\/.+)$/;
+
+export type KeyRef =
+  | { kind: 'key'; accountId: string; region: string; keyId: string }
+  | { kind: 'alias'; accountId: string; region: string; aliasName: string };
+
+/**
+ * Parses anything AWS accepts as a KeyId (key id, key ARN, alias name, alias ARN) into a
+ * reference in the caller's region. Malformed input is NotFoundException "Invalid keyId", as AWS says.
+ */
+export function parseKeyRef(input: string, scope: Scope): KeyRef {
+  if (input.startsWith('arn:')) {
+    const m = ARN_RE.exec(input);
+    if (!m) throw new InvalidArnException(`Invalid arn ${input}`);
+    const [, region, accountId, resource] = m as unknown as [string, string, string, string];
+    if (resource.startsWith('alias/')) return { kind: 'alias', accountId, region, aliasName: resource };
+    return { kind: 'key', accountId, region, keyId: resource.slice('key/'.length) };
+  }
+  if (input.startsWith('alias/')) return { kind: 'alias', ...scope, aliasName: input };
+  return { kind: 'key', ...scope, keyId: input };
+}
+
+export class KeyRepository {
+  constructor(readonly storage: Storage) {}
+
+  // ---- keys ----
+
+  async getKey(keyId: string, r: StorageReader = this.storage): Promise<KeyRecord | undefined> {
+    const b = await r.get(P.key(keyId));
+    return b ? dec<KeyRecord>(b) : undefined;
+  }
+
+  async putKey(w: StorageWriter, k: KeyRecord, previous?: KeyRecord): Promise<void> {
+    await w.put(P.key(k.keyId), enc(k));
+    await w.put(P.keyIndex(k.accountId, k.region, k.keyId), Buffer.alloc(0));
+    if (previous?.deletionDate !== undefined && previous.deletionDate !== k.deletionDate) {
+      await w.delete(P.deletion(previous.deletionDate, k.keyId));
+    }
+    if (k.deletionDate !== undefined) await w.put(P.deletion(k.deletionDate, k.keyId), Buffer.alloc(0));
+  }
+
+  /** Removes the key record and every index and alias pointing at it. */
+  async deleteKey(w: StorageWriter, k: KeyRecord): Promise<void> {
+    for (const a of await w.list(P.aliasByKeyPrefix(k.keyId))) {
+      const name = a.key.slice(P.aliasByKeyPrefix(k.keyId).length);
+      await w.delete(P.alias(k.accountId, k.region, name));
+      await w.delete(a.key);
+    }
+    if (k.deletionDate !== undefined) await w.delete(P.deletion(k.deletionDate, k.keyId));
+    await w.delete(P.keyIndex(k.accountId, k.region, k.keyId));
+    await w.delete(P.key(k.keyId));
+  }
+
+  async listKeyIds(scope: Scope, after: string | undefined, limit: number): Promise<string[]> {
+    const prefix = P.keyIndexPrefix(scope.accountId, scope.region);
+    const rows = await this.storage.list(prefix, { after: after ? prefix + after : undefined, limit });
+    return rows.map((r) => r.key.slice(prefix.length));
+  }
+
+  /** Keys whose deletion date has passed, oldest first. */
+  async dueForDeletion(nowMs: number, limit: number): Promise<string[]> {
+    const rows = await this.storage.list(P.deletionPrefix, { limit: limit * 4 });
+    const due: string[] = [];
+    for (const r of rows) {
+      const [, at, keyId] = r.key.split('/') as [string, string, string];
+      if (Number(at) > nowMs) break;
+      due.push(keyId);
+      if (due.length >= limit) break;
+    }
+    return due;
+  }
+
+  /**
+   * Resolves a KeyId as given by a caller. `allowAlias: false` for the operations where AWS takes
+   * only key ids and key ARNs (PutKeyPolicy, EnableKey, ...).
+   */
+  async resolve(input: string, scope: Scope, opts: { allowAlias: boolean }, r: StorageReader = this.storage): Promise<KeyRecord> {
+    const ref = parseKeyRef(input, scope);
+    let keyId: string;
+    let accountId = ref.accountId;
+    let region = ref.region;
+    if (ref.kind === 'alias') {
+      if (!opts.allowAlias) throw new NotFoundException(`Invalid keyId '${input}'`);
+      const alias = await this.getAlias({ accountId, region }, ref.aliasName, r);
+      if (!alias) throw new NotFoundException(`Alias ${aliasArn(region, accountId, ref.aliasName)} is not found.`);
+      keyId = alias.targetKeyId;
+    } else {
+      if (!KEY_ID_PATTERN.test(ref.keyId)) throw new NotFoundException(`Invalid keyId '${input}'`);
+      keyId = ref.keyId;
+    }
+    const k = await this.getKey(keyId, r);
+    // Keys live per account and region: another region's key, or a key id from nowhere, gives the
+    // same answer, so nothing can be enumerated across accounts or regions.
+    if (!k || k.region !== scope.region || k.region !== region || k.accountId !== accountId) {
+      throw new NotFoundException(`Key '${keyArn(region, accountId, keyId)}' does not exist`);
+    }
+    return k;
+  }
+
+  // ---- aliases ----
+
+  async getAlias(scope: Scope, aliasName: string, r: StorageReader = this.storage): Promise<AliasRecord | undefined> {
+    const b = await r.get(P.alias(scope.accountId, scope.region, aliasName));
+    return b ? dec<AliasRecord>(b) : undefined;
+  }
+
+  /** Returns false when the alias already exists. */
+  async createAlias(w: StorageWriter, a: AliasRecord): Promise<boolean> {
+    const ok = await w.putIfAbsent(P.alias(a.accountId, a.region, a.aliasName), enc(a));
+    if (ok) await w.put(P.aliasByKey(a.targetKeyId, a.aliasName), Buffer.alloc(0));
+    return ok;
+  }
+
+  async updateAlias(w: StorageWriter, a: AliasRecord, previousTarget: string): Promise<void> {
+    await w.put(P.alias(a.accountId, a.region, a.aliasName), enc(a));
+    await w.delete(P.aliasByKey(previousTarget, a.aliasName));
+    await w.put(P.aliasByKey(a.targetKeyId, a.aliasName), Buffer.alloc(0));
+  }
+
+  async deleteAlias(w: StorageWriter, a: AliasRecord): Promise<void> {
+    await w.delete(P.alias(a.accountId, a.region, a.aliasName));
+    await w.delete(P.aliasByKey(a.targetKeyId, a.aliasName));
+  }
+
+  async listAliases(scope: Scope, after: string | undefined, limit: number): Promise<AliasRecord[]> {
+    const prefix = P.aliasPrefix(scope.accountId, scope.region);
+    const rows = await this.storage.list(prefix, { after: after ? prefix + after : undefined, limit });
+    return rows.map((r) => dec<AliasRecord>(r.value));
+  }
+
+  async aliasNamesForKey(keyId: string): Promise<string[]> {
+    const prefix = P.aliasByKeyPrefix(keyId);
+    return (await this.storage.list(prefix)).map((r) => r.key.slice(prefix.length));
+  }
+}
+
+/** The key-state check, written once (STYLE.md §1): may this key encrypt or decrypt now? */
+export function assertUsable(k: KeyRecord): void {
+  switch (k.state) {
+    case 'Enabled':
+      return;
+    case 'Disabled':
+      throw new DisabledException(`${k.arn} is disabled.`);
+    case 'PendingDeletion':
+      throw new KMSInvalidStateException(`${k.arn} is pending deletion.`);
+    case 'PendingImport':
+      throw new KMSInvalidStateException(`${k.arn} is pending import.`);
+    default:
+      throw new KMSInvalidStateException(`${k.arn} is ${k.state.toLowerCase()}.`);
+  }
+}
+
+export function assertNotPendingDeletion(k: KeyRecord): void {
+  if (k.state === 'PendingDeletion') throw new KMSInvalidStateException(`${k.arn} is pending deletion.`);
+}

@@ -1,0 +1,45 @@
+import type { EncryptionContext } from '../types/index.js';
+import { decodeBlob, MAX_BLOB_BYTES, type CiphertextBlob } from '../format/index.js';
+import { InvalidCiphertextException, KMSInternalException } from '../errors/index.js';
+import type { StorageWriter } from '../barrier/index.js';
+import type { KeyStore, MaterialRef } from './keystore.js';
+
+/**
+ * Wraps any KeyStore so that no implementation can skip the invariants (STYLE.md §4): the blob it
+ * returns parses, names the key and version it was asked for and fits the 6144-byte limit; it is
+ * only asked to decrypt blobs that name the ref it is given.
+ */
+export class GuardedKeyStore implements KeyStore {
+  constructor(private readonly inner: KeyStore) {}
+
+  get name() {
+    return this.inner.name;
+  }
+
+  generate(ref: MaterialRef, w: StorageWriter): Promise<void> {
+    return this.inner.generate(ref, w);
+  }
+
+  async encrypt(ref: MaterialRef, plaintext: Buffer, context: EncryptionContext | undefined): Promise<Buffer> {
+    const blob = await this.inner.encrypt(ref, plaintext, context);
+    let parsed: CiphertextBlob;
+    try {
+      parsed = decodeBlob(blob);
+    } catch {
+      throw new KMSInternalException(`key store ${this.inner.name} produced a malformed blob`);
+    }
+    if (blob.length > MAX_BLOB_BYTES || parsed.keyId !== ref.keyId || parsed.keyVersion !== ref.keyVersion) {
+      throw new KMSInternalException(`key store ${this.inner.name} produced a blob for the wrong key`);
+    }
+    return blob;
+  }
+
+  async decrypt(ref: MaterialRef, blob: CiphertextBlob, context: EncryptionContext | undefined): Promise<Buffer> {
+    if (blob.keyId !== ref.keyId || blob.keyVersion !== ref.keyVersion) throw new InvalidCiphertextException();
+    return this.inner.decrypt(ref, blob, context);
+  }
+
+  destroy(ref: MaterialRef, w: StorageWriter): Promise<void> {
+    return this.inner.destroy(ref, w);
+  }
+}

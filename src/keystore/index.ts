@@ -1,0 +1,3 @@
+export type { KeyStore, MaterialRef } from './keystore.js';
+export { SoftwareKeyStore } from './software-keystore.js';
+export { GuardedKeyStore } from './guarded-keystore.js';

@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto';
+import { MalformedPolicyDocumentException, UnsupportedOperationException, ValidationException } from '../errors/index.js';
+import { keyArn, ownerOf, type KeyRecord } from '../keys/index.js';
+import { defaultKeyPolicy, evaluate, parsePolicy } from '../policy/index.js';
+import type { KeySpec, KeyUsage, Origin, Tag } from '../types/index.js';
+import { authorizeAccount, validateTags, MAX_TAGS_PER_KEY } from './common.js';
+import type { Operation } from './context.js';
+import { keyMetadata, type KeyMetadata } from './key-metadata.js';
+import { TagException } from '../errors/index.js';
+
+export interface CreateKeyInput {
+  policy?: string;
+  description?: string;
+  keyUsage?: KeyUsage;
+  customerMasterKeySpec?: KeySpec;
+  keySpec?: KeySpec;
+  origin?: Origin;
+  customKeyStoreId?: string;
+  bypassPolicyLockoutSafetyCheck?: boolean;
+  tags?: Tag[];
+  multiRegion?: boolean;
+  xksKeyId?: string;
+}
+
+/**
+ * PutKeyPolicy and CreateKey refuse a policy that would lock the caller out of changing it again,
+ * unless the caller says BypassPolicyLockoutSafetyCheck.
+ */
+export function assertNoLockout(policy: string, principal: { arn: string; accountId: string }, arn: string): void {
+  const decision = evaluate(parsePolicy(policy, { requirePrincipal: true }), { principal, action: 'kms:PutKeyPolicy', resource: arn });
+  if (decision.effect !== 'Allow') {
+    throw new MalformedPolicyDocumentException(
+      'The new key policy will not allow you to update the key policy in the future.',
+    );
+  }
+}
+
+export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> = {
+  name: 'CreateKey',
+  eventSource: 'kms.amazonaws.com',
+  readOnly: false,
+  async run(svc, call, input, audit) {
+    authorizeAccount(call, 'CreateKey', audit);
+    if (input.keySpec && input.customerMasterKeySpec) {
+      throw new ValidationException('You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.');
+    }
+    const keySpec = input.keySpec ?? input.customerMasterKeySpec ?? 'SYMMETRIC_DEFAULT';
+    const keyUsage = input.keyUsage ?? 'ENCRYPT_DECRYPT';
+    const origin = input.origin ?? 'AWS_KMS';
+    if (keySpec !== 'SYMMETRIC_DEFAULT') {
+      throw new UnsupportedOperationException(`KeySpec ${keySpec} is not supported by this server yet; only SYMMETRIC_DEFAULT is.`);
+    }
+    if (keyUsage !== 'ENCRYPT_DECRYPT') {
+      throw new ValidationException(`KeyUsage ${keyUsage} is not compatible with KeySpec SYMMETRIC_DEFAULT`);
+    }
+    if (origin !== 'AWS_KMS') throw new UnsupportedOperationException(`Origin ${origin} is not supported by this server yet.`);
+    if (input.customKeyStoreId !== undefined) throw new UnsupportedOperationException('Custom key stores are not supported by this server yet.');
+    if (input.multiRegion) throw new UnsupportedOperationException('Multi-Region keys are not supported by this server yet.');
+    const tags = input.tags ?? [];
+    validateTags(tags);
+    if (tags.length > MAX_TAGS_PER_KEY) throw new TagException('Too many tags');
+
+    const keyId = randomUUID();
+    const arn = keyArn(call.region, call.principal.accountId, keyId);
+    const policy = input.policy ?? defaultKeyPolicy(call.principal.accountId);
+    if (input.policy !== undefined) {
+      parsePolicy(policy, { requirePrincipal: true });
+      if (!input.bypassPolicyLockoutSafetyCheck) assertNoLockout(policy, call.principal, arn);
+    }
+    const now = svc.clock.now();
+    const record: KeyRecord = {
+      keyId,
+      arn,
+      accountId: call.principal.accountId,
+      region: call.region,
+      createdAt: now,
+      description: input.description ?? '',
+      keyUsage,
+      keySpec,
+      origin,
+      state: 'Enabled',
+      policy,
+      tags,
+      createdBy: call.principal.arn,
+      currentVersion: 1,
+      versions: [{ version: 1, createdAt: now }],
+    };
+    await svc.keys.storage.transaction(async (tx) => {
+      await svc.keystore.generate({ keyId, keyVersion: 1 }, tx);
+      await svc.keys.putKey(tx, record);
+    });
+    audit.key(arn, 1);
+    audit.detail('owner', ownerOf(record));
+    return { keyMetadata: keyMetadata(record) };
+  },
+};

@@ -1,0 +1,65 @@
+import {
+  IncorrectKeyException, InvalidCiphertextException, InvalidKeyUsageException, UnsupportedOperationException,
+} from '../errors/index.js';
+import { decodeBlob, type CiphertextBlob } from '../format/index.js';
+import { assertUsable, type KeyRecord } from '../keys/index.js';
+import type { EncryptionContext } from '../types/index.js';
+import { authorizeKey } from './common.js';
+import type { AuditDraft, CallContext, Services } from './context.js';
+
+export function assertSymmetricAlgorithm(key: KeyRecord, algorithm: string | undefined, operation: string): void {
+  if (key.keyUsage !== 'ENCRYPT_DECRYPT') {
+    throw new InvalidKeyUsageException(`${key.arn} key usage is ${key.keyUsage} which is not valid for ${operation}.`);
+  }
+  if (algorithm !== undefined && algorithm !== 'SYMMETRIC_DEFAULT') {
+    throw new InvalidKeyUsageException(`Algorithm ${algorithm} is incompatible with key spec ${key.keySpec}.`);
+  }
+}
+
+export function assertNoRecipient(recipient: unknown): void {
+  if (recipient !== undefined) throw new UnsupportedOperationException('Recipient (Nitro Enclaves attestation) is not supported by this server.');
+}
+
+/** Encrypts under the key's newest backing version; records the version in the audit draft. */
+export async function encryptUnder(svc: Services, key: KeyRecord, plaintext: Buffer, context: EncryptionContext | undefined, audit: AuditDraft): Promise<Buffer> {
+  const ref = { keyId: key.keyId, keyVersion: key.currentVersion };
+  const blob = await svc.keystore.encrypt(ref, plaintext, context);
+  audit.key(key.arn, key.currentVersion);
+  return blob;
+}
+
+export interface OpenedBlob {
+  readonly key: KeyRecord;
+  readonly blob: CiphertextBlob;
+}
+
+/**
+ * Parses a blob and finds its key: the KeyId the caller named must be the blob's key
+ * (IncorrectKeyException, checked before any crypto), then policy, then key state. Every
+ * unreadable blob, including one naming a key that does not exist here, is InvalidCiphertextException.
+ */
+export async function keyForBlob(
+  svc: Services, call: CallContext, ciphertext: Buffer, keyIdInput: string | undefined, action: string, audit: AuditDraft,
+): Promise<OpenedBlob> {
+  const blob = decodeBlob(ciphertext);
+  let named: KeyRecord | undefined;
+  if (keyIdInput !== undefined) {
+    named = await svc.keys.resolve(keyIdInput, call, { allowAlias: true });
+    audit.key(named.arn);
+    if (named.keyId !== blob.keyId) {
+      throw new IncorrectKeyException('The key ID in the request does not identify a CMK that can perform this operation.');
+    }
+  }
+  const key = named ?? (await svc.keys.getKey(blob.keyId));
+  if (!key || key.region !== call.region) throw new InvalidCiphertextException();
+  audit.key(key.arn, blob.keyVersion);
+  authorizeKey(call, key, action, audit);
+  assertUsable(key);
+  assertSymmetricAlgorithm(key, undefined, action);
+  if (!key.versions.some((v) => v.version === blob.keyVersion)) throw new InvalidCiphertextException();
+  return { key, blob };
+}
+
+export async function decryptOpened(svc: Services, opened: OpenedBlob, context: EncryptionContext | undefined): Promise<Buffer> {
+  return svc.keystore.decrypt({ keyId: opened.key.keyId, keyVersion: opened.blob.keyVersion }, opened.blob, context);
+}

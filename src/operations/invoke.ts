@@ -1,0 +1,73 @@
+import { isKmsError, KMSInternalException } from '../errors/index.js';
+import { AuditDraft, type AuditEvent, type CallContext, type Operation, type Services } from './context.js';
+
+/**
+ * Runs one operation and records its audit event before the answer leaves: allowed, denied or
+ * failed. If the event cannot be recorded, the caller gets KMSInternalException and no result.
+ */
+export async function invoke<I, O>(svc: Services, call: CallContext, op: Operation<I, O>, input: I): Promise<O> {
+  const draft = new AuditDraft();
+  let result: O | undefined;
+  let failure: unknown;
+  try {
+    result = await op.run(svc, call, input, draft);
+  } catch (e) {
+    failure = e;
+  }
+  const event: AuditEvent = {
+    eventTime: new Date(svc.clock.now()).toISOString(),
+    eventName: op.name,
+    eventSource: op.eventSource,
+    awsRegion: call.region,
+    requestId: call.requestId,
+    sourceIPAddress: call.sourceIp,
+    userAgent: call.userAgent,
+    tlsVersion: call.tlsVersion,
+    readOnly: op.readOnly,
+    principal: {
+      type: call.principal.type,
+      arn: call.principal.arn,
+      accountId: call.principal.accountId,
+      accessKeyId: call.principal.accessKeyId,
+      userName: call.principal.userName,
+      isRoot: call.principal.type === 'Root',
+    },
+    accessKeyId: call.principal.accessKeyId,
+    resources: draft.resources,
+    encryptionContext: draft.encryptionContext,
+    decision: draft.decision,
+    details: draft.details,
+  };
+  if (failure !== undefined) {
+    event.errorCode = isKmsError(failure) ? failure.type : 'KMSInternalException';
+    if (isKmsError(failure) && failure.fault === 'client') event.errorMessage = failure.message;
+  }
+  try {
+    await svc.audit.record(event);
+  } catch (e) {
+    svc.log('error', 'audit event could not be recorded; failing the request', { requestId: call.requestId, error: String(e) });
+    throw new KMSInternalException('The request could not be recorded in the audit log.');
+  }
+  if (failure !== undefined) throw failure;
+  return result as O;
+}
+
+/** Records an authentication failure (no principal is known). */
+export async function recordAuthFailure(
+  svc: Services,
+  info: { requestId: string; eventName: string; eventSource: string; region: string; sourceIp: string; userAgent: string; accessKeyId?: string; errorCode: string },
+): Promise<void> {
+  await svc.audit.record({
+    eventTime: new Date(svc.clock.now()).toISOString(),
+    eventName: info.eventName,
+    eventSource: info.eventSource,
+    awsRegion: info.region,
+    requestId: info.requestId,
+    sourceIPAddress: info.sourceIp,
+    userAgent: info.userAgent,
+    readOnly: false,
+    accessKeyId: info.accessKeyId,
+    resources: [],
+    errorCode: info.errorCode,
+  });
+}

@@ -1,0 +1,151 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent } from 'node:https';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KMS } from '@aws-sdk/client-kms';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+
+/** The repository root, found from this file whether it runs from src or dist. */
+export const REPO_ROOT = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'bin', 'keyhold.js'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('repository root not found');
+    dir = up;
+  }
+  return dir;
+})();
+
+export const KEYHOLD_BIN = join(REPO_ROOT, 'bin', 'keyhold.js');
+
+export interface Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface TestServer {
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly caFile: string | undefined;
+  readonly accountId: string;
+  readonly credentials: Credentials;
+  readonly proc: ChildProcess;
+  stdout: string;
+  stderr: string;
+  /** An AWS SDK KMS client pointed at this server. */
+  kms(opts?: { region?: string; credentials?: Credentials; maxAttempts?: number }): KMS;
+  /** Stops the server (SIGTERM by default) and waits for it to exit; returns the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Removes the data dir (unless it was given by the caller). */
+  cleanup(): void;
+}
+
+export interface StartOptions {
+  dataDir?: string;
+  args?: string[];
+  env?: Record<string, string>;
+  accountId?: string;
+  credentials?: Credentials;
+  /** prefix the command, e.g. ['faketime', '-f', '+400d'] */
+  wrapper?: string[];
+}
+
+export function newCredentials(): Credentials {
+  return { accessKeyId: 'AKIA' + randomBytes(8).toString('hex').toUpperCase(), secretAccessKey: randomBytes(30).toString('base64') };
+}
+
+export function tempDir(prefix = 'keyhold-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startServer(opts: StartOptions = {}): Promise<TestServer> {
+  const ownDir = opts.dataDir === undefined;
+  const dataDir = opts.dataDir ?? join(tempDir(), 'data');
+  const credentials = opts.credentials ?? newCredentials();
+  const accountId = opts.accountId ?? '111122223333';
+  const cmd = [...(opts.wrapper ?? []), process.execPath, KEYHOLD_BIN, 'server', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
+  const proc = spawn(cmd[0]!, cmd.slice(1), {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      KEYHOLD_ACCOUNT_ID: accountId,
+      KEYHOLD_ROOT_ACCESS_KEY_ID: credentials.accessKeyId,
+      KEYHOLD_ROOT_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+      ...opts.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const server: Partial<TestServer> & { stdout: string; stderr: string } = { stdout: '', stderr: '' };
+  proc.stderr!.on('data', (d: Buffer) => {
+    server.stderr += d.toString();
+  });
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s:\n${server.stdout}\n${server.stderr}`)), 20_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      server.stdout += d.toString();
+      const m = /keyhold listening on (\S+)/.exec(server.stdout);
+      if (m) {
+        clearTimeout(timer);
+        resolveUrl(m[1]!);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n${server.stdout}\n${server.stderr}`));
+    });
+  });
+  const caFile = url.startsWith('https:') && existsSync(join(dataDir, 'tls', 'ca.pem')) ? join(dataDir, 'tls', 'ca.pem') : undefined;
+  const ca = caFile ? readFileSync(caFile) : undefined;
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  return Object.assign(server, {
+    url,
+    port: Number(new URL(url).port),
+    dataDir,
+    caFile,
+    accountId,
+    credentials,
+    proc,
+    kms(o: { region?: string; credentials?: Credentials; maxAttempts?: number } = {}) {
+      return new KMS({
+        endpoint: url,
+        region: o.region ?? 'us-east-1',
+        credentials: o.credentials ?? credentials,
+        maxAttempts: o.maxAttempts ?? 1,
+        requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca, keepAlive: true }) }),
+      });
+    },
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+    cleanup() {
+      if (ownDir) rmSync(resolve(dataDir, '..'), { recursive: true, force: true });
+    },
+  }) as TestServer;
+}
+
+/** Runs the keyhold CLI and collects its output. */
+export function runCli(args: string[], env: Record<string, string | undefined> = {}, input?: Buffer): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const p = spawn(process.execPath, [KEYHOLD_BIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('exit', (code) => resolveRun({ code, stdout, stderr }));
+    if (input) p.stdin.end(input);
+    else p.stdin.end();
+  });
+}
+
+/** Tools a test needs: under CI=true a missing one fails the test instead of skipping it. */
+export function requireTool(name: string, found: boolean): boolean {
+  if (found) return true;
+  if (process.env.CI === 'true') throw new Error(`${name} is required in CI but is not installed`);
+  return false;
+}
