@@ -14,7 +14,7 @@ export interface ClientSettings {
 export class UsageError extends Error {}
 
 export function clientSettings(flags: { 'endpoint-url'?: string; region?: string }, env: NodeJS.ProcessEnv = process.env): ClientSettings {
-  const endpoint = flags['endpoint-url'] ?? env.AWS_ENDPOINT_URL_KMS ?? env.AWS_ENDPOINT_URL;
+  const endpoint = flags['endpoint-url'] || env.AWS_ENDPOINT_URL_KMS || env.AWS_ENDPOINT_URL;
   if (!endpoint) throw new UsageError('no server: set --endpoint-url or AWS_ENDPOINT_URL (e.g. https://127.0.0.1:8443)');
   const region = flags.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
   const credentials =

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { Agent } from 'node:https';
 import { KMS } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { requireTool, startServer, tempDir } from '../helpers/server.js';
+import { requireTool, runCli, startServer, tempDir } from '../helpers/server.js';
 
 const run = promisify(execFile);
 
@@ -189,6 +189,35 @@ print(json.dumps({'arn': key['Arn'], 'pt': pt['Plaintext'].decode(), 'keyId': pt
       }
     } finally {
       first.cleanup();
+    }
+  });
+
+  it('the keyhold CLI finds the server and credentials from the AWS environment variables', async () => {
+    const s = await startServer();
+    try {
+      const env = {
+        AWS_ENDPOINT_URL: s.url, AWS_ACCESS_KEY_ID: s.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey,
+        AWS_REGION: 'us-west-2', AWS_CA_BUNDLE: s.caFile!,
+      };
+      const created = await runCli(['keys', 'create', '--description', 'cli', '--alias', 'alias/from-cli', '--json'], env);
+      assert.equal(created.code, 0, created.stderr);
+      const key = JSON.parse(created.stdout) as { keyId: string; arn: string };
+      assert.match(key.arn, /^arn:aws:kms:us-west-2:/);
+      const listed = await runCli(['keys', 'list', '--json'], env);
+      assert.equal(listed.code, 0, listed.stderr);
+      const rows = JSON.parse(listed.stdout) as { keyId: string; aliases: string[]; state: string }[];
+      assert.deepEqual(rows.find((r) => r.keyId === key.keyId)?.aliases, ['alias/from-cli']);
+      const table = await runCli(['keys', 'list'], env);
+      assert.match(table.stdout, new RegExp(`${key.keyId}\\s+Enabled\\s+alias/from-cli`));
+      const noServer = await runCli(['keys', 'list'], { ...env, AWS_ENDPOINT_URL: '' , AWS_ENDPOINT_URL_KMS: '' });
+      assert.equal(noServer.code, 2);
+      assert.match(noServer.stderr, /AWS_ENDPOINT_URL/);
+      const badCreds = await runCli(['keys', 'list'], { ...env, AWS_SECRET_ACCESS_KEY: 'wrong-secret-wrong-secret' });
+      assert.equal(badCreds.code, 1);
+      assert.match(badCreds.stderr, /InvalidSignatureException/);
+    } finally {
+      await s.stop();
+      s.cleanup();
     }
   });
 });
