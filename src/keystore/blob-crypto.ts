@@ -42,8 +42,10 @@ export function sealBlobV1(
   context: EncryptionContext | undefined,
   fixed?: { nonce: Buffer; iv: Buffer },
 ): Buffer {
-  const nonce = fixed?.nonce ?? randomBytes(BLOB_NONCE_BYTES);
-  const iv = fixed?.iv ?? randomBytes(BLOB_IV_BYTES);
+  // One CSPRNG call for both (each call costs OpenSSL a fork check, a system call).
+  const fresh = fixed ? undefined : randomBytes(BLOB_NONCE_BYTES + BLOB_IV_BYTES);
+  const nonce = fixed?.nonce ?? fresh!.subarray(0, BLOB_NONCE_BYTES);
+  const iv = fixed?.iv ?? fresh!.subarray(BLOB_NONCE_BYTES);
   const fields = { version: 1, keyId: ref.keyId, keyVersion: ref.keyVersion, nonce, iv } as const;
   const header = encodeBlobHeader(fields);
   const aad = Buffer.concat([header, canonicalEncryptionContext(context)]);
