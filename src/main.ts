@@ -15,7 +15,7 @@ import { KeyRepository } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
 import { JsonlAuditLog } from './audit/index.js';
 import { systemClock, type Clock, type Services } from './operations/index.js';
-import { DELETION_JOB, JobRunner } from './jobs/index.js';
+import { DELETION_JOB, JobRunner, ROTATION_JOB } from './jobs/index.js';
 import { createHandler } from './api/aws-json/handler.js';
 import { ensureLocalTls } from './api/tls.js';
 
@@ -100,7 +100,7 @@ export async function startServer(config: ServerConfig, opts: { clock?: Clock; a
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${scheme}://${host}:${port}`;
 
-  const jobs = new JobRunner(services, [DELETION_JOB], config.jobIntervalMs);
+  const jobs = new JobRunner(services, [DELETION_JOB, ROTATION_JOB], config.jobIntervalMs);
   jobs.start();
 
   let closing: Promise<void> | undefined;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { deleteDueKeys, type Services } from '../operations/index.js';
+import { deleteDueKeys, rotateDueKeys, type Services } from '../operations/index.js';
 
 export interface Job {
   readonly name: string;
@@ -7,6 +7,7 @@ export interface Job {
 }
 
 export const DELETION_JOB: Job = { name: 'key-deletion', run: (svc) => deleteDueKeys(svc) };
+export const ROTATION_JOB: Job = { name: 'key-rotation', run: (svc) => rotateDueKeys(svc) };
 
 /**
  * Polls for due work. Deadlines live in storage, never in timers, so work that came due while the

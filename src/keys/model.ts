@@ -3,6 +3,17 @@ import type { KeySpec, KeyState, KeyUsage, Origin, Tag } from '../types/index.js
 export interface KeyVersion {
   readonly version: number;
   readonly createdAt: number;
+  /** How this version came to be; the initial version, made by CreateKey, has none. */
+  readonly rotationType?: 'AUTOMATIC' | 'ON_DEMAND';
+}
+
+/** Automatic rotation schedule, plus the count that enforces AWS's on-demand limit. */
+export interface RotationState {
+  enabled: boolean;
+  periodDays: number;
+  /** Epoch ms the job rotates at; set while enabled. */
+  nextRotationAt?: number;
+  onDemandCount: number;
 }
 
 /** A KMS key as stored. Times are epoch milliseconds. Material lives in the KeyStore, never here. */
@@ -25,6 +36,8 @@ export interface KeyRecord {
   readonly createdBy: string;
   currentVersion: number;
   versions: KeyVersion[];
+  /** Absent on records written before rotation existed: read it through `rotationOf`. */
+  rotation?: RotationState;
 }
 
 export interface AliasRecord {
@@ -53,4 +66,20 @@ export function isEnabled(k: KeyRecord): boolean {
 /** Every key has an owner: the principal that created it, unless an `Owner` tag names another. */
 export function ownerOf(k: KeyRecord): string {
   return k.tags.find((t) => t.tagKey === 'Owner')?.tagValue ?? k.createdBy;
+}
+
+export const DEFAULT_ROTATION_PERIOD_DAYS = 365;
+export const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The key's rotation state. Records from before rotation existed carry none; they were created
+ * under the rotation-on default, so they read as enabled with a due date a year after creation.
+ */
+export function rotationOf(k: KeyRecord): RotationState {
+  return k.rotation ?? {
+    enabled: true,
+    periodDays: DEFAULT_ROTATION_PERIOD_DAYS,
+    nextRotationAt: k.createdAt + DEFAULT_ROTATION_PERIOD_DAYS * DAY_MS,
+    onDemandCount: 0,
+  };
 }

@@ -3,7 +3,7 @@ import {
   DisabledException, InvalidArnException, KMSInvalidStateException, NotFoundException,
 } from '../errors/index.js';
 import { KEY_ID_PATTERN } from '../types/index.js';
-import { aliasArn, keyArn, type AliasRecord, type KeyRecord } from './model.js';
+import { aliasArn, keyArn, rotationOf, type AliasRecord, type KeyRecord } from './model.js';
 
 /** Storage layout, in one place. */
 const P = {
@@ -16,7 +16,20 @@ const P = {
   aliasByKey: (keyId: string, name: string) => `aliasbykey/${keyId}/${name}`,
   deletionPrefix: 'deletion/',
   deletion: (at: number, keyId: string) => `deletion/${String(at).padStart(15, '0')}/${keyId}`,
+  rotationPrefix: 'rotation/',
+  rotation: (at: number, keyId: string) => `rotation/${String(at).padStart(15, '0')}/${keyId}`,
 };
+
+/**
+ * The due date the rotation index holds for a key: only while rotation is on and the key is Enabled,
+ * since only those rotate. A disabled key drops out, so overdue disabled keys cannot crowd the front
+ * of the index; re-enabling writes the entry back with its old date, and the job rotates it then.
+ */
+function rotationDue(k: KeyRecord | undefined): number | undefined {
+  if (!k || k.state !== 'Enabled') return undefined;
+  const r = rotationOf(k);
+  return r.enabled ? r.nextRotationAt : undefined;
+}
 
 const enc = (v: unknown) => Buffer.from(JSON.stringify(v));
 const dec = <T>(b: Buffer) => JSON.parse(b.toString('utf8')) as T;
@@ -65,6 +78,12 @@ export class KeyRepository {
       await w.delete(P.deletion(previous.deletionDate, k.keyId));
     }
     if (k.deletionDate !== undefined) await w.put(P.deletion(k.deletionDate, k.keyId), Buffer.alloc(0));
+    // Legacy records have no rotation field but are due (rotationOf), so the index entry is derived
+    // the same way for the previous and the new record.
+    const before = rotationDue(previous);
+    const after = rotationDue(k);
+    if (before !== undefined && before !== after) await w.delete(P.rotation(before, k.keyId));
+    if (after !== undefined) await w.put(P.rotation(after, k.keyId), Buffer.alloc(0));
   }
 
   /** Removes the key record and every index and alias pointing at it. */
@@ -75,6 +94,8 @@ export class KeyRepository {
       await w.delete(a.key);
     }
     if (k.deletionDate !== undefined) await w.delete(P.deletion(k.deletionDate, k.keyId));
+    const due = rotationDue(k);
+    if (due !== undefined) await w.delete(P.rotation(due, k.keyId));
     await w.delete(P.keyIndex(k.accountId, k.region, k.keyId));
     await w.delete(P.key(k.keyId));
   }
@@ -88,6 +109,22 @@ export class KeyRepository {
   /** Keys whose deletion date has passed, oldest first. */
   async dueForDeletion(nowMs: number, limit: number): Promise<string[]> {
     const rows = await this.storage.list(P.deletionPrefix, { limit: limit * 4 });
+    const due: string[] = [];
+    for (const r of rows) {
+      const [, at, keyId] = r.key.split('/') as [string, string, string];
+      if (Number(at) > nowMs) break;
+      due.push(keyId);
+      if (due.length >= limit) break;
+    }
+    return due;
+  }
+
+  /**
+   * Keys whose rotation date has passed, oldest first. The index is a hint: the job re-reads each
+   * record in its transaction. Records from before the index existed are not in it until next written.
+   */
+  async dueForRotation(nowMs: number, limit: number): Promise<string[]> {
+    const rows = await this.storage.list(P.rotationPrefix, { limit: limit * 4 });
     const due: string[] = [];
     for (const r of rows) {
       const [, at, keyId] = r.key.split('/') as [string, string, string];

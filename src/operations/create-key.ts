@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { MalformedPolicyDocumentException, UnsupportedOperationException, ValidationException } from '../errors/index.js';
-import { keyArn, ownerOf, type KeyRecord } from '../keys/index.js';
+import { DAY_MS, DEFAULT_ROTATION_PERIOD_DAYS, keyArn, ownerOf, type KeyRecord } from '../keys/index.js';
 import { defaultKeyPolicy, evaluate, parsePolicy } from '../policy/index.js';
 import type { KeySpec, KeyUsage, Origin, Tag } from '../types/index.js';
 import { authorizeAccount, validateTags, MAX_TAGS_PER_KEY } from './common.js';
@@ -35,6 +35,9 @@ export function assertNoLockout(policy: string, principal: { arn: string; accoun
   }
 }
 
+/** The tag by which a creator turns off the rotation-on default for a new key. */
+export const ROTATION_OPT_OUT_TAG = { tagKey: 'KeyholdRotation', tagValue: 'disabled' } as const;
+
 export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> = {
   name: 'CreateKey',
   eventSource: 'kms.amazonaws.com',
@@ -68,6 +71,8 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
       if (!input.bypassPolicyLockoutSafetyCheck) assertNoLockout(policy, call.principal, arn);
     }
     const now = svc.clock.now();
+    // Rotation is on unless the creator opts out: a key nobody remembers to rotate is the common failure.
+    const rotationOptOut = tags.some((t) => t.tagKey === ROTATION_OPT_OUT_TAG.tagKey && t.tagValue === ROTATION_OPT_OUT_TAG.tagValue);
     const record: KeyRecord = {
       keyId,
       arn,
@@ -84,6 +89,9 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
       createdBy: call.principal.arn,
       currentVersion: 1,
       versions: [{ version: 1, createdAt: now }],
+      rotation: rotationOptOut
+        ? { enabled: false, periodDays: DEFAULT_ROTATION_PERIOD_DAYS, onDemandCount: 0 }
+        : { enabled: true, periodDays: DEFAULT_ROTATION_PERIOD_DAYS, nextRotationAt: now + DEFAULT_ROTATION_PERIOD_DAYS * DAY_MS, onDemandCount: 0 },
     };
     await svc.keys.storage.transaction(async (tx) => {
       await svc.keystore.generate({ keyId, keyVersion: 1 }, tx);
@@ -91,6 +99,7 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
     });
     audit.key(arn, 1);
     audit.detail('owner', ownerOf(record));
+    if (rotationOptOut) audit.detail('rotationOptOut', true);
     return { keyMetadata: keyMetadata(record) };
   },
 };

@@ -24,6 +24,8 @@ const TagList = list(Tag);
 const DryRun = bool();
 const DryRunModifierList = list(str({ enum: ['IGNORE_CIPHERTEXT'] }));
 const RecipientInfo = any();
+const RotationPeriodInDaysType = int({ min: 90, max: 2560 });
+const ROTATION_TYPES = ['AUTOMATIC', 'ON_DEMAND'] as const;
 
 const KeyMetadata = struct({
   AWSAccountId: str(),
@@ -173,6 +175,26 @@ export const KMS_ROUTES = {
     struct({ NumberOfBytes: NumberOfBytesType, CustomKeyStoreId: str({ min: 1, max: 64 }), Recipient: RecipientInfo }),
     struct({ Plaintext: blob() }),
     ops.generateRandom,
+  ),
+  EnableKeyRotation: route(
+    struct({ KeyId: KeyIdType, RotationPeriodInDays: RotationPeriodInDaysType }, ['KeyId']),
+    Empty,
+    ops.enableKeyRotation,
+  ),
+  DisableKeyRotation: route(KeyIdOnly, Empty, ops.disableKeyRotation),
+  GetKeyRotationStatus: route(
+    KeyIdOnly,
+    struct({
+      KeyRotationEnabled: bool(), KeyId: str(), RotationPeriodInDays: int(), NextRotationDate: timestamp(),
+      OnDemandRotationStartDate: timestamp(),
+    }),
+    ops.getKeyRotationStatus,
+  ),
+  RotateKeyOnDemand: route(KeyIdOnly, struct({ KeyId: str() }), ops.rotateKeyOnDemand),
+  ListKeyRotations: route(
+    struct({ KeyId: KeyIdType, Limit: LimitType, Marker: MarkerType }, ['KeyId']),
+    struct({ Rotations: list(struct({ KeyId: str(), RotationDate: timestamp(), RotationType: str({ enum: ROTATION_TYPES }) })), ...Paged }),
+    ops.listKeyRotations,
   ),
 } satisfies Record<string, Route>;
 
