@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { clientSettings, kmsClient, UsageError } from './client.js';
+import { keysReport } from './keys-report.js';
 
 const HELP = `Usage: keyhold <command> [options]
 
@@ -10,6 +11,11 @@ Client (find the server and credentials as the AWS tools do: --endpoint-url or A
 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_CA_BUNDLE):
   keyhold keys list [--json]     every key in the region with its state and aliases
   keyhold keys create [--description D] [--alias alias/NAME] [--json]
+  keyhold keys report [--json]   every key with aliases, owner, state, rotation (on/off, period, last and
+                                 next date), age of the newest version, versions in use and the flags
+                                 rotation-off, rotation-overdue, never-rotated. The owner is the Owner tag;
+                                 without one it shows "creator (see audit)" (the creator is in the audit
+                                 log, not in the API). Keys pending deletion show no rotation data.
 
 Common options: --endpoint-url URL, --region R, --json
 `;
@@ -66,6 +72,7 @@ export async function cliMain(argv: string[], out: Out = (l) => process.stdout.w
     }
     if (group === 'keys' && sub === 'list') return await keysList(rest, out);
     if (group === 'keys' && sub === 'create') return await keysCreate(rest, out);
+    if (group === 'keys' && sub === 'report') return await keysReport(rest, out);
     throw new UsageError(`unknown command: ${[group, sub].filter(Boolean).join(' ')}\n\n${HELP}`);
   } catch (e) {
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

@@ -1,0 +1,156 @@
+import { parseArgs } from 'node:util';
+import type { GetKeyRotationStatusCommandOutput, KMS } from '@aws-sdk/client-kms';
+import { clientSettings, kmsClient } from './client.js';
+
+const DAY = 86400_000;
+
+/** Shown as the owner when a key has no `Owner` tag: the creator is only in the audit log. */
+export const CREATOR_SEE_AUDIT = 'creator (see audit)';
+
+export type ReportFlag = 'rotation-off' | 'rotation-overdue' | 'never-rotated';
+
+export interface KeyReportRow {
+  keyId: string;
+  aliases: string[];
+  owner: string;
+  state: string;
+  /** null when the key is pending deletion (no rotation data). */
+  rotationEnabled: boolean | null;
+  rotationPeriodDays: number | null;
+  lastRotationDate: string | null;
+  nextRotationDate: string | null;
+  newestVersionAgeDays: number;
+  versionsInUse: number | null;
+  flags: ReportFlag[];
+}
+
+type Out = (line: string) => void;
+
+function isInvalidState(e: unknown): boolean {
+  return (e as { name?: string }).name === 'KMSInvalidStateException';
+}
+
+async function listAliases(kms: KMS): Promise<Map<string, string[]>> {
+  const aliases = new Map<string, string[]>();
+  for (let marker: string | undefined; ; ) {
+    const page = await kms.listAliases({ Marker: marker });
+    for (const a of page.Aliases ?? []) if (a.TargetKeyId) aliases.set(a.TargetKeyId, [...(aliases.get(a.TargetKeyId) ?? []), a.AliasName!]);
+    if (!page.Truncated) break;
+    marker = page.NextMarker;
+  }
+  return aliases;
+}
+
+async function ownerTag(kms: KMS, keyId: string): Promise<string | undefined> {
+  let owner: string | undefined;
+  try {
+    for (let marker: string | undefined; ; ) {
+      const page = await kms.listResourceTags({ KeyId: keyId, Marker: marker });
+      for (const t of page.Tags ?? []) if (t.TagKey === 'Owner') owner = t.TagValue;
+      if (!page.Truncated) break;
+      marker = page.NextMarker;
+    }
+  } catch (e) {
+    if (!isInvalidState(e)) throw e;
+  }
+  return owner;
+}
+
+async function rotationDates(kms: KMS, keyId: string): Promise<Date[]> {
+  const dates: Date[] = [];
+  for (let marker: string | undefined; ; ) {
+    const page = await kms.listKeyRotations({ KeyId: keyId, Marker: marker });
+    for (const r of page.Rotations ?? []) if (r.RotationDate) dates.push(r.RotationDate);
+    if (!page.Truncated) break;
+    marker = page.NextMarker;
+  }
+  return dates.sort((a, b) => a.getTime() - b.getTime());
+}
+
+async function reportRow(kms: KMS, keyId: string, aliases: string[], now: number): Promise<KeyReportRow> {
+  const { KeyMetadata: m } = await kms.describeKey({ KeyId: keyId });
+  const created = m!.CreationDate!;
+  const owner = (await ownerTag(kms, keyId)) ?? CREATOR_SEE_AUDIT;
+  const row: KeyReportRow = {
+    keyId,
+    aliases,
+    owner,
+    state: m!.KeyState!,
+    rotationEnabled: null,
+    rotationPeriodDays: null,
+    lastRotationDate: null,
+    nextRotationDate: null,
+    newestVersionAgeDays: Math.floor((now - created.getTime()) / DAY),
+    versionsInUse: null,
+    flags: [],
+  };
+  let status: GetKeyRotationStatusCommandOutput;
+  let rotations: Date[];
+  try {
+    status = await kms.getKeyRotationStatus({ KeyId: keyId });
+    rotations = await rotationDates(kms, keyId);
+  } catch (e) {
+    if (isInvalidState(e)) return row; // pending deletion: no rotation data
+    throw e;
+  }
+  const last = rotations.at(-1);
+  const enabled = status.KeyRotationEnabled === true;
+  const keyAgeDays = (now - created.getTime()) / DAY;
+  row.rotationEnabled = enabled;
+  row.rotationPeriodDays = status.RotationPeriodInDays ?? null;
+  row.lastRotationDate = last ? last.toISOString() : null;
+  row.nextRotationDate = status.NextRotationDate ? status.NextRotationDate.toISOString() : null;
+  row.newestVersionAgeDays = Math.floor((now - (last ?? created).getTime()) / DAY);
+  row.versionsInUse = 1 + rotations.length;
+  if (!enabled) row.flags.push('rotation-off');
+  if (enabled && status.NextRotationDate && status.NextRotationDate.getTime() < now) row.flags.push('rotation-overdue');
+  const limitDays = enabled ? (status.RotationPeriodInDays ?? 365) : 365;
+  if (rotations.length === 0 && keyAgeDays > limitDays) row.flags.push('never-rotated');
+  return row;
+}
+
+export async function buildReport(kms: KMS, now = Date.now()): Promise<KeyReportRow[]> {
+  const aliases = await listAliases(kms);
+  const rows: KeyReportRow[] = [];
+  for (let marker: string | undefined; ; ) {
+    const page = await kms.listKeys({ Marker: marker });
+    for (const k of page.Keys ?? []) rows.push(await reportRow(kms, k.KeyId!, aliases.get(k.KeyId!) ?? [], now));
+    if (!page.Truncated) break;
+    marker = page.NextMarker;
+  }
+  return rows;
+}
+
+function table(rows: KeyReportRow[], out: Out): void {
+  const day = (iso: string | null) => (iso ? iso.slice(0, 10) : '-');
+  const cells = rows.map((r) => [
+    r.keyId,
+    r.aliases.join(',') || '-',
+    r.owner,
+    r.state,
+    r.rotationEnabled === null ? '-' : r.rotationEnabled ? 'on' : 'off',
+    r.rotationPeriodDays === null ? '-' : String(r.rotationPeriodDays),
+    day(r.lastRotationDate),
+    day(r.nextRotationDate),
+    String(r.newestVersionAgeDays),
+    r.versionsInUse === null ? '-' : String(r.versionsInUse),
+    r.flags.join(',') || '-',
+  ]);
+  const head = ['KEY ID', 'ALIASES', 'OWNER', 'STATE', 'ROTATION', 'PERIOD', 'LAST ROTATION', 'NEXT ROTATION', 'AGE DAYS', 'VERSIONS', 'FLAGS'];
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]!))).join('  ');
+  out(line(head));
+  for (const c of cells) out(line(c));
+  const count = (f: ReportFlag) => rows.filter((r) => r.flags.includes(f)).length;
+  out('');
+  out(`${rows.length} keys: ${count('rotation-off')} rotation-off, ${count('rotation-overdue')} rotation-overdue, ${count('never-rotated')} never-rotated`);
+}
+
+/** keyhold keys report [--json] [--endpoint-url URL] [--region R] */
+export async function keysReport(argv: string[], out: Out): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' } } });
+  const rows = await buildReport(kmsClient(clientSettings(values)));
+  if (values.json) out(JSON.stringify(rows, null, 2));
+  else table(rows, out);
+  return 0;
+}

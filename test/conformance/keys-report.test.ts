@@ -1,0 +1,131 @@
+/**
+ * `keyhold keys report`: the CLI against a real server, through the AWS SDK only.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { KMS } from '@aws-sdk/client-kms';
+import { buildReport } from '../../src/cli/keys-report.js';
+import { runCli, startServer, type TestServer } from '../helpers/server.js';
+
+const DAY = 86400_000;
+
+interface Row {
+  keyId: string;
+  aliases: string[];
+  owner: string;
+  state: string;
+  rotationEnabled: boolean | null;
+  rotationPeriodDays: number | null;
+  lastRotationDate: string | null;
+  nextRotationDate: string | null;
+  newestVersionAgeDays: number;
+  versionsInUse: number | null;
+  flags: string[];
+}
+
+function assertNearIso(actual: string | null, expectedMs: number, slackMs = 5 * 60_000): void {
+  assert.ok(actual, 'date missing');
+  assert.match(actual, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+  assert.ok(Math.abs(Date.parse(actual) - expectedMs) < slackMs, `${actual} is not near ${new Date(expectedMs).toISOString()}`);
+}
+
+describe('keyhold keys report', () => {
+  let server: TestServer;
+  let kms: KMS;
+  let env: Record<string, string>;
+  const ids = { plain: '', off: '', owned: '', rotated: '', deleting: '' };
+  let lastRotation: Date;
+
+  before(async () => {
+    server = await startServer();
+    kms = server.kms();
+    env = {
+      AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
+      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!,
+    };
+    ids.plain = (await kms.createKey({})).KeyMetadata!.KeyId!;
+    await kms.createAlias({ AliasName: 'alias/report-plain', TargetKeyId: ids.plain });
+    ids.off = (await kms.createKey({ Tags: [{ TagKey: 'KeyholdRotation', TagValue: 'disabled' }] })).KeyMetadata!.KeyId!;
+    ids.owned = (await kms.createKey({ Tags: [{ TagKey: 'Owner', TagValue: 'alice@example.com' }] })).KeyMetadata!.KeyId!;
+    ids.rotated = (await kms.createKey({})).KeyMetadata!.KeyId!;
+    await kms.rotateKeyOnDemand({ KeyId: ids.rotated });
+    await kms.rotateKeyOnDemand({ KeyId: ids.rotated });
+    const rotations = (await kms.listKeyRotations({ KeyId: ids.rotated })).Rotations!;
+    assert.equal(rotations.length, 2);
+    lastRotation = rotations.at(-1)!.RotationDate!;
+    ids.deleting = (await kms.createKey({})).KeyMetadata!.KeyId!;
+    await kms.scheduleKeyDeletion({ KeyId: ids.deleting, PendingWindowInDays: 7 });
+  });
+  after(async () => {
+    await server.stop();
+    server.cleanup();
+  });
+
+  it('--json lists every key with owner, state, rotation data and flags', async () => {
+    const r = await runCli(['keys', 'report', '--json'], env);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = JSON.parse(r.stdout) as Row[];
+    assert.equal(rows.length, 5);
+    const byId = new Map(rows.map((row) => [row.keyId, row]));
+    const now = Date.now();
+
+    const plain = byId.get(ids.plain)!;
+    assertNearIso(plain.nextRotationDate, now + 365 * DAY);
+    assert.deepEqual({ ...plain, nextRotationDate: null }, {
+      keyId: ids.plain, aliases: ['alias/report-plain'], owner: 'creator (see audit)', state: 'Enabled', rotationEnabled: true,
+      rotationPeriodDays: 365, lastRotationDate: null, nextRotationDate: null, newestVersionAgeDays: 0, versionsInUse: 1, flags: [],
+    });
+
+    assert.deepEqual(byId.get(ids.off), {
+      keyId: ids.off, aliases: [], owner: 'creator (see audit)', state: 'Enabled', rotationEnabled: false,
+      rotationPeriodDays: null, lastRotationDate: null, nextRotationDate: null, newestVersionAgeDays: 0, versionsInUse: 1, flags: ['rotation-off'],
+    });
+
+    const owned = byId.get(ids.owned)!;
+    assertNearIso(owned.nextRotationDate, now + 365 * DAY);
+    assert.deepEqual({ ...owned, nextRotationDate: null }, {
+      keyId: ids.owned, aliases: [], owner: 'alice@example.com', state: 'Enabled', rotationEnabled: true,
+      rotationPeriodDays: 365, lastRotationDate: null, nextRotationDate: null, newestVersionAgeDays: 0, versionsInUse: 1, flags: [],
+    });
+
+    const rotated = byId.get(ids.rotated)!;
+    assert.equal(rotated.lastRotationDate, lastRotation.toISOString());
+    assertNearIso(rotated.nextRotationDate, now + 365 * DAY);
+    assert.deepEqual({ ...rotated, nextRotationDate: null }, {
+      keyId: ids.rotated, aliases: [], owner: 'creator (see audit)', state: 'Enabled', rotationEnabled: true,
+      rotationPeriodDays: 365, lastRotationDate: lastRotation.toISOString(), nextRotationDate: null, newestVersionAgeDays: 0, versionsInUse: 3, flags: [],
+    });
+
+    assert.deepEqual(byId.get(ids.deleting), {
+      keyId: ids.deleting, aliases: [], owner: 'creator (see audit)', state: 'PendingDeletion', rotationEnabled: null,
+      rotationPeriodDays: null, lastRotationDate: null, nextRotationDate: null, newestVersionAgeDays: 0, versionsInUse: null, flags: [],
+    });
+  });
+
+  it('without --json prints an aligned table and a summary of the flags', async () => {
+    const r = await runCli(['keys', 'report'], env);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.match(lines[0]!, /^KEY ID\s+ALIASES\s+OWNER\s+STATE\s+ROTATION\s+PERIOD\s+LAST ROTATION\s+NEXT ROTATION\s+AGE DAYS\s+VERSIONS\s+FLAGS$/);
+    for (const id of Object.values(ids)) assert.ok(r.stdout.includes(id), `${id} missing from the table`);
+    assert.match(r.stdout, new RegExp(`${ids.off}\\s+-\\s+creator \\(see audit\\)\\s+Enabled\\s+off\\s+-\\s+-\\s+-\\s+0\\s+1\\s+rotation-off`));
+    assert.match(r.stdout, new RegExp(`${ids.owned}\\s+-\\s+alice@example\\.com\\s+Enabled\\s+on\\s+365\\s`));
+    assert.match(r.stdout, new RegExp(`${ids.deleting}\\s+-\\s+creator \\(see audit\\)\\s+PendingDeletion\\s+-\\s+-`));
+    // The columns line up: every row starts the STATE column at the same offset.
+    const stateAt = lines[0]!.indexOf('STATE');
+    for (const line of lines.slice(1, 6)) assert.match(line.slice(stateAt), /^(Enabled|PendingDeletion)\s/);
+    assert.equal(lines.at(-1), '5 keys: 1 rotation-off, 0 rotation-overdue, 0 never-rotated');
+  });
+
+  it('flags rotation-overdue and never-rotated once the keys are older than their period', async () => {
+    // The same report as the CLI's, computed as if 400 days had passed (no real year passes).
+    const rows = await buildReport(kms, Date.now() + 400 * DAY);
+    const flags = new Map(rows.map((row) => [row.keyId, row.flags]));
+    assert.deepEqual(flags.get(ids.plain), ['rotation-overdue', 'never-rotated']);
+    assert.deepEqual(flags.get(ids.off), ['rotation-off', 'never-rotated']);
+    assert.deepEqual(flags.get(ids.owned), ['rotation-overdue', 'never-rotated']);
+    assert.deepEqual(flags.get(ids.rotated), ['rotation-overdue']);
+    assert.deepEqual(flags.get(ids.deleting), []);
+    assert.equal(rows.find((row) => row.keyId === ids.rotated)!.newestVersionAgeDays, 400);
+  });
+});
