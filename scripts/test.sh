@@ -20,6 +20,7 @@ need=()
 command -v aws >/dev/null 2>&1 || need+=(awscli)
 command -v python3 >/dev/null 2>&1 && python3 -c 'import boto3' >/dev/null 2>&1 || need+=(python3-boto3)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v faketime >/dev/null 2>&1 || need+=(faketime)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   apt_install "${need[@]}"
