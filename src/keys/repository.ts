@@ -107,30 +107,25 @@ export class KeyRepository {
   }
 
   /** Keys whose deletion date has passed, oldest first. */
-  async dueForDeletion(nowMs: number, limit: number): Promise<string[]> {
-    const rows = await this.storage.list(P.deletionPrefix, { limit: limit * 4 });
-    const due: string[] = [];
-    for (const r of rows) {
-      const [, at, keyId] = r.key.split('/') as [string, string, string];
-      if (Number(at) > nowMs) break;
-      due.push(keyId);
-      if (due.length >= limit) break;
-    }
-    return due;
+  dueForDeletion(nowMs: number, limit: number): Promise<string[]> {
+    return this.dueIn(P.deletionPrefix, nowMs, limit);
   }
 
   /**
    * Keys whose rotation date has passed, oldest first. The index is a hint: the job re-reads each
    * record in its transaction. Records from before the index existed are not in it until next written.
    */
-  async dueForRotation(nowMs: number, limit: number): Promise<string[]> {
-    const rows = await this.storage.list(P.rotationPrefix, { limit: limit * 4 });
+  dueForRotation(nowMs: number, limit: number): Promise<string[]> {
+    return this.dueIn(P.rotationPrefix, nowMs, limit);
+  }
+
+  /** Reads a `<prefix><15-digit time>/<keyId>` index up to nowMs; the index is ordered by time. */
+  private async dueIn(prefix: string, nowMs: number, limit: number): Promise<string[]> {
     const due: string[] = [];
-    for (const r of rows) {
-      const [, at, keyId] = r.key.split('/') as [string, string, string];
+    for (const r of await this.storage.list(prefix, { limit })) {
+      const [at, keyId] = r.key.slice(prefix.length).split('/') as [string, string];
       if (Number(at) > nowMs) break;
       due.push(keyId);
-      if (due.length >= limit) break;
     }
     return due;
   }

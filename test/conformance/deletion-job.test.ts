@@ -5,25 +5,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
-import { Agent } from 'node:https';
 import { join } from 'node:path';
-import { KMS } from '@aws-sdk/client-kms';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { parseServerConfig } from '../../src/config.js';
-import { startServer as startInProcess, type RunningServer } from '../../src/main.js';
-import { newCredentials, tempDir } from '../helpers/server.js';
+import { startServer as startInProcess } from '../../src/main.js';
+import { inProcessClient, newCredentials, tempDir } from '../helpers/server.js';
 
 const DAY = 86400_000;
 
-function client(s: RunningServer, dataDir: string, creds: { accessKeyId: string; secretAccessKey: string }, _clockOffset: () => number): KMS {
-  return new KMS({
-    endpoint: s.url,
-    region: 'us-east-1',
-    credentials: creds,
-    maxAttempts: 1,
-    requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: readFileSync(join(dataDir, 'tls', 'ca.pem')) }) }),
-  });
-}
 
 describe('scheduled key deletion job', () => {
   it('deletes a key, its aliases and its material once the waiting period has passed, not before, and survives a restart', async () => {
@@ -37,7 +25,7 @@ describe('scheduled key deletion job', () => {
     const quiet = () => undefined;
     let s = await startInProcess(config, { clock, announce: quiet });
     try {
-      let kms = client(s, dataDir, creds, () => offset);
+      let kms = inProcessClient(s.url, dataDir, creds);
       const doomed = (await kms.createKey({})).KeyMetadata!;
       const kept = (await kms.createKey({})).KeyMetadata!;
       await kms.createAlias({ AliasName: 'alias/doomed', TargetKeyId: doomed.KeyId! });
@@ -49,12 +37,12 @@ describe('scheduled key deletion job', () => {
 
       offset = 6 * DAY;
       await s.jobs.tick();
-      kms = client(s, dataDir, creds, () => offset);
+      kms = inProcessClient(s.url, dataDir, creds);
       assert.equal((await kms.describeKey({ KeyId: doomed.KeyId! })).KeyMetadata!.KeyState, 'PendingDeletion', 'deleted early');
 
       offset = 7 * DAY + 60_000;
       await s.jobs.tick();
-      kms = client(s, dataDir, creds, () => offset);
+      kms = inProcessClient(s.url, dataDir, creds);
       await assert.rejects(kms.describeKey({ KeyId: doomed.KeyId! }), { name: 'NotFoundException' });
       await assert.rejects(kms.describeKey({ KeyId: 'alias/doomed' }), { name: 'NotFoundException' });
       assert.equal((await kms.describeKey({ KeyId: kept.KeyId! })).KeyMetadata!.KeyState, 'Disabled');
@@ -69,7 +57,7 @@ describe('scheduled key deletion job', () => {
       offset = 31 * DAY;
       s = await startInProcess(config, { clock, announce: quiet });
       await s.jobs.tick();
-      kms = client(s, dataDir, creds, () => offset);
+      kms = inProcessClient(s.url, dataDir, creds);
       await assert.rejects(kms.describeKey({ KeyId: later.KeyId! }), { name: 'NotFoundException' });
       assert.equal((await kms.describeKey({ KeyId: kept.KeyId! })).KeyMetadata!.KeyState, 'Disabled');
     } finally {

@@ -6,16 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { KMS } from '@aws-sdk/client-kms';
+import { rejects } from '../helpers/assert.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
-async function rejects(p: Promise<unknown>, name: string, message?: RegExp | string): Promise<void> {
-  await assert.rejects(p, (e: Error) => {
-    assert.equal(e.name, name, `expected ${name}, got ${e.name}: ${e.message}`);
-    if (message instanceof RegExp) assert.match(e.message, message);
-    else if (typeof message === 'string') assert.equal(e.message, message);
-    return true;
-  });
-}
 
 describe('KMS cryptographic operations (AWS SDK v3, HTTPS)', () => {
   let server: TestServer;

@@ -5,16 +5,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { KMS } from '@aws-sdk/client-kms';
+import { rejects } from '../helpers/assert.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
-async function rejects(p: Promise<unknown>, name: string, message?: RegExp | string): Promise<void> {
-  await assert.rejects(p, (e: Error & { name: string; $metadata?: unknown }) => {
-    assert.equal(e.name, name, `expected ${name}, got ${e.name}: ${e.message}`);
-    if (message instanceof RegExp) assert.match(e.message, message);
-    else if (typeof message === 'string') assert.equal(e.message, message);
-    return true;
-  });
-}
 
 describe('KMS key management (AWS SDK v3, HTTPS)', () => {
   let server: TestServer;

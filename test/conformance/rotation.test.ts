@@ -6,14 +6,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
-import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { KMS } from '@aws-sdk/client-kms';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { parseServerConfig } from '../../src/config.js';
-import { startServer as startInProcess, type RunningServer } from '../../src/main.js';
+import { startServer as startInProcess } from '../../src/main.js';
 import { rotateDueKeys } from '../../src/operations/index.js';
-import { newCredentials, startServer, tempDir, type TestServer } from '../helpers/server.js';
+import { inProcessClient, newCredentials, startServer, tempDir, type TestServer } from '../helpers/server.js';
 
 const DAY = 86400_000;
 
@@ -141,15 +139,6 @@ describe('key rotation (black box)', () => {
   });
 });
 
-function client(s: RunningServer, dataDir: string, creds: { accessKeyId: string; secretAccessKey: string }): KMS {
-  return new KMS({
-    endpoint: s.url,
-    region: 'us-east-1',
-    credentials: creds,
-    maxAttempts: 1,
-    requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: readFileSync(join(dataDir, 'tls', 'ca.pem')) }) }),
-  });
-}
 
 describe('automatic rotation job', () => {
   it('rotates once at the due date, not before, then a full period later; never when the clock steps back', async () => {
@@ -162,7 +151,7 @@ describe('automatic rotation job', () => {
     const config = parseServerConfig(['--port', '0', '--data-dir', dataDir, '--log-level', 'error', '--job-interval-seconds', '3600'], env);
     const s = await startInProcess(config, { clock, announce: () => undefined });
     try {
-      const kms = client(s, dataDir, creds);
+      const kms = inProcessClient(s.url, dataDir, creds);
       const key = (await kms.createKey({})).KeyMetadata!;
       const optedOut = (await kms.createKey({ Tags: [{ TagKey: 'KeyholdRotation', TagValue: 'disabled' }] })).KeyMetadata!;
       const disabled = (await kms.createKey({})).KeyMetadata!;
@@ -224,7 +213,7 @@ describe('automatic rotation job', () => {
     const config = parseServerConfig(['--port', '0', '--data-dir', dataDir, '--log-level', 'error', '--job-interval-seconds', '3600'], env);
     const s = await startInProcess(config, { clock, announce: () => undefined });
     try {
-      const kms = client(s, dataDir, creds);
+      const kms = inProcessClient(s.url, dataDir, creds);
       const key = (await kms.createKey({})).KeyMetadata!;
       const repo = s.services.keys;
       // Strip the rotation field, as a record written before this feature would have none.

@@ -149,3 +149,14 @@ export function requireTool(name: string, found: boolean): boolean {
   if (process.env.CI === 'true') throw new Error(`${name} is required in CI but is not installed`);
   return false;
 }
+
+/** A KMS client for a server started in-process (src/main.ts), trusting its generated CA. */
+export function inProcessClient(url: string, dataDir: string, credentials: Credentials): KMS {
+  return new KMS({
+    endpoint: url,
+    region: 'us-east-1',
+    credentials,
+    maxAttempts: 1,
+    requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: readFileSync(join(dataDir, 'tls', 'ca.pem')) }) }),
+  });
+}
