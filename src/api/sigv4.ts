@@ -8,11 +8,11 @@
  * The body hash is always computed here: botocore sends no `x-amz-content-sha256`, and when a
  * client does send it (and signs it) it must equal the computed hash.
  *
- * Cost for a steady client: the body SHA-256, the canonical-request SHA-256, one HMAC to
- * fingerprint the secret for the signing-key cache, one HMAC for the signature. The four-step
- * key derivation runs once per (access key, secret, date, region, service).
+ * Cost for a steady client: the body SHA-256, the canonical-request SHA-256 (both one-shot
+ * `crypto.hash` calls) and one HMAC for the signature. The four-step key derivation runs once per
+ * (access key, secret, date, region, service).
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import {
   IncompleteSignatureException,
   InvalidSignatureException,
@@ -99,26 +99,26 @@ const PCT: readonly string[] = Array.from({ length: 256 }, (_, b) => '%' + b.toS
 // Signing-key cache
 
 interface CachedKey {
-  fingerprint: Buffer;
+  /**
+   * The secret the key was derived from. The cache lives beside the identity store, which holds
+   * the same secrets in memory; keeping it here costs no extra exposure, and comparing it (two
+   * server-side values, nothing the caller sends) is what makes a changed secret miss the cache.
+   */
+  secret: string;
   key: Buffer;
 }
 
 const CACHE_MAX = 1024;
 const signingKeys = new Map<string, CachedKey>();
-/** Per-process key for secret fingerprints, so the cache never holds (a plain hash of) a secret. */
-const FINGERPRINT_KEY = randomBytes(32);
 let derivations = 0;
 let cacheHits = 0;
 
 function signingKey(accessKeyId: string, secret: string, date: string, region: string, service: string): Buffer {
-  const fingerprint = createHmac('sha256', FINGERPRINT_KEY).update(secret, 'utf8').digest();
   // '/' cannot occur in any of the parts: they come from splitting the credential on '/'.
   const id = `${accessKeyId}/${date}/${region}/${service}`;
   const hit = signingKeys.get(id);
-  if (hit !== undefined && timingSafeEqual(hit.fingerprint, fingerprint)) {
+  if (hit !== undefined && hit.secret === secret) {
     cacheHits++;
-    signingKeys.delete(id); // move to the most-recently-used end
-    signingKeys.set(id, hit);
     return hit.key;
   }
   derivations++;
@@ -128,10 +128,12 @@ function signingKey(accessKeyId: string, secret: string, date: string, region: s
   const key = createHmac('sha256', kService).update(TERMINATOR, 'utf8').digest();
   if (hit !== undefined) signingKeys.delete(id);
   else if (signingKeys.size >= CACHE_MAX) {
+    // Oldest derivation first: a full cache means many scopes or keys, and each entry is
+    // re-derived at most once a day per scope, so insertion order is a fair eviction order.
     const oldest = signingKeys.keys().next();
     if (oldest.done !== true) signingKeys.delete(oldest.value);
   }
-  signingKeys.set(id, { fingerprint, key });
+  signingKeys.set(id, { secret, key });
   return key;
 }
 
@@ -692,7 +694,7 @@ export async function verifySigV4<P>(req: SignedRequest, opts: VerifyOptions<P>)
 
   if (headerLines === undefined) throw new InvalidSignatureException(MSG_MISMATCH);
 
-  const payloadHash = createHash('sha256').update(req.body).digest('hex');
+  const payloadHash = hash('sha256', req.body, 'hex');
   if (auth.signedNames.includes('x-amz-content-sha256')) {
     const declared = single(req.headers['x-amz-content-sha256']);
     if (declared === undefined || declared.trim() !== payloadHash) throw new InvalidSignatureException(MSG_CONTENT_SHA);
@@ -707,7 +709,7 @@ export async function verifySigV4<P>(req: SignedRequest, opts: VerifyOptions<P>)
     payloadHash;
   const scope = `${auth.date}/${auth.region}/${auth.service}/${TERMINATOR}`;
   const stringToSign =
-    ALGORITHM + '\n' + auth.longDate + '\n' + scope + '\n' + createHash('sha256').update(canonicalRequest, 'utf8').digest('hex');
+    ALGORITHM + '\n' + auth.longDate + '\n' + scope + '\n' + hash('sha256', canonicalRequest, 'hex');
   const key = signingKey(auth.accessKeyId, creds.secretAccessKey, auth.date, auth.region, auth.service);
   const expected = createHmac('sha256', key).update(stringToSign, 'utf8').digest();
 

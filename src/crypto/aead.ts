@@ -26,8 +26,9 @@ export function aesGcmEncrypt(
   if (iv.length !== GCM_IV_BYTES) throw new RangeError(`AES-GCM IV must be ${GCM_IV_BYTES} bytes, got ${iv.length}`);
   const cipher = createCipheriv(algorithm, key, iv, { authTagLength: GCM_TAG_BYTES });
   cipher.setAAD(aad);
-  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return { ciphertext, tag: cipher.getAuthTag() };
+  const body = cipher.update(plaintext);
+  const rest = cipher.final(); // empty for GCM; joined only if OpenSSL ever holds bytes back
+  return { ciphertext: rest.length === 0 ? body : Buffer.concat([body, rest]), tag: cipher.getAuthTag() };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Storage } from '../storage/index.js';
+import { DecodedCache, type Storage } from '../storage/index.js';
 import type { AccountId, Principal } from '../types/index.js';
 
 /**
@@ -55,8 +55,6 @@ export function rootArn(accountId: string): string {
 }
 
 export class IdentityStore {
-  /** Opened secrets by access key id. Secrets never change for an id; status is re-read on every call. */
-  private readonly secrets = new Map<string, string>();
 
   constructor(private readonly storage: Storage, private readonly box: SecretBox) {}
 
@@ -107,15 +105,18 @@ export class IdentityStore {
    */
   async authenticate(accessKeyId: string, sessionToken: string | undefined): Promise<{ secretAccessKey: string; principal: Principal } | undefined> {
     if (sessionToken !== undefined) return undefined; // no sessions exist before STS
-    const b = await this.storage.get(P.accessKey(accessKeyId));
+    const path = P.accessKey(accessKeyId);
+    const b = await this.storage.getCached(path);
     if (!b) return undefined;
+    const cred = this.credentials.get(path, b);
+    return cred.status === 'Active' ? cred : undefined;
+  }
+
+  /** The secret and principal of an access key record, opened once per version of the record. */
+  private readonly credentials = new DecodedCache<{ status: AccessKeyStatus; secretAccessKey: string; principal: Principal }>((b) => {
     const rec = JSON.parse(b.toString('utf8')) as AccessKeyRecord;
-    if (rec.status !== 'Active') return undefined;
-    let secret = this.secrets.get(accessKeyId);
-    if (secret === undefined) {
-      secret = this.box.open(P.secret(accessKeyId), Buffer.from(rec.sealedSecret, 'base64')).toString('utf8');
-      this.secrets.set(accessKeyId, secret);
-    }
+    const accessKeyId = rec.accessKeyId;
+    const secretAccessKey = this.box.open(P.secret(accessKeyId), Buffer.from(rec.sealedSecret, 'base64')).toString('utf8');
     const principal: Principal =
       rec.kind === 'root'
         ? { accountId: rec.accountId as AccountId, arn: rootArn(rec.accountId), type: 'Root', accessKeyId, userId: rec.accountId }
@@ -127,6 +128,6 @@ export class IdentityStore {
             userId: rec.userId,
             userName: rec.userName,
           };
-    return { secretAccessKey: secret, principal };
-  }
+    return { status: rec.status, secretAccessKey, principal };
+  });
 }

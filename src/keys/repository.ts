@@ -1,4 +1,4 @@
-import type { Storage, StorageReader, StorageWriter } from '../storage/index.js';
+import { DecodedCache, type Storage, type StorageReader, type StorageWriter } from '../storage/index.js';
 import {
   DisabledException, InvalidArnException, KMSInvalidStateException, NotFoundException,
 } from '../errors/index.js';
@@ -62,13 +62,26 @@ export function parseKeyRef(input: string, scope: Scope): KeyRef {
 }
 
 export class KeyRepository {
-  constructor(readonly storage: Storage) {}
+  /** Key records are read on every request; their decoded (frozen) form is reused while unchanged. */
+  private readonly decodedKeys = new DecodedCache<KeyRecord>((b) => dec<KeyRecord>(b));
+
+  /**
+   * Reads outside a transaction: storage.getCached, so a request costs no storage round trip for its
+   * key and alias. Writes through this store show at once; another node's within the storage's
+   * staleness bound (Storage.getCached). Every write reads afresh inside its transaction.
+   */
+  private readonly reader: StorageReader;
+
+  constructor(readonly storage: Storage) {
+    this.reader = { get: (k) => storage.getCached(k), list: (p, o) => storage.list(p, o), count: (p) => storage.count(p) };
+  }
 
   // ---- keys ----
 
-  async getKey(keyId: string, r: StorageReader = this.storage): Promise<KeyRecord | undefined> {
-    const b = await r.get(P.key(keyId));
-    return b ? dec<KeyRecord>(b) : undefined;
+  async getKey(keyId: string, r: StorageReader = this.reader): Promise<KeyRecord | undefined> {
+    const path = P.key(keyId);
+    const b = await r.get(path);
+    return b ? this.decodedKeys.get(path, b) : undefined;
   }
 
   async putKey(w: StorageWriter, k: KeyRecord, previous?: KeyRecord): Promise<void> {
@@ -98,6 +111,7 @@ export class KeyRepository {
     if (due !== undefined) await w.delete(P.rotation(due, k.keyId));
     await w.delete(P.keyIndex(k.accountId, k.region, k.keyId));
     await w.delete(P.key(k.keyId));
+    this.decodedKeys.forget(P.key(k.keyId));
   }
 
   async listKeyIds(scope: Scope, after: string | undefined, limit: number): Promise<string[]> {
@@ -134,7 +148,7 @@ export class KeyRepository {
    * Resolves a KeyId as given by a caller. `allowAlias: false` for the operations where AWS takes
    * only key ids and key ARNs (PutKeyPolicy, EnableKey, ...).
    */
-  async resolve(input: string, scope: Scope, opts: { allowAlias: boolean }, r: StorageReader = this.storage): Promise<KeyRecord> {
+  async resolve(input: string, scope: Scope, opts: { allowAlias: boolean }, r: StorageReader = this.reader): Promise<KeyRecord> {
     const ref = parseKeyRef(input, scope);
     let keyId: string;
     let accountId = ref.accountId;
@@ -159,7 +173,7 @@ export class KeyRepository {
 
   // ---- aliases ----
 
-  async getAlias(scope: Scope, aliasName: string, r: StorageReader = this.storage): Promise<AliasRecord | undefined> {
+  async getAlias(scope: Scope, aliasName: string, r: StorageReader = this.reader): Promise<AliasRecord | undefined> {
     const b = await r.get(P.alias(scope.accountId, scope.region, aliasName));
     return b ? dec<AliasRecord>(b) : undefined;
   }

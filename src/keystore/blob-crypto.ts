@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { aesGcmDecrypt, aesGcmEncrypt, AuthenticationFailedError, hkdfSha256, SecretBytes } from '../crypto/index.js';
+import { aesGcmDecrypt, aesGcmEncrypt, AuthenticationFailedError, hkdfSha256, randomBytesPooled, SecretBytes } from '../crypto/index.js';
 import {
   BLOB_IV_BYTES, BLOB_NONCE_BYTES, canonicalEncryptionContext, encodeBlob, encodeBlobHeader, type CiphertextBlob,
 } from '../format/index.js';
@@ -20,6 +19,8 @@ import type { EncryptionContext } from '../types/index.js';
  */
 
 const HKDF_INFO = Buffer.from('keyhold/blob/v1', 'ascii');
+
+
 const BACKING_KEY_BYTES = 32;
 const DERIVED_KEY_BYTES = 32; // AES-256
 
@@ -42,8 +43,7 @@ export function sealBlobV1(
   context: EncryptionContext | undefined,
   fixed?: { nonce: Buffer; iv: Buffer },
 ): Buffer {
-  // One CSPRNG call for both (each call costs OpenSSL a fork check, a system call).
-  const fresh = fixed ? undefined : randomBytes(BLOB_NONCE_BYTES + BLOB_IV_BYTES);
+  const fresh = fixed ? undefined : randomBytesPooled(BLOB_NONCE_BYTES + BLOB_IV_BYTES);
   const nonce = fixed?.nonce ?? fresh!.subarray(0, BLOB_NONCE_BYTES);
   const iv = fixed?.iv ?? fresh!.subarray(BLOB_NONCE_BYTES);
   const fields = { version: 1, keyId: ref.keyId, keyVersion: ref.keyVersion, nonce, iv } as const;

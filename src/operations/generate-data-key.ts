@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytesPooled } from '../crypto/index.js';
 import { ValidationException } from '../errors/index.js';
 import type { DataKeySpec, EncryptionContext } from '../types/index.js';
 import { throwIfDryRun, usableKeyFor } from './common.js';
@@ -39,7 +39,7 @@ export async function generateDataKeyUnder(
   const key = await usableKeyFor(svc, call, input.keyId, action, audit);
   assertSymmetricAlgorithm(key, undefined, action);
   throwIfDryRun(input.dryRun);
-  const plaintext = randomBytes(length);
+  const plaintext = randomBytesPooled(length);
   const ciphertextBlob = await encryptUnder(svc, key, plaintext, input.encryptionContext, audit);
   return { plaintext, ciphertextBlob, keyArn: key.arn };
 }

@@ -53,6 +53,45 @@ export function storageContract(name: string, make: () => Promise<StorageFixture
       assert.equal(await s.delete('basic/k'), false);
     });
 
+    it('getCached answers what get answers, and sees writes and transactions through the same store at once', T, async () => {
+      assert.equal(await s.getCached('cached/a'), undefined);
+      await s.put('cached/a', b('1'));
+      assert.deepEqual(await s.getCached('cached/a'), b('1'));
+      await s.transaction(async (tx) => {
+        await tx.put('cached/a', b('2'));
+        await tx.put('cached/b', b('B'));
+      });
+      assert.deepEqual(await s.getCached('cached/a'), b('2'));
+      assert.deepEqual(await s.getCached('cached/b'), b('B'));
+      await s.delete('cached/a');
+      assert.equal(await s.getCached('cached/a'), undefined);
+      assert.equal(await s.putIfAbsent('cached/a', b('3')), true);
+      assert.deepEqual(await s.getCached('cached/a'), await s.get('cached/a'));
+      // A transaction that fails leaves the cached view as it was.
+      await assert.rejects(s.transaction(async (tx) => {
+        await tx.put('cached/a', b('never'));
+        throw new Error('abort');
+      }));
+      assert.deepEqual(await s.getCached('cached/a'), b('3'));
+      assert.ok(Number.isSafeInteger(s.cachedReadStalenessMs) && s.cachedReadStalenessMs >= 0);
+    });
+
+    it('getCached during an open transaction waits for it and never sees its uncommitted writes', T, async () => {
+      await s.put('cached-iso/k', b('before'));
+      let release!: () => void;
+      const hold = new Promise<void>((r) => (release = r));
+      const txDone = s.transaction(async (tx) => {
+        await tx.put('cached-iso/k', b('inside'));
+        await hold;
+        throw new Error('roll back');
+      });
+      await tick();
+      const read = s.getCached('cached-iso/k');
+      release();
+      await assert.rejects(txDone);
+      assert.deepEqual(await read, b('before'));
+    });
+
     it('putIfAbsent writes only when the key has no value, and keeps an existing value', T, async () => {
       assert.equal(await s.putIfAbsent('pia/k', b('first')), true);
       assert.equal(await s.putIfAbsent('pia/k', b('second')), false);

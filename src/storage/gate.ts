@@ -9,6 +9,11 @@
  * The only way to tell "called from inside my own transaction" (which must fail: waiting would
  * deadlock) from "called concurrently by someone else" (which must wait) is the async context, so
  * each transaction callback runs in an AsyncLocalStorage scope naming its gate.
+ *
+ * On Node 20 an enabled AsyncLocalStorage installs promise hooks that tax every promise in the
+ * process (about a quarter of a KMS request's CPU time in bench/). So the scope is enabled only
+ * while some transaction is open and disabled when the last one settles. Callbacks a settled
+ * transaction left behind are outsiders either way (`active` is false).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 
@@ -19,6 +24,8 @@ interface TxScope {
 }
 
 const scope = new AsyncLocalStorage<TxScope>();
+/** Open transactions across every gate in the process; the scope is disabled at zero. */
+let openScopes = 0;
 
 export class TransactionGate {
   private held = false;
@@ -84,10 +91,12 @@ export class TransactionGate {
   /** Runs a transaction callback in a scope that marks it as this gate's transaction. */
   async runScoped<T>(fn: () => Promise<T>): Promise<T> {
     const s: TxScope = { gate: this, active: true };
+    openScopes++;
     try {
       return await scope.run(s, fn);
     } finally {
       s.active = false;
+      if (--openScopes === 0) scope.disable();
     }
   }
 }

@@ -3,3 +3,4 @@ export type { ListOptions, Storage, StorageEntry, StorageReader, StorageWriter }
 export { MAX_KEY_LENGTH } from './storage.js';
 export { MemoryStorage } from './memory/memory-storage.js';
 export { SqliteStorage, SQLITE_SCHEMA_VERSION, type SqliteStorageOptions } from './sqlite/sqlite-storage.js';
+export { DecodedCache } from './decoded-cache.js';

@@ -45,6 +45,16 @@ export interface StorageWriter extends StorageReader {
 
 export interface Storage extends StorageWriter {
   /**
+   * A read for the request hot path (access keys, key records, aliases) that may be answered from
+   * memory. Writes made through this Storage object are visible to it at once; a change committed
+   * by another process (or another Storage object on the same store) is visible within
+   * `cachedReadStalenessMs`. The Buffer may be shared with other callers: never modify it.
+   * Anything that decides a write must read inside a transaction instead.
+   */
+  getCached(key: string): Promise<Buffer | undefined>;
+  /** The bound on getCached's staleness for changes made elsewhere, in milliseconds (0: never stale). */
+  readonly cachedReadStalenessMs: number;
+  /**
    * Runs fn atomically and in isolation (serializable) against this store, across processes
    * sharing it. If fn throws, nothing it wrote is kept and the error propagates. The `tx` handle is
    * valid only until fn settles.

@@ -43,6 +43,15 @@ export class MemoryStorage implements Storage {
     return this.getNow(key);
   }
 
+  /** One process, one map: nothing can change it elsewhere, so this is get without the copy. */
+  readonly cachedReadStalenessMs = 0;
+
+  async getCached(key: string): Promise<Buffer | undefined> {
+    assertKey(key);
+    if (this.gate.busy) return this.gate.exclusive('getCached', () => this.getShared(key));
+    return this.getShared(key);
+  }
+
   async list(prefix: string, opts?: ListOptions): Promise<StorageEntry[]> {
     const plan = listPlan(prefix, opts);
     return this.now('list', () => listCommitted(this.data, plan));
@@ -120,6 +129,11 @@ export class MemoryStorage implements Storage {
     this.assertOpen();
     const v = this.data.get(key);
     return v === undefined ? undefined : copy(v);
+  }
+
+  private getShared(key: string): Buffer | undefined {
+    this.assertOpen();
+    return this.data.get(key);
   }
 
   /** Runs a one-off operation now if no transaction is open, else in its turn. */

@@ -117,6 +117,32 @@ describe('SqliteStorage on a shared file', () => {
       assert.deepEqual((await p1.list('shared/')).map((e) => e.key), ['shared/a', 'shared/b']);
     });
 
+    it("getCached sees the other's commits within cachedReadStalenessMs, and at once with 0", T, async () => {
+      const file = freshFile();
+      const writer = SqliteStorage.open(file);
+      const bounded = SqliteStorage.open(file, { cachedReadStalenessMs: 200 });
+      const exact = SqliteStorage.open(file, { cachedReadStalenessMs: 0 });
+      try {
+        await writer.put('stale/k', b('v1'));
+        assert.deepEqual(await bounded.getCached('stale/k'), b('v1'));
+        assert.deepEqual(await exact.getCached('stale/k'), b('v1'));
+        await writer.put('stale/k', b('v2'));
+        assert.deepEqual(await exact.getCached('stale/k'), b('v2'), 'staleness 0 checks on every read');
+        assert.deepEqual(await bounded.get('stale/k'), b('v2'), 'get is always fresh');
+        // Within the bound the cached value may be served; after it, the change must show.
+        await new Promise((r) => setTimeout(r, 250));
+        assert.deepEqual(await bounded.getCached('stale/k'), b('v2'));
+        await writer.delete('stale/k');
+        await new Promise((r) => setTimeout(r, 250));
+        assert.equal(await bounded.getCached('stale/k'), undefined);
+      } finally {
+        await writer.close();
+        await bounded.close();
+        await exact.close();
+      }
+      assert.throws(() => SqliteStorage.open(freshFile(), { cachedReadStalenessMs: -1 }), /cachedReadStalenessMs/);
+    });
+
     it('their concurrent counter increments (transactions on both) total exactly', T, async () => {
       const increment = (tx: StorageWriter) => async () => {
         const cur = await tx.get('shared/ctr');
