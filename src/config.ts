@@ -17,6 +17,8 @@ export interface ServerConfig {
   requestTimeoutMs: number;
   jobIntervalMs: number;
   logLevel: 'error' | 'warn' | 'info';
+  /** Server processes sharing the port and the data dir (cluster.ts); 'auto' is one per CPU. */
+  workers: number | 'auto';
 }
 
 export const USAGE = `Usage: keyhold server [options]
@@ -33,10 +35,12 @@ export const USAGE = `Usage: keyhold server [options]
   --max-body-bytes N          largest request body accepted (default 262144)
   --job-interval-seconds N    how often due work (deletions) is looked for (default 60)
   --log-level error|warn|info (default info)
+  --workers N|auto            server processes sharing the port and data dir (default 1; auto: one per CPU;
+                              more than 1 needs --storage sqlite)
 
 Environment: KEYHOLD_DATA_DIR, KEYHOLD_HOST, KEYHOLD_PORT, KEYHOLD_ACCOUNT_ID (default 111122223333),
 KEYHOLD_ROOT_ACCESS_KEY_ID and KEYHOLD_ROOT_SECRET_ACCESS_KEY (root credentials to create on first start),
-KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_LOG_LEVEL.
+KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_WORKERS.
 `;
 
 export class ConfigError extends Error {}
@@ -64,6 +68,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
       'max-body-bytes': { type: 'string' },
       'job-interval-seconds': { type: 'string' },
       'log-level': { type: 'string' },
+      workers: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -108,7 +113,12 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
   const logLevel = values['log-level'] ?? env.KEYHOLD_LOG_LEVEL ?? 'info';
   if (!['error', 'warn', 'info'].includes(logLevel)) throw new ConfigError('--log-level must be error, warn or info');
 
+  const workersRaw = values.workers ?? env.KEYHOLD_WORKERS ?? '1';
+  const workers = workersRaw === 'auto' ? 'auto' : int(workersRaw, '--workers', 1, 64)!;
+  if (storage === 'memory' && workers !== 1) throw new ConfigError('--workers above 1 needs --storage sqlite (workers share the database)');
+
   return {
+    workers,
     dataDir,
     host: values.host ?? env.KEYHOLD_HOST ?? '127.0.0.1',
     port: int(values.port ?? env.KEYHOLD_PORT, '--port', 0, 65535) ?? 8443,

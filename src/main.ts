@@ -18,6 +18,7 @@ import { systemClock, type Clock, type Services } from './operations/index.js';
 import { DELETION_JOB, JobRunner, ROTATION_JOB } from './jobs/index.js';
 import { createHandler } from './api/aws-json/handler.js';
 import { ensureLocalTls } from './api/tls.js';
+import { isClusterWorker, resolveWorkerCount, runPrimary, workerLink } from './cluster.js';
 
 export interface RunningServer {
   readonly url: string;
@@ -25,6 +26,8 @@ export interface RunningServer {
   readonly services: Services;
   readonly jobs: JobRunner;
   close(): Promise<void>;
+  /** Forgets cached storage reads (a sibling worker committed; see cluster.ts). */
+  dropCachedReads(): void;
 }
 
 const LEVELS = { error: 0, warn: 1, info: 2 } as const;
@@ -41,16 +44,58 @@ async function openSeal(config: ServerConfig): Promise<Seal> {
   return FileSeal.open(join(config.dataDir, 'seal.key'));
 }
 
-export async function startServer(config: ServerConfig, opts: { clock?: Clock; announce?: (line: string) => void } = {}): Promise<RunningServer> {
-  const announce = opts.announce ?? ((line: string) => process.stdout.write(line + '\n'));
-  const log = makeLogger(config.logLevel);
+export interface StartOptions {
+  clock?: Clock;
+  announce?: (line: string) => void;
+  /** Passed to SqliteStorage (see cluster.ts): tells sibling workers to drop their cached reads. */
+  afterCommit?: () => Promise<void>;
+}
+
+/**
+ * Everything a server needs before it listens: the data dir (0700), storage, the unsealed barrier
+ * and the account's root credentials (created, and written to root-credentials.json, on first start).
+ */
+async function openCore(config: ServerConfig, log: Services['log'], announce: (line: string) => void, afterCommit?: () => Promise<void>) {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   await chmod(config.dataDir, 0o700);
+  const storage = config.storage === 'memory'
+    ? new MemoryStorage()
+    : SqliteStorage.open(join(config.dataDir, 'keyhold.db'), afterCommit ? { afterCommit } : {});
+  try {
+    const barrier = await Barrier.unseal(storage, await openSeal(config));
+    const identity = new IdentityStore(storage, barrier);
+    const boot = await identity.bootstrapRoot(config.accountId, config.rootCredentials);
+    if (boot.created) {
+      const file = join(config.dataDir, 'root-credentials.json');
+      await writeFile(file, JSON.stringify({ accountId: config.accountId, ...boot.credentials }, null, 2) + '\n', { mode: 0o600 });
+      await chmod(file, 0o600);
+      announce(`keyhold root credentials for account ${config.accountId} written to ${file}`);
+    }
+    return { storage, barrier, identity };
+  } catch (e) {
+    await storage.close();
+    throw e;
+  }
+}
 
-  const storage: Storage = config.storage === 'memory' ? new MemoryStorage() : SqliteStorage.open(join(config.dataDir, 'keyhold.db'));
-  const barrier = await Barrier.unseal(storage, await openSeal(config));
+async function tlsMaterial(config: ServerConfig): Promise<{ cert: string; key: string } | undefined> {
+  if (config.tls.mode === 'off') return undefined;
+  if (config.tls.mode === 'files') return { cert: await readFile(config.tls.certFile, 'utf8'), key: await readFile(config.tls.keyFile, 'utf8') };
+  return ensureLocalTls(config.dataDir);
+}
+
+/** The data dir as a cluster's workers expect it: created, root key sealed, credentials and TLS files in place. */
+export async function prepareDataDir(config: ServerConfig, announce: (line: string) => void): Promise<void> {
+  const { storage } = await openCore(config, makeLogger(config.logLevel), announce);
+  await storage.close();
+  await tlsMaterial(config);
+}
+
+export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
+  const announce = opts.announce ?? ((line: string) => process.stdout.write(line + '\n'));
+  const log = makeLogger(config.logLevel);
+  const { storage, barrier, identity } = await openCore(config, log, announce, opts.afterCommit);
   const keystore = new GuardedKeyStore(new SoftwareKeyStore(barrier, storage));
-  const identity = new IdentityStore(storage, barrier);
   const audit = new JsonlAuditLog(join(config.dataDir, 'audit', 'events.jsonl'));
   const services: Services = {
     keys: new KeyRepository(storage),
@@ -61,26 +106,15 @@ export async function startServer(config: ServerConfig, opts: { clock?: Clock; a
     log,
   };
 
-  const boot = await identity.bootstrapRoot(config.accountId, config.rootCredentials);
-  if (boot.created) {
-    const file = join(config.dataDir, 'root-credentials.json');
-    await writeFile(file, JSON.stringify({ accountId: config.accountId, ...boot.credentials }, null, 2) + '\n', { mode: 0o600 });
-    await chmod(file, 0o600);
-    announce(`keyhold root credentials for account ${config.accountId} written to ${file}`);
-  }
-
   const handler = createHandler({ services, maxBodyBytes: config.maxBodyBytes, health: () => ({ healthy: true, problems: [] }) });
   let server: Server;
   let scheme: 'http' | 'https';
-  if (config.tls.mode === 'off') {
+  const material = await tlsMaterial(config);
+  if (material === undefined) {
     log('warn', 'TLS is off (--no-tls): credentials and data cross the network in the clear; use this only for local testing');
     server = createHttpServer(handler);
     scheme = 'http';
   } else {
-    const material =
-      config.tls.mode === 'files'
-        ? { cert: await readFile(config.tls.certFile, 'utf8'), key: await readFile(config.tls.keyFile, 'utf8') }
-        : await ensureLocalTls(config.dataDir);
     server = createHttpsServer({ ...material, minVersion: 'TLSv1.2' }, handler);
     scheme = 'https';
   }
@@ -116,7 +150,10 @@ export async function startServer(config: ServerConfig, opts: { clock?: Clock; a
     })());
 
   announce(`keyhold listening on ${url}`);
-  return { url, port, services, jobs, close };
+  const dropCachedReads = () => {
+    if (storage instanceof SqliteStorage) storage.dropCachedReads();
+  };
+  return { url, port, services, jobs, close, dropCachedReads };
 }
 
 /** `keyhold server [flags]`: runs until SIGTERM or SIGINT, then shuts down cleanly. */
@@ -131,10 +168,33 @@ export async function serverCommand(argv: string[]): Promise<void> {
     }
     throw e;
   }
-  const running = await startServer(config);
-  if (config.tls.mode === 'local-ca') process.stdout.write(`keyhold CA certificate: ${join(config.dataDir, 'tls', 'ca.pem')}\n`);
+  const workers = resolveWorkerCount(config.workers);
+  const log = makeLogger(config.logLevel);
+  const print = (line: string) => process.stdout.write(line + '\n');
+  const caLine = config.tls.mode === 'local-ca' ? [`keyhold CA certificate: ${join(config.dataDir, 'tls', 'ca.pem')}`] : [];
+  if (workers > 1 && !isClusterWorker()) {
+    await prepareDataDir(config, print);
+    await runPrimary({ workers, announce: print, log, afterListening: caLine });
+    return;
+  }
+  let running: RunningServer;
+  if (isClusterWorker()) {
+    const link = workerLink((msg) => log('warn', msg));
+    running = await startServer(config, {
+      afterCommit: () => link.afterCommit(),
+      announce: (line) => {
+        const listening = /^keyhold listening on (.+)$/.exec(line);
+        if (listening) link.listening(listening[1]!);
+        else link.announce(line);
+      },
+    });
+    link.onSiblingCommit(() => running.dropCachedReads());
+  } else {
+    running = await startServer(config);
+    for (const line of caLine) print(line);
+  }
   const shutdown = (signal: string) => {
-    process.stderr.write(`keyhold: ${signal}, shutting down\n`);
+    if (!isClusterWorker()) process.stderr.write(`keyhold: ${signal}, shutting down\n`);
     running.close().then(
       () => process.exit(0),
       (e) => {

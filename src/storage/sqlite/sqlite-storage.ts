@@ -37,6 +37,12 @@ export interface SqliteStorageOptions {
    * DEFAULT_CACHED_READ_STALENESS_MS; 0 checks on every call.
    */
   cachedReadStalenessMs?: number;
+  /**
+   * Called after each commit made through this object, and awaited before the write resolves:
+   * lets a process that shares the file with siblings tell them to drop their cached reads
+   * (dropCachedReads), so that a caller who saw a write succeed reads it back from any of them.
+   */
+  afterCommit?: () => Promise<void>;
 }
 
 /**
@@ -158,8 +164,14 @@ export class SqliteStorage implements Storage {
     private readonly s: Statements,
     private readonly busyTimeoutMs: number,
     cachedReadStalenessMs: number,
+    private readonly afterCommit: (() => Promise<void>) | undefined,
   ) {
     this.cachedReadStalenessMs = cachedReadStalenessMs;
+  }
+
+  /** Forgets every cached read now (a sibling process committed; see afterCommit). */
+  dropCachedReads(): void {
+    this.readCache.clear();
   }
 
   /** Opens (creating if needed) the database file. The parent directory must exist. */
@@ -181,7 +193,7 @@ export class SqliteStorage implements Storage {
       if (mode !== 'wal' && !db.memory) throw new Error(`storage: could not enable WAL on ${file} (journal_mode is ${String(mode)})`);
       db.pragma(`synchronous = ${synchronous}`);
       migrate(db);
-      return new SqliteStorage(db, new Statements(db, busyTimeoutMs), busyTimeoutMs, staleness);
+      return new SqliteStorage(db, new Statements(db, busyTimeoutMs), busyTimeoutMs, staleness, opts.afterCommit);
     } catch (e) {
       db.close();
       throw e;
@@ -264,6 +276,12 @@ export class SqliteStorage implements Storage {
   // ---- transactions ----
 
   async transaction<T>(fn: (tx: StorageWriter) => Promise<T>): Promise<T> {
+    const result = await this.transactionInGate(fn);
+    if (this.afterCommit) await this.afterCommit();
+    return result;
+  }
+
+  private async transactionInGate<T>(fn: (tx: StorageWriter) => Promise<T>): Promise<T> {
     const wait = this.gate.enter('transaction');
     if (wait !== undefined) await wait;
     try {
@@ -312,6 +330,12 @@ export class SqliteStorage implements Storage {
 
   /** A one-off write: its own short BEGIN IMMEDIATE ... COMMIT, holding the gate throughout. */
   private async write<T>(what: string, op: () => T): Promise<T> {
+    const result = await this.writeInGate(what, op);
+    if (this.afterCommit) await this.afterCommit();
+    return result;
+  }
+
+  private async writeInGate<T>(what: string, op: () => T): Promise<T> {
     const wait = this.gate.enter(what);
     if (wait !== undefined) await wait;
     try {
