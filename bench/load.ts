@@ -94,16 +94,27 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc; undefined off Linux. */
+/** CPU seconds (user + system) a process and its live descendants have used so far, from /proc; undefined off Linux. */
 function procCpuSeconds(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
   try {
     // Fields after the parenthesised command name; utime and stime are the 14th and 15th overall.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    let total = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    // A clustered server (--workers N) does its work in child processes.
+    for (const child of childPids(pid)) total += procCpuSeconds(child) ?? 0;
+    return total;
   } catch {
     return undefined;
+  }
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
   }
 }
 

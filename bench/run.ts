@@ -18,6 +18,8 @@
  *   --warmup S        warm-up seconds before each run, not reported (default 2)
  *   --connections L   comma-separated list (default 1,32)
  *   --only L          comma-separated targets among Encrypt,Decrypt,GenerateDataKey (floor always runs)
+ *   --workers N       run Keyhold with --workers N (default 1: one process)
+ *   --floor-workers N run the floor as N clustered processes alike (default: the same as --workers)
  *   --cpu-prof DIR    run Keyhold under --cpu-prof, writing its profile to DIR on exit
  *   --out FILE        JSON results (default bench/results/latest.json)
  */
@@ -130,8 +132,8 @@ function forkScript(name: string, args: string[] = []): ChildProcess {
   return child;
 }
 
-async function startFloor(keyFile: string, certFile: string): Promise<{ port: number; pid: number }> {
-  const child = forkScript('floor-server.js', [keyFile, certFile]);
+async function startFloor(keyFile: string, certFile: string, workers: number): Promise<{ port: number; pid: number }> {
+  const child = forkScript('floor-server.js', [keyFile, certFile, String(workers)]);
   const port = await new Promise<number>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error('floor server did not start in 10 s')), 10_000);
     child.once('message', (m: { port: number }) => {
@@ -352,6 +354,8 @@ async function main(): Promise<number> {
       connections: { type: 'string', default: '1,32' },
       only: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      workers: { type: 'string', default: '1' },
+      'floor-workers': { type: 'string' },
       out: { type: 'string', default: join(REPO_ROOT, 'bench', 'results', 'latest.json') },
     },
   });
@@ -359,8 +363,10 @@ async function main(): Promise<number> {
   const floorDurationS = Number(values['floor-duration']);
   const warmupS = Number(values.warmup);
   const connectionLevels = values.connections!.split(',').map(Number);
+  const workers = Number(values.workers);
+  const floorWorkers = Number(values['floor-workers'] ?? values.workers);
   const operations = values.only ? OPERATIONS.filter((op) => values.only!.split(',').includes(op)) : [...OPERATIONS];
-  if (!(durationS > 0) || !(floorDurationS > 0) || !(warmupS >= 0) || connectionLevels.some((c) => !(c >= 1)) || operations.length === 0) {
+  if (!(durationS > 0) || !(floorDurationS > 0) || !(warmupS >= 0) || connectionLevels.some((c) => !(c >= 1)) || operations.length === 0 || ![workers, floorWorkers].every((w) => Number.isInteger(w) && w >= 1)) {
     throw new Error('bad options; see the header of bench/run.ts');
   }
   // Signatures are accepted for 5 minutes; a run must end well inside that.
@@ -379,14 +385,18 @@ async function main(): Promise<number> {
   cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
   const keyhold = await startServer({
     dataDir: join(tmp, 'data'),
+    args: ['--workers', String(workers)],
     ...(profileDir ? { wrapper: [process.execPath, '--cpu-prof', `--cpu-prof-dir=${profileDir}`, join(HERE, 'profile-shim.js')] } : {}),
   });
   cleanups.push(() => stopKeyhold(keyhold));
   if (!keyhold.caFile) throw new Error(`Keyhold is not serving HTTPS with its local CA (${keyhold.url})`);
   const ca = readFileSync(keyhold.caFile, 'utf8');
   const tlsDir = join(keyhold.dataDir, 'tls');
-  const floor = await startFloor(join(tlsDir, 'server-key.pem'), join(tlsDir, 'server.pem'));
-  process.stdout.write(`bench: keyhold ${keyhold.url} (pid ${keyhold.proc.pid}), floor https://127.0.0.1:${floor.port} (pid ${floor.pid})\n`);
+  const floor = await startFloor(join(tlsDir, 'server-key.pem'), join(tlsDir, 'server.pem'), floorWorkers);
+  const procs = (n: number) => (n === 1 ? '1 process' : `${n} worker processes`);
+  process.stdout.write(
+    `bench: keyhold ${keyhold.url} (pid ${keyhold.proc.pid}, ${procs(workers)}), floor https://127.0.0.1:${floor.port} (pid ${floor.pid}, ${procs(floorWorkers)})\n`,
+  );
 
   const kms = keyhold.kms({ region: REGION });
   const keyId = (await kms.createKey({ Description: 'keyhold bench' })).KeyMetadata!.KeyId!;
@@ -448,7 +458,7 @@ async function main(): Promise<number> {
       {
         finishedAt: new Date().toISOString(),
         machine,
-        config: { durationS, floorDurationS, warmupS, connections: connectionLevels, pipelining: 1, plaintextBytes: PLAINTEXT_BYTES, dataKeySpec: 'AES_256', region: REGION, floorRequest: 'Encrypt' },
+        config: { durationS, floorDurationS, workers, floorWorkers, warmupS, connections: connectionLevels, pipelining: 1, plaintextBytes: PLAINTEXT_BYTES, dataKeySpec: 'AES_256', region: REGION, floorRequest: 'Encrypt' },
         target: { connections: VERDICT_CONNECTIONS, minReqPerSecOfFloor: MIN_THROUGHPUT_RATIO, maxP99OfFloor: MAX_P99_MULTIPLE },
         comparisons,
         runs: records,

@@ -6,8 +6,9 @@
  * skew window and does not reject replays, so a request signed just before a ~10 s run stays valid
  * throughout it; run.ts re-signs before every run.
  */
-import { createHash, createHmac, randomUUID, type Hash, type Hmac } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { Sha256 } from '../src/cli/sha256.js';
 
 export interface Credentials {
   accessKeyId: string;
@@ -26,44 +27,6 @@ export interface PresignedRequest {
   readonly body: string;
   /** When the signature was made; it is accepted until 5 minutes after this. */
   readonly signedAt: Date;
-}
-
-type Data = string | ArrayBuffer | ArrayBufferView;
-
-function toBuffer(data: Data): Buffer {
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(data);
-}
-
-/**
- * SHA-256 / HMAC-SHA-256 in the shape SignatureV4 wants (@smithy/types Checksum), over node:crypto:
- * @smithy/hash-node is not a dependency of this project, and this is all the signer needs.
- */
-class Sha256 {
-  private readonly secret: Buffer | undefined;
-  private state: Hash | Hmac;
-
-  constructor(secret?: Data) {
-    this.secret = secret === undefined ? undefined : toBuffer(secret);
-    this.state = this.fresh();
-  }
-
-  private fresh(): Hash | Hmac {
-    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', this.secret);
-  }
-
-  update(data: Data): void {
-    this.state.update(toBuffer(data));
-  }
-
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.state.digest());
-  }
-
-  reset(): void {
-    this.state = this.fresh();
-  }
 }
 
 // The SDK's own user agent is long; a similar one keeps the request about the size a real client sends.

@@ -8,6 +8,7 @@ import {
 import { invoke, recordAuthFailure, type CallContext, type Services } from '../../operations/index.js';
 import { verifySigV4 } from '../sigv4.js';
 import { KMS_ROUTES, KMS_TARGET_PREFIX, type Route } from './kms-routes.js';
+import { KEYHOLD_ROUTES, KEYHOLD_TARGET_PREFIX } from './keyhold-routes.js';
 import { decodeWire, encodeOutput } from './schema.js';
 import { healthResponse, type HealthSource } from '../admin/health.js';
 
@@ -19,7 +20,11 @@ export interface HandlerOptions {
 }
 
 const JSON_CONTENT_TYPE = 'application/x-amz-json-1.1';
-const routes: Readonly<Record<string, Route>> = KMS_ROUTES;
+/** X-Amz-Target -> route: the KMS model's operations, and Keyhold's own under their prefix. */
+const routes: ReadonlyMap<string, { opName: string; route: Route }> = new Map([
+  ...Object.entries(KMS_ROUTES as Record<string, Route>).map(([name, route]) => [KMS_TARGET_PREFIX + name, { opName: name, route }] as const),
+  ...Object.entries(KEYHOLD_ROUTES as Record<string, Route>).map(([name, route]) => [KEYHOLD_TARGET_PREFIX + name, { opName: name, route }] as const),
+]);
 
 class BodyTooLarge extends Error {}
 
@@ -138,8 +143,9 @@ export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res:
       throw e;
     }
     const target = req.headers['x-amz-target'];
-    const opName = typeof target === 'string' && target.startsWith(KMS_TARGET_PREFIX) ? target.slice(KMS_TARGET_PREFIX.length) : undefined;
-    const route = opName !== undefined && Object.hasOwn(routes, opName) ? routes[opName] : undefined;
+    const entry = typeof target === 'string' ? routes.get(target) : undefined;
+    const opName = entry?.opName;
+    const route = entry?.route;
     if (req.method !== 'POST' || !route) {
       throw new UnknownOperationException(
         typeof target === 'string' ? `The operation ${target} is not known to this service.` : 'The request has no X-Amz-Target header naming an operation.',
@@ -163,7 +169,7 @@ export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res:
     } catch (e) {
       const akid = /Credential=([A-Z0-9]{4,128})\//.exec(String(req.headers.authorization ?? ''))?.[1];
       await recordAuthFailure(svc, {
-        requestId, eventName: opName!, eventSource: 'kms.amazonaws.com', region: '', sourceIp: ip, userAgent,
+        requestId, eventName: opName!, eventSource: route.op.eventSource, region: '', sourceIp: ip, userAgent,
         accessKeyId: akid, errorCode: isKmsError(e) ? e.type : 'InternalFailure',
       }).catch(() => {
         throw new KMSInternalException('The request could not be recorded in the audit log.');

@@ -66,7 +66,7 @@ export interface Route {
  * Typed dispatch: the input shape must decode to what the operation takes, and the operation's
  * result must fit the output shape, or this does not compile.
  */
-function route<const I extends Shape, const O extends Shape>(
+export function route<const I extends Shape, const O extends Shape>(
   input: I, output: O, op: Operation<Infer<I>, Infer<O>>,
 ): Route {
   return { input, output, op };
