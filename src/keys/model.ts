@@ -38,6 +38,24 @@ export interface KeyRecord {
   versions: KeyVersion[];
   /** Absent on records written before rotation existed: read it through `rotationOf`. */
   rotation?: RotationState;
+  /** Grants on this key (CreateGrant); absent when there are none. */
+  grants?: GrantRecord[];
+}
+
+/** A grant, kept on its key's record (so a key's access is read in one place). */
+export interface GrantRecord {
+  readonly grantId: string;
+  /** Hash of the grant token (the token is shown once, to the creator). */
+  readonly tokenSha256: string;
+  readonly name?: string;
+  readonly granteePrincipal: string;
+  readonly retiringPrincipal?: string;
+  readonly issuingAccount: string;
+  readonly operations: string[];
+  readonly constraints?: { encryptionContextSubset?: Record<string, string>; encryptionContextEquals?: Record<string, string> };
+  readonly createdAt: number;
+  /** The principal ARN that created the grant. */
+  readonly createdBy: string;
 }
 
 export interface AliasRecord {

@@ -43,7 +43,7 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
   eventSource: 'kms.amazonaws.com',
   readOnly: false,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'CreateKey', audit);
+    await authorizeAccount(svc, call, 'CreateKey', audit);
     if (input.keySpec && input.customerMasterKeySpec) {
       throw new ValidationException('You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.');
     }

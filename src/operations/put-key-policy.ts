@@ -22,7 +22,7 @@ export const putKeyPolicy: Operation<PutKeyPolicyInput, Record<string, never>> =
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'PutKeyPolicy', audit);
+    await authorizeKey(svc, call, key, 'PutKeyPolicy', audit);
     assertPolicyName(input.policyName);
     parsePolicy(input.policy, { requirePrincipal: true });
     if (!input.bypassPolicyLockoutSafetyCheck) assertNoLockout(input.policy, call.principal, key.arn);
