@@ -13,7 +13,7 @@ import { MemoryStorage, SqliteStorage, type Storage } from './storage/index.js';
 import { GuardedKeyStore, SoftwareKeyStore } from './keystore/index.js';
 import { KeyRepository } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
-import { JsonlAuditLog } from './audit/index.js';
+import { SqliteAuditLog } from './audit/index.js';
 import { systemClock, type Clock, type Services } from './operations/index.js';
 import { DELETION_JOB, JobRunner, ROTATION_JOB } from './jobs/index.js';
 import { createHandler } from './api/aws-json/handler.js';
@@ -96,7 +96,13 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const log = makeLogger(config.logLevel);
   const { storage, barrier, identity } = await openCore(config, log, announce, opts.afterCommit);
   const keystore = new GuardedKeyStore(new SoftwareKeyStore(barrier, storage));
-  const audit = new JsonlAuditLog(join(config.dataDir, 'audit', 'events.jsonl'));
+  let audit: SqliteAuditLog;
+  try {
+    audit = await SqliteAuditLog.open(join(config.dataDir, 'audit', 'audit.db'), log);
+  } catch (e) {
+    await storage.close();
+    throw e;
+  }
   const services: Services = {
     keys: new KeyRepository(storage),
     keystore,
@@ -106,7 +112,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     log,
   };
 
-  const handler = createHandler({ services, maxBodyBytes: config.maxBodyBytes, health: () => ({ healthy: true, problems: [] }) });
+  const handler = createHandler({ services, maxBodyBytes: config.maxBodyBytes, health: () => audit.health() });
   let server: Server;
   let scheme: 'http' | 'https';
   const material = await tlsMaterial(config);
