@@ -16,6 +16,8 @@ export interface ServerConfig {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   jobIntervalMs: number;
+  /** How often events written since the last signed audit digest get one. */
+  auditDigestIntervalMs: number;
   logLevel: 'error' | 'warn' | 'info';
   /** Server processes sharing the port and the data dir (cluster.ts); 'auto' is one per CPU. */
   workers: number | 'auto';
@@ -35,12 +37,13 @@ export const USAGE = `Usage: keyhold server [options]
   --max-body-bytes N          largest request body accepted (default 262144)
   --job-interval-seconds N    how often due work (deletions) is looked for (default 60)
   --log-level error|warn|info (default info)
+  --audit-digest-seconds N    how often new audit events are covered by a signed digest (default 10)
   --workers N|auto            server processes sharing the port and data dir (default 1; auto: one per CPU;
                               more than 1 needs --storage sqlite)
 
 Environment: KEYHOLD_DATA_DIR, KEYHOLD_HOST, KEYHOLD_PORT, KEYHOLD_ACCOUNT_ID (default 111122223333),
 KEYHOLD_ROOT_ACCESS_KEY_ID and KEYHOLD_ROOT_SECRET_ACCESS_KEY (root credentials to create on first start),
-KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_WORKERS.
+KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_AUDIT_DIGEST_SECONDS, KEYHOLD_WORKERS.
 `;
 
 export class ConfigError extends Error {}
@@ -68,6 +71,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
       'max-body-bytes': { type: 'string' },
       'job-interval-seconds': { type: 'string' },
       'log-level': { type: 'string' },
+      'audit-digest-seconds': { type: 'string' },
       workers: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -132,5 +136,6 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
     requestTimeoutMs: 30_000,
     jobIntervalMs: (int(values['job-interval-seconds'] ?? env.KEYHOLD_JOB_INTERVAL_SECONDS, '--job-interval-seconds', 1, 86400) ?? 60) * 1000,
     logLevel: logLevel as ServerConfig['logLevel'],
+    auditDigestIntervalMs: (int(values['audit-digest-seconds'] ?? env.KEYHOLD_AUDIT_DIGEST_SECONDS, '--audit-digest-seconds', 1, 86400) ?? 10) * 1000,
   };
 }

@@ -217,6 +217,17 @@ export class AuditDb {
     return this.db.prepare('SELECT digest_seq AS digestSeq, from_seq AS fromSeq, to_seq AS toSeq, body, signature FROM digests ORDER BY digest_seq').all() as DigestRow[];
   }
 
+  /** Adds the next digest, unless another process added digest `digestSeq` first (then false). */
+  addDigest(row: DigestRow): boolean {
+    return this.db.transaction(() => {
+      const last = this.lastDigest();
+      if ((last?.digestSeq ?? 0) !== row.digestSeq - 1) return false;
+      this.db.prepare('INSERT INTO digests (digest_seq, from_seq, to_seq, body, signature) VALUES (?, ?, ?, ?, ?)')
+        .run(row.digestSeq, row.fromSeq, row.toSeq, row.body, row.signature);
+      return true;
+    }).immediate();
+  }
+
   /** Events in seq order, from `afterSeq` on, `limit` at a time (for verification and export). */
   eventsAfter(afterSeq: number, limit: number): StoredEvent[] {
     return this.db

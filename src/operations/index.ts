@@ -31,3 +31,4 @@ export { getKeyRotationStatus } from './get-key-rotation-status.js';
 export { rotateKeyOnDemand } from './rotate-key-on-demand.js';
 export { listKeyRotations } from './list-key-rotations.js';
 export { rotateDueKeys } from './rotate-due-keys.js';
+export { verifyAuditLog, KEYHOLD_EVENT_SOURCE } from './verify-audit-log.js';

@@ -1,4 +1,6 @@
-import type { Route } from './kms-routes.js';
+import * as ops from '../../operations/index.js';
+import { route, type Route } from './kms-routes.js';
+import { bool, int, str, struct } from './schema.js';
 
 /**
  * Keyhold's own operations, beyond the AWS KMS model (version retirement, audit, backups registry,
@@ -6,6 +8,16 @@ import type { Route } from './kms-routes.js';
  * X-Amz-Target `KeyholdService.<Operation>`; `keyhold` client commands call them through
  * src/cli/keyhold-client.ts. Each entry is typed like KMS_ROUTES (use `route` from kms-routes.ts).
  */
-export const KEYHOLD_ROUTES = {} satisfies Record<string, Route>;
+export const KEYHOLD_ROUTES = {
+  VerifyAuditLog: route(
+    struct({}),
+    struct({
+      Valid: bool(), EventsChecked: int(), DigestsChecked: int(), FirstSeq: int(), LastSeq: int(), SignedThroughSeq: int(),
+      RetainedThroughSeq: int(), PublicKeyFingerprint: str(),
+      Problem: struct({ Kind: str({ enum: ['altered', 'removed', 'reordered', 'digest'] }), Seq: int(), EventId: str(), Message: str() }, ['Kind', 'Message']),
+    }, ['Valid', 'EventsChecked', 'DigestsChecked', 'FirstSeq', 'LastSeq', 'SignedThroughSeq', 'RetainedThroughSeq', 'PublicKeyFingerprint']),
+    ops.verifyAuditLog,
+  ),
+} satisfies Record<string, Route>;
 
 export const KEYHOLD_TARGET_PREFIX = 'KeyholdService.';
