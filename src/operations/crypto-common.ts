@@ -28,6 +28,16 @@ export async function encryptUnder(svc: Services, key: KeyRecord, plaintext: Buf
   return blob;
 }
 
+/** A data key from the key's store (an HSM draws it from its own RNG) and its blob under the newest version. */
+export async function generateDataKeyIn(
+  svc: Services, key: KeyRecord, length: number, context: EncryptionContext | undefined, audit: AuditDraft,
+): Promise<{ plaintext: Buffer; ciphertextBlob: Buffer }> {
+  const ref = { keyId: key.keyId, keyVersion: key.currentVersion };
+  const { plaintext, blob } = await svc.keystore.generateDataKey(ref, length, context);
+  audit.key(key.arn, key.currentVersion);
+  return { plaintext, ciphertextBlob: blob };
+}
+
 export interface OpenedBlob {
   readonly key: KeyRecord;
   readonly blob: CiphertextBlob;
