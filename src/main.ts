@@ -14,7 +14,7 @@ import { GuardedKeyStore, NO_HSMS, RoutingKeyStore, SoftwareKeyStore, type KeySt
 import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
 import { KeyRepository } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
-import { JsonlAuditLog } from './audit/index.js';
+import { SqliteAuditLog } from './audit/index.js';
 import { systemClock, type Clock, type Services } from './operations/index.js';
 import { DELETION_JOB, JobRunner, ROTATION_JOB } from './jobs/index.js';
 import { createHandler } from './api/aws-json/handler.js';
@@ -111,7 +111,14 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     if (!hsms) throw new Error(`no HSM named ${name} is declared`);
     return hsms.keyStore(name);
   }));
-  const audit = new JsonlAuditLog(join(config.dataDir, 'audit', 'events.jsonl'));
+  let audit: SqliteAuditLog;
+  try {
+    audit = await SqliteAuditLog.open(join(config.dataDir, 'audit', 'audit.db'), log);
+  } catch (e) {
+    await storage.close();
+    hsms?.close();
+    throw e;
+  }
   const services: Services = {
     keys: new KeyRepository(storage),
     keystore,
@@ -122,7 +129,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     log,
   };
 
-  const handler = createHandler({ services, maxBodyBytes: config.maxBodyBytes, health: () => ({ healthy: true, problems: [] }) });
+  const handler = createHandler({ services, maxBodyBytes: config.maxBodyBytes, health: () => audit.health() });
   let server: Server;
   let scheme: 'http' | 'https';
   const material = await tlsMaterial(config);

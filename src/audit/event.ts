@@ -3,6 +3,8 @@
  * has them. Never plaintext, data keys, secrets or signatures.
  */
 export interface AuditEvent {
+  /** Unique id (CloudTrail's eventId); the log assigns one when absent. */
+  eventId?: string;
   eventTime: string;
   eventName: string;
   eventSource: string;
@@ -31,8 +33,16 @@ export interface AuditEvent {
   errorMessage?: string;
 }
 
+export interface AuditHealth {
+  readonly healthy: boolean;
+  /** Why not, in words an operator can act on. */
+  readonly problems: readonly string[];
+}
+
 export interface AuditLog {
-  /** Resolves once the event is recorded. Rejects if it cannot be; the caller then fails the request. */
+  /** Resolves once the event is durably recorded. Rejects if it cannot be; the caller then fails the request. */
   record(event: AuditEvent): Promise<void>;
+  /** Whether events can be written now, and if not why (for /healthz). */
+  health(): AuditHealth;
   close(): Promise<void>;
 }

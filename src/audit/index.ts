@@ -1,2 +1,4 @@
-export type { AuditEvent, AuditLog } from './event.js';
-export { JsonlAuditLog, MemoryAuditLog } from './jsonl-audit-log.js';
+export type { AuditEvent, AuditHealth, AuditLog } from './event.js';
+export { MemoryAuditLog } from './memory-audit-log.js';
+export { SqliteAuditLog, AuditWriteError } from './sqlite-audit-log.js';
+export { AuditDb } from './audit-db.js';

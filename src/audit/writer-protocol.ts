@@ -1,0 +1,23 @@
+import type { AuditDb } from './audit-db.js';
+
+/** Requests the request thread sends to the audit writer thread (audit-writer.ts). */
+export type WriterRequest =
+  | { id: number; kind: 'append'; bodies: string[] }
+  | { id: number; kind: 'probe' }
+  | { id: number; kind: 'close' };
+
+export type WriterReply =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: string; code?: string };
+
+export function handleAuditRequest(db: AuditDb, m: WriterRequest): unknown {
+  switch (m.kind) {
+    case 'append':
+      return db.append(m.bodies);
+    case 'probe':
+      db.probe();
+      return null;
+    default:
+      throw new Error(`unknown audit writer request ${(m as { kind: string }).kind}`);
+  }
+}
