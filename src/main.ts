@@ -12,7 +12,7 @@ import { Barrier, FileSeal, PassphraseSeal, type Seal } from './barrier/index.js
 import { MemoryStorage, SqliteStorage, type Storage } from './storage/index.js';
 import { GuardedKeyStore, NO_HSMS, RoutingKeyStore, SoftwareKeyStore, type KeyStore } from './keystore/index.js';
 import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
-import { KeyRepository } from './keys/index.js';
+import { CustomKeyStoreRepository, KeyRepository } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
 import { SqliteAuditLog } from './audit/index.js';
 import { systemClock, type Clock, type Services } from './operations/index.js';
@@ -123,6 +123,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     keys: new KeyRepository(storage),
     keystore,
     identity,
+    customKeyStores: new CustomKeyStoreRepository(storage),
     hsms: hsms ?? NO_HSMS,
     audit,
     clock: opts.clock ?? systemClock,
