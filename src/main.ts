@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import { ConfigError, parseServerConfig, type ServerConfig } from './config.js';
 import { Barrier, FileSeal, PassphraseSeal, type Seal } from './barrier/index.js';
 import { MemoryStorage, SqliteStorage, type Storage } from './storage/index.js';
-import { AuditSigningKey, GuardedKeyStore, SoftwareKeyStore } from './keystore/index.js';
-import { KeyRepository } from './keys/index.js';
+import { AuditSigningKey, GuardedKeyStore, NO_HSMS, RoutingKeyStore, SoftwareKeyStore, type KeyStore } from './keystore/index.js';
+import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
+import { CustomKeyStoreRepository, KeyRepository } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
 import { AuditDb, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
 import { printVerification } from './cli/audit.js';
@@ -42,8 +43,12 @@ function makeLogger(level: ServerConfig['logLevel']): Services['log'] {
   };
 }
 
-async function openSeal(config: ServerConfig): Promise<Seal> {
+async function openSeal(config: ServerConfig, hsms: HsmPool | undefined): Promise<Seal> {
   if (config.seal.kind === 'passphrase') return new PassphraseSeal(config.seal.passphrase);
+  if (config.seal.kind === 'hsm') {
+    // No token, no start: the root key is opened only inside the HSM (TokenError names the cause).
+    return new HsmSeal(hsms!.token(config.seal.hsm));
+  }
   return FileSeal.open(join(config.dataDir, 'seal.key'));
 }
 
@@ -61,11 +66,15 @@ export interface StartOptions {
 async function openCore(config: ServerConfig, log: Services['log'], announce: (line: string) => void, afterCommit?: () => Promise<void>) {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   await chmod(config.dataDir, 0o700);
+  // Declared HSMs: tokens open on first use (the seal's at once), and again after a failure.
+  const hsms = config.hsms.length > 0
+    ? new HsmPool(config.hsms, (name, e) => log('warn', 'HSM call failed', { hsm: name, error: String((e as Error)?.message ?? e) }))
+    : undefined;
   const storage = config.storage === 'memory'
     ? new MemoryStorage()
     : SqliteStorage.open(join(config.dataDir, 'keyhold.db'), afterCommit ? { afterCommit } : {});
   try {
-    const barrier = await Barrier.unseal(storage, await openSeal(config));
+    const barrier = await Barrier.unseal(storage, await openSeal(config, hsms));
     const identity = new IdentityStore(storage, barrier);
     const boot = await identity.bootstrapRoot(config.accountId, config.rootCredentials);
     if (boot.created) {
@@ -74,9 +83,10 @@ async function openCore(config: ServerConfig, log: Services['log'], announce: (l
       await chmod(file, 0o600);
       announce(`keyhold root credentials for account ${config.accountId} written to ${file}`);
     }
-    return { storage, barrier, identity };
+    return { storage, barrier, identity, hsms };
   } catch (e) {
     await storage.close();
+    hsms?.close();
     throw e;
   }
 }
@@ -89,28 +99,36 @@ async function tlsMaterial(config: ServerConfig): Promise<{ cert: string; key: s
 
 /** The data dir as a cluster's workers expect it: created, root key sealed, credentials and TLS files in place. */
 export async function prepareDataDir(config: ServerConfig, announce: (line: string) => void): Promise<void> {
-  const { storage } = await openCore(config, makeLogger(config.logLevel), announce);
+  const { storage, hsms } = await openCore(config, makeLogger(config.logLevel), announce);
   await storage.close();
+  hsms?.close();
   await tlsMaterial(config);
 }
 
 export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const announce = opts.announce ?? ((line: string) => process.stdout.write(line + '\n'));
   const log = makeLogger(config.logLevel);
-  const { storage, barrier, identity } = await openCore(config, log, announce, opts.afterCommit);
-  const keystore = new GuardedKeyStore(new SoftwareKeyStore(barrier, storage));
+  const { storage, barrier, identity, hsms } = await openCore(config, log, announce, opts.afterCommit);
+  const software: KeyStore = new SoftwareKeyStore(barrier, storage);
+  const keystore = new GuardedKeyStore(new RoutingKeyStore(software, (name) => {
+    if (!hsms) throw new Error(`no HSM named ${name} is declared`);
+    return hsms.keyStore(name);
+  }));
   let audit: SqliteAuditLog;
   try {
     const signer = await AuditSigningKey.loadOrCreate(barrier, storage);
     audit = await SqliteAuditLog.open(join(config.dataDir, 'audit', 'audit.db'), { log, signer, digestIntervalMs: config.auditDigestIntervalMs });
   } catch (e) {
     await storage.close();
+    hsms?.close();
     throw e;
   }
   const services: Services = {
     keys: new KeyRepository(storage),
     keystore,
     identity,
+    customKeyStores: new CustomKeyStoreRepository(storage),
+    hsms: hsms ?? NO_HSMS,
     audit,
     clock: opts.clock ?? systemClock,
     log,
@@ -157,6 +175,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       });
       await audit.close();
       await storage.close();
+      hsms?.close();
     })());
 
   announce(`keyhold listening on ${url}`);
@@ -256,7 +275,7 @@ export async function auditOfflineCommand(argv: string[]): Promise<number> {
   const storage = SqliteStorage.open(dbFile);
   try {
     if (!(await storage.get('sys/root-key'))) return fail(1, `${dbFile} has no root key`);
-    const barrier = await Barrier.unseal(storage, await openSeal(config));
+    const barrier = await Barrier.unseal(storage, await openSeal(config, undefined));
     const key = await AuditSigningKey.load(barrier, storage);
     if (!key) return fail(1, 'the data dir has no audit signing key (no server has run on it with this version)');
     const adb = AuditDb.open(auditFile, { readonly: true });

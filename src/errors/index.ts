@@ -56,6 +56,17 @@ export class InvalidImportTokenException extends define('InvalidImportTokenExcep
 export class KMSInvalidSignatureException extends define('KMSInvalidSignatureException') {}
 export class KMSInvalidMacException extends define('KMSInvalidMacException') {}
 export class NotAuthorizedException extends define('NotAuthorizedException') {}
+// custom key stores (AWS_CLOUDHSM)
+export class CustomKeyStoreNotFoundException extends define('CustomKeyStoreNotFoundException') {}
+export class CustomKeyStoreInvalidStateException extends define('CustomKeyStoreInvalidStateException') {}
+export class CustomKeyStoreNameInUseException extends define('CustomKeyStoreNameInUseException') {}
+export class CustomKeyStoreHasCMKsException extends define('CustomKeyStoreHasCMKsException') {}
+export class CloudHsmClusterNotFoundException extends define('CloudHsmClusterNotFoundException') {}
+export class CloudHsmClusterInUseException extends define('CloudHsmClusterInUseException') {}
+export class CloudHsmClusterNotActiveException extends define('CloudHsmClusterNotActiveException') {}
+export class CloudHsmClusterNotRelatedException extends define('CloudHsmClusterNotRelatedException') {}
+export class CloudHsmClusterInvalidConfigurationException extends define('CloudHsmClusterInvalidConfigurationException') {}
+export class IncorrectTrustAnchorException extends define('IncorrectTrustAnchorException') {}
 
 // --- Protocol-level errors shared by AWS JSON services ---
 export class ValidationException extends define('ValidationException') {}

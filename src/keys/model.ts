@@ -36,6 +36,8 @@ export interface KeyRecord {
   readonly createdBy: string;
   currentVersion: number;
   versions: KeyVersion[];
+  /** The AWS_CLOUDHSM custom key store holding the material (origin AWS_CLOUDHSM); absent for software keys. */
+  readonly customKeyStoreId?: string;
   /** Absent on records written before rotation existed: read it through `rotationOf`. */
   rotation?: RotationState;
 }

@@ -1,6 +1,6 @@
 import type { Principal } from '../types/index.js';
-import type { KeyRepository } from '../keys/index.js';
-import type { KeyStore } from '../keystore/index.js';
+import type { CustomKeyStoreRepository, KeyRepository } from '../keys/index.js';
+import type { HsmDirectory, KeyStore } from '../keystore/index.js';
 import type { IdentityStore } from '../identity/index.js';
 import type { AuditEvent, AuditLog } from '../audit/index.js';
 
@@ -16,6 +16,9 @@ export interface Services {
   readonly keys: KeyRepository;
   readonly keystore: KeyStore;
   readonly identity: IdentityStore;
+  readonly customKeyStores: CustomKeyStoreRepository;
+  /** The HSMs declared with --hsm (custom key stores name them by CloudHsmClusterId). */
+  readonly hsms: HsmDirectory;
   readonly audit: AuditLog;
   readonly clock: Clock;
   /** Logs internal failures with the request id; never sent to clients. */

@@ -6,6 +6,7 @@ import { assertUsable, type KeyRecord } from '../keys/index.js';
 import type { EncryptionContext } from '../types/index.js';
 import { authorizeKey } from './common.js';
 import type { AuditDraft, CallContext, Services } from './context.js';
+import { materialRef } from './custom-key-store-common.js';
 
 export function assertSymmetricAlgorithm(key: KeyRecord, algorithm: string | undefined, operation: string): void {
   if (key.keyUsage !== 'ENCRYPT_DECRYPT') {
@@ -22,10 +23,20 @@ export function assertNoRecipient(recipient: unknown): void {
 
 /** Encrypts under the key's newest backing version; records the version in the audit draft. */
 export async function encryptUnder(svc: Services, key: KeyRecord, plaintext: Buffer, context: EncryptionContext | undefined, audit: AuditDraft): Promise<Buffer> {
-  const ref = { keyId: key.keyId, keyVersion: key.currentVersion };
+  const ref = await materialRef(svc, key, key.currentVersion);
   const blob = await svc.keystore.encrypt(ref, plaintext, context);
   audit.key(key.arn, key.currentVersion);
   return blob;
+}
+
+/** A data key from the key's store (an HSM draws it from its own RNG) and its blob under the newest version. */
+export async function generateDataKeyIn(
+  svc: Services, key: KeyRecord, length: number, context: EncryptionContext | undefined, audit: AuditDraft,
+): Promise<{ plaintext: Buffer; ciphertextBlob: Buffer }> {
+  const ref = await materialRef(svc, key, key.currentVersion);
+  const { plaintext, blob } = await svc.keystore.generateDataKey(ref, length, context);
+  audit.key(key.arn, key.currentVersion);
+  return { plaintext, ciphertextBlob: blob };
 }
 
 export interface OpenedBlob {
@@ -61,5 +72,5 @@ export async function keyForBlob(
 }
 
 export async function decryptOpened(svc: Services, opened: OpenedBlob, context: EncryptionContext | undefined): Promise<Buffer> {
-  return svc.keystore.decrypt({ keyId: opened.key.keyId, keyVersion: opened.blob.keyVersion }, opened.blob, context);
+  return svc.keystore.decrypt(await materialRef(svc, opened.key, opened.blob.keyVersion), opened.blob, context);
 }
