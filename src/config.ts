@@ -18,6 +18,8 @@ export interface ServerConfig {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   jobIntervalMs: number;
+  /** How often per-version use counts are written to storage (ListKeyVersions). */
+  usageFlushMs: number;
   logLevel: 'error' | 'warn' | 'info';
   /** Server processes sharing the port and the data dir (cluster.ts); 'auto' is one per CPU. */
   workers: number | 'auto';
@@ -80,6 +82,7 @@ export const USAGE = `Usage: keyhold server [options]
   --seal-passphrase-file FILE passphrase for --seal passphrase (or KEYHOLD_SEAL_PASSPHRASE)
   --max-body-bytes N          largest request body accepted (default 262144)
   --job-interval-seconds N    how often due work (deletions) is looked for (default 60)
+  --usage-flush-seconds N     how often per-version use counts are written to storage (default 5; also at shutdown)
   --log-level error|warn|info (default info)
   --hsm NAME=MODULE,token-label=LABEL,pin-file=FILE
                               declares a PKCS#11 HSM (repeatable): NAME is the CloudHsmClusterId custom key
@@ -90,7 +93,7 @@ export const USAGE = `Usage: keyhold server [options]
 
 Environment: KEYHOLD_DATA_DIR, KEYHOLD_HOST, KEYHOLD_PORT, KEYHOLD_ACCOUNT_ID (default 111122223333),
 KEYHOLD_ROOT_ACCESS_KEY_ID and KEYHOLD_ROOT_SECRET_ACCESS_KEY (root credentials to create on first start),
-KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_HSM (declarations separated by ;), KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_WORKERS.
+KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_HSM (declarations separated by ;), KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_USAGE_FLUSH_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_WORKERS.
 `;
 
 export class ConfigError extends Error {}
@@ -117,6 +120,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
       'seal-passphrase-file': { type: 'string' },
       'max-body-bytes': { type: 'string' },
       'job-interval-seconds': { type: 'string' },
+      'usage-flush-seconds': { type: 'string' },
       'log-level': { type: 'string' },
       workers: { type: 'string' },
       hsm: { type: 'string', multiple: true },
@@ -193,6 +197,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
     maxBodyBytes: int(values['max-body-bytes'], '--max-body-bytes', 1024, 64 * 1024 * 1024) ?? 256 * 1024,
     headersTimeoutMs: 10_000,
     requestTimeoutMs: 30_000,
+    usageFlushMs: (int(values['usage-flush-seconds'] ?? env.KEYHOLD_USAGE_FLUSH_SECONDS, '--usage-flush-seconds', 1, 3600) ?? 5) * 1000,
     jobIntervalMs: (int(values['job-interval-seconds'] ?? env.KEYHOLD_JOB_INTERVAL_SECONDS, '--job-interval-seconds', 1, 86400) ?? 60) * 1000,
     logLevel: logLevel as ServerConfig['logLevel'],
   };

@@ -37,3 +37,5 @@ export { connectCustomKeyStore } from './connect-custom-key-store.js';
 export { disconnectCustomKeyStore } from './disconnect-custom-key-store.js';
 export { updateCustomKeyStore } from './update-custom-key-store.js';
 export { deleteCustomKeyStore } from './delete-custom-key-store.js';
+export { setMinimumDecryptionVersion } from './set-minimum-decryption-version.js';
+export { listKeyVersions } from './list-key-versions.js';
