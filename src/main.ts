@@ -2,7 +2,9 @@
  * The composition root: reads config, picks implementations, starts the server. The only module
  * that knows every other one.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, chmod, readFile, writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -10,11 +12,12 @@ import { join } from 'node:path';
 import { ConfigError, parseServerConfig, type ServerConfig } from './config.js';
 import { Barrier, FileSeal, PassphraseSeal, type Seal } from './barrier/index.js';
 import { MemoryStorage, SqliteStorage, type Storage } from './storage/index.js';
-import { GuardedKeyStore, NO_HSMS, RoutingKeyStore, SoftwareKeyStore, type KeyStore } from './keystore/index.js';
+import { AuditSigningKey, GuardedKeyStore, NO_HSMS, RoutingKeyStore, SoftwareKeyStore, type KeyStore } from './keystore/index.js';
 import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
 import { CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
-import { SqliteAuditLog } from './audit/index.js';
+import { AuditDb, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
+import { printVerification } from './cli/audit.js';
 import { systemClock, type Clock, type Services } from './operations/index.js';
 import { DELETION_JOB, JobRunner, ROTATION_JOB } from './jobs/index.js';
 import { createHandler } from './api/aws-json/handler.js';
@@ -113,7 +116,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   }));
   let audit: SqliteAuditLog;
   try {
-    audit = await SqliteAuditLog.open(join(config.dataDir, 'audit', 'audit.db'), log);
+    const signer = await AuditSigningKey.loadOrCreate(barrier, storage);
+    audit = await SqliteAuditLog.open(join(config.dataDir, 'audit', 'audit.db'), { log, signer, digestIntervalMs: config.auditDigestIntervalMs });
   } catch (e) {
     await storage.close();
     hsms?.close();
@@ -240,4 +244,59 @@ export async function serverCommand(argv: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+/**
+ * `keyhold audit verify --data-dir DIR`: checks the audit log offline, on the files, with the
+ * signing key's public half read through the barrier (so a public key swapped in by whoever
+ * altered the log is not trusted). Needs the seal (seal.key, or the passphrase). The server may be
+ * running. Exit 0 intact, 3 not, 1 when the data dir cannot be read, 2 usage.
+ */
+export async function auditOfflineCommand(argv: string[]): Promise<number> {
+  const fail = (code: number, msg: string) => {
+    process.stderr.write(`keyhold: ${msg}\n`);
+    return code;
+  };
+  const [sub, ...rest] = argv;
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: { 'data-dir': { type: 'string' }, seal: { type: 'string' }, 'seal-passphrase-file': { type: 'string' }, json: { type: 'boolean' } },
+    }));
+  } catch (e) {
+    return fail(2, (e as Error).message);
+  }
+  if (sub !== 'verify' || !values['data-dir']) return fail(2, 'usage: keyhold audit verify --data-dir DIR [--seal passphrase --seal-passphrase-file F] [--json]');
+  let config: ServerConfig;
+  try {
+    config = parseServerConfig([
+      '--data-dir', values['data-dir'],
+      ...(values.seal ? ['--seal', values.seal] : []),
+      ...(values['seal-passphrase-file'] ? ['--seal-passphrase-file', values['seal-passphrase-file']] : []),
+    ]);
+  } catch (e) {
+    return fail(2, (e as Error).message);
+  }
+  const dbFile = join(config.dataDir, 'keyhold.db');
+  const auditFile = join(config.dataDir, 'audit', 'audit.db');
+  if (!existsSync(dbFile) || !existsSync(auditFile)) return fail(1, `${config.dataDir} holds no keyhold.db and audit/audit.db`);
+  if (config.seal.kind === 'file' && !existsSync(join(config.dataDir, 'seal.key'))) return fail(1, `no seal key at ${join(config.dataDir, 'seal.key')}`);
+  const storage = SqliteStorage.open(dbFile);
+  try {
+    if (!(await storage.get('sys/root-key'))) return fail(1, `${dbFile} has no root key`);
+    const barrier = await Barrier.unseal(storage, await openSeal(config, undefined));
+    const key = await AuditSigningKey.load(barrier, storage);
+    if (!key) return fail(1, 'the data dir has no audit signing key (no server has run on it with this version)');
+    const adb = AuditDb.open(auditFile, { readonly: true });
+    try {
+      return printVerification(verifyAuditDb(adb, key.publicKeyPem), values.json === true, (l) => process.stdout.write(l + '\n'));
+    } finally {
+      adb.close();
+    }
+  } catch (e) {
+    return fail(1, (e as Error).message);
+  } finally {
+    await storage.close();
+  }
 }

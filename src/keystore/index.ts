@@ -2,4 +2,5 @@ export type { KeyStore, MaterialRef, HsmDirectory, HsmConnectionError } from './
 export { NO_HSMS } from './keystore.js';
 export { SoftwareKeyStore } from './software-keystore.js';
 export { GuardedKeyStore } from './guarded-keystore.js';
+export { AuditSigningKey } from './audit-signing-key.js';
 export { RoutingKeyStore } from './routing-keystore.js';

@@ -13,6 +13,15 @@ const MarkerType = str({ min: 1, max: 1024, pattern: /^[\u0020-\u00FF]*$/ });
  * src/cli/keyhold-client.ts. Each entry is typed like KMS_ROUTES (use `route` from kms-routes.ts).
  */
 export const KEYHOLD_ROUTES = {
+  VerifyAuditLog: route(
+    struct({}),
+    struct({
+      Valid: bool(), EventsChecked: int(), DigestsChecked: int(), FirstSeq: int(), LastSeq: int(), SignedThroughSeq: int(),
+      RetainedThroughSeq: int(), PublicKeyFingerprint: str(),
+      Problem: struct({ Kind: str({ enum: ['altered', 'removed', 'reordered', 'digest'] }), Seq: int(), EventId: str(), Message: str() }, ['Kind', 'Message']),
+    }, ['Valid', 'EventsChecked', 'DigestsChecked', 'FirstSeq', 'LastSeq', 'SignedThroughSeq', 'RetainedThroughSeq', 'PublicKeyFingerprint']),
+    ops.verifyAuditLog,
+  ),
   // Version retirement and per-version use (issue 3)
   SetMinimumDecryptionVersion: route(
     struct({ KeyId: KeyIdType, MinimumDecryptionVersion: int({ min: 1 }) }, ['KeyId', 'MinimumDecryptionVersion']),

@@ -27,12 +27,23 @@ import { cbcEncryptDataMechanism, ckr, gcmMechanism, P, Pkcs11Token, TokenError,
  * fresh 256-bit random nonce is a PRF output; PKCS#11 offers no HKDF in SoftHSM 2.6.)
  */
 
+/** No object with the label (yet): SoftHSM shows another process's new objects only after a rescan. */
+class MaterialNotFound extends Error {}
+
+/**
+ * How long a missing object is looked for again, re-initializing the module between looks: objects
+ * another process created (a sibling worker, --workers) may not be visible before that.
+ */
+const NOT_FOUND_RETRY_MS = 2000;
+const NOT_FOUND_POLL_MS = 100;
+
 const LABEL = (ref: MaterialRef) => `keyhold/${ref.keyId}/${ref.keyVersion}`;
 const ZERO_IV = Buffer.alloc(16);
 
 export class Pkcs11KeyStore implements KeyStore {
   readonly name: string;
   private readonly handles = new Map<string, Handle>();
+  private handlesEpoch: number;
 
   /** `onFailure` hears the cause of every token failure (the client only gets KeyUnavailableException). */
   constructor(
@@ -40,6 +51,7 @@ export class Pkcs11KeyStore implements KeyStore {
     private readonly onFailure: (e: unknown) => void = () => {},
   ) {
     this.name = `pkcs11:${token.spec.name}`;
+    this.handlesEpoch = token.epoch;
   }
 
   async generate(ref: MaterialRef, _w: StorageWriter): Promise<void> {
@@ -77,7 +89,7 @@ export class Pkcs11KeyStore implements KeyStore {
     const fields = { version: 1, keyId: ref.keyId, keyVersion: ref.keyVersion, nonce, iv } as const;
     const header = encodeBlobHeader(fields);
     const aad = Buffer.concat([header, canonicalEncryptionContext(context)]);
-    const sealed = this.guard(() =>
+    const sealed = await this.lookingAgain(() =>
       this.withKey(ref, (lib, s, base) => {
         const k = this.derive(s, base, nonce);
         try {
@@ -107,7 +119,7 @@ export class Pkcs11KeyStore implements KeyStore {
     if (!header.equals(blob.header)) throw new InvalidCiphertextException();
     const aad = Buffer.concat([header, canonicalEncryptionContext(context)]);
     const sealed = Buffer.concat([blob.ciphertext, blob.tag]);
-    return this.guard(() =>
+    return this.lookingAgain(() =>
       this.withKey(ref, (lib, s, base) => {
         const k = this.derive(s, base, blob.nonce);
         try {
@@ -141,11 +153,16 @@ export class Pkcs11KeyStore implements KeyStore {
 
   async destroy(ref: MaterialRef, _w: StorageWriter): Promise<void> {
     const label = LABEL(ref);
-    this.guard(() =>
-      this.token.withSession((lib, s) => {
-        for (const h of this.find(s, label)) lib.C_DestroyObject(s, h);
-      }),
-    );
+    const destroyAll = () => this.token.withSession((lib, s) => {
+      const found = this.find(s, label);
+      for (const h of found) lib.C_DestroyObject(s, h);
+      return found.length;
+    });
+    if (this.guard(destroyAll) === 0) {
+      // Perhaps made by another process and not yet visible here: look once more after a refresh.
+      this.guard(() => this.token.refresh());
+      this.guard(destroyAll);
+    }
     this.handles.delete(label);
   }
 
@@ -190,15 +207,18 @@ export class Pkcs11KeyStore implements KeyStore {
   /** Runs fn with the backing key's handle; a stale cached handle is looked up once more. */
   private withKey<T>(ref: MaterialRef, fn: (lib: Pkcs11Token['lib'], s: Session, base: Handle) => T): T {
     const label = LABEL(ref);
+    if (this.handlesEpoch !== this.token.epoch) {
+      this.handles.clear();
+      this.handlesEpoch = this.token.epoch;
+    }
     return this.token.withSession((lib, s) => {
       for (let attempt = 0; ; attempt++) {
         let h = this.handles.get(label);
         if (!h) {
           const found = this.find(s, label);
-          if (found.length !== 1) {
-            // Gone from the token (or ambiguous): never invent a replacement.
-            throw new KeyUnavailableException(UNAVAILABLE);
-          }
+          // Ambiguous: refuse. Absent: perhaps not yet visible to this process (lookingAgain).
+          if (found.length > 1) throw new KeyUnavailableException(UNAVAILABLE);
+          if (found.length === 0) throw new MaterialNotFound();
           h = found[0]!;
           this.handles.set(label, h);
         }
@@ -216,12 +236,36 @@ export class Pkcs11KeyStore implements KeyStore {
     });
   }
 
+  /**
+   * guard(), and while the backing key is not found, looks again for NOT_FOUND_RETRY_MS. Material
+   * that is gone for good (destroyed in the token) ends as KeyUnavailableException; never invented.
+   */
+  private async lookingAgain<T>(fn: () => T): Promise<T> {
+    const deadline = Date.now() + NOT_FOUND_RETRY_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return this.guard(fn);
+      } catch (e) {
+        if (!(e instanceof MaterialNotFound)) throw e;
+        if (Date.now() >= deadline) throw new KeyUnavailableException(UNAVAILABLE);
+        if (attempt > 0) await new Promise((r) => setTimeout(r, NOT_FOUND_POLL_MS));
+        // Another process may have made it (Pkcs11Token.refresh says why this is needed).
+        try {
+          this.token.refresh();
+        } catch (err) {
+          this.onFailure(err);
+          throw new KeyUnavailableException(UNAVAILABLE);
+        }
+      }
+    }
+  }
+
   /** Every failure that is not already a KMS answer becomes KeyUnavailableException; no fallback. */
   private guard<T>(fn: () => T): T {
     try {
       return fn();
     } catch (e) {
-      if (e instanceof KmsError) throw e;
+      if (e instanceof KmsError || e instanceof MaterialNotFound) throw e;
       if (e instanceof TokenError) this.handles.clear();
       this.onFailure(e);
       throw new KeyUnavailableException(UNAVAILABLE);

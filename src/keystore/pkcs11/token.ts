@@ -50,6 +50,9 @@ const SESSION_LOST = new Set([
 interface LoadedModule {
   readonly lib: Pkcs11Types.PKCS11;
   users: number;
+  /** Bumped by every re-initialization: sessions and object handles from before are void. */
+  epoch: number;
+  refreshedAt: number;
 }
 /** A module may be initialized only once per process: tokens in the same module share it. */
 const modules = new Map<string, LoadedModule>();
@@ -71,7 +74,7 @@ function loadModule(path: string): LoadedModule {
         throw new TokenError('module', `C_Initialize failed for ${path}: ${ckr(e) ?? (e as Error).message}`);
       }
     }
-    m = { lib, users: 0 };
+    m = { lib, users: 0, epoch: 0, refreshedAt: 0 };
     modules.set(path, m);
   }
   return m;
@@ -94,10 +97,42 @@ export class Pkcs11Token {
   private idle: Session[] = [];
   private generation = 0;
   private closed = false;
+  private seenEpoch = 0;
 
   private constructor(readonly spec: TokenSpec) {
     this.mod = loadModule(spec.modulePath);
     this.mod.users++;
+    this.seenEpoch = this.mod.epoch;
+  }
+
+  /** Changes whenever the module was re-initialized (object handles from before are void). */
+  get epoch(): number {
+    return this.mod.epoch;
+  }
+
+  /**
+   * Re-initializes the module (C_Finalize, C_Initialize) so that it reads its tokens afresh.
+   * SoftHSM 2.6's file store stops noticing objects that another process creates once this process
+   * has written objects of its own (measured with two processes writing to one token); a fresh
+   * C_Initialize sees them. Used only when an object that should exist is not found, at most once
+   * per 200 ms per module. Every token on the module reopens its sessions on next use.
+   */
+  refresh(): void {
+    const now = Date.now();
+    if (now - this.mod.refreshedAt < 200) return;
+    const p = P();
+    try {
+      this.lib.C_Finalize();
+    } catch {
+      // not initialized: C_Initialize below
+    }
+    try {
+      this.lib.C_Initialize({ flags: p.CKF_OS_LOCKING_OK });
+    } catch (e) {
+      if (ckr(e) !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw new TokenError('module', `C_Initialize failed for ${this.spec.modulePath}: ${ckr(e) ?? (e as Error).message}`);
+    }
+    this.mod.epoch++;
+    this.mod.refreshedAt = now;
   }
 
   get lib(): Pkcs11Types.PKCS11 {
@@ -211,6 +246,13 @@ export class Pkcs11Token {
    * the pool is reset and `fn` is tried once more on a fresh session.
    */
   withSession<T>(fn: (lib: Pkcs11Types.PKCS11, s: Session) => T): T {
+    if (this.seenEpoch !== this.mod.epoch) {
+      // The module was re-initialized: every session of ours is already gone.
+      this.idle = [];
+      this.slot = undefined;
+      this.generation++;
+      this.seenEpoch = this.mod.epoch;
+    }
     for (let attempt = 0; ; attempt++) {
       const s = this.idle.pop() ?? this.openSession();
       const gen = this.generation;
