@@ -1,9 +1,13 @@
 #!/usr/bin/env node
-// The `keyhold` command. `server` runs the composition root; everything else is a client command.
+// The `keyhold` command. `server` runs the composition root; so does `audit verify --data-dir`
+// (it opens the data dir itself); everything else is a client command.
 const [command, ...rest] = process.argv.slice(2);
 if (command === 'server') {
   const { serverCommand } = await import('../dist/src/main.js');
   await serverCommand(rest);
+} else if (command === 'audit' && rest.some((a) => a === '--data-dir' || a.startsWith('--data-dir='))) {
+  const { auditOfflineCommand } = await import('../dist/src/main.js');
+  process.exitCode = await auditOfflineCommand(rest);
 } else {
   const { cliMain } = await import('../dist/src/cli/index.js');
   process.exitCode = await cliMain(process.argv.slice(2));

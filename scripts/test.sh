@@ -21,6 +21,9 @@ command -v aws >/dev/null 2>&1 || need+=(awscli)
 command -v python3 >/dev/null 2>&1 && python3 -c 'import boto3' >/dev/null 2>&1 || need+=(python3-boto3)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v faketime >/dev/null 2>&1 || need+=(faketime)
+# SoftHSM2 for the PKCS#11 key store and HSM seal tests; opensc for pkcs11-tool.
+command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
+command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   apt_install "${need[@]}"

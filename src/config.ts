@@ -9,20 +9,69 @@ export interface ServerConfig {
   port: number;
   tls: { mode: 'local-ca' } | { mode: 'files'; certFile: string; keyFile: string } | { mode: 'off' };
   storage: 'sqlite' | 'memory';
-  seal: { kind: 'file' } | { kind: 'passphrase'; passphrase: string };
+  seal: { kind: 'file' } | { kind: 'passphrase'; passphrase: string } | { kind: 'hsm'; hsm: string };
+  /** HSMs declared with --hsm, by name (the CloudHsmClusterId custom key stores refer to). */
+  hsms: HsmDeclaration[];
   accountId: string;
   rootCredentials?: { accessKeyId: string; secretAccessKey: string };
   maxBodyBytes: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   jobIntervalMs: number;
+  /** How often per-version use counts are written to storage (ListKeyVersions). */
+  usageFlushMs: number;
+  /** How often events written since the last signed audit digest get one. */
+  auditDigestIntervalMs: number;
   logLevel: 'error' | 'warn' | 'info';
   /** Server processes sharing the port and the data dir (cluster.ts); 'auto' is one per CPU. */
   workers: number | 'auto';
 }
 
+export interface HsmDeclaration {
+  name: string;
+  modulePath: string;
+  tokenLabel: string;
+  /** The token's user PIN, read from pin-file at start; never logged. */
+  pin: string;
+}
+
+/** AWS's CloudHsmClusterId shape (botocore): custom key stores name an HSM by it. */
+export const HSM_NAME_PATTERN = /^cluster-[2-7a-zA-Z]{11,16}$/;
+
+/** `NAME=<module path>,token-label=<label>,pin-file=<file>` (module may also be given as module=PATH). */
+export function parseHsmDeclaration(text: string): HsmDeclaration {
+  const eq = text.indexOf('=');
+  if (eq <= 0) throw new ConfigError(`--hsm ${text}: expected NAME=<pkcs11 module>,token-label=<label>,pin-file=<file>`);
+  const name = text.slice(0, eq);
+  if (!HSM_NAME_PATTERN.test(name)) {
+    throw new ConfigError(`--hsm ${name}: the name is the CloudHsmClusterId that custom key stores use, so it must look like one: cluster- and 11 to 16 letters or digits 2-7 (e.g. cluster-softhsmprimary)`);
+  }
+  let modulePath: string | undefined;
+  let tokenLabel: string | undefined;
+  let pinFile: string | undefined;
+  for (const part of text.slice(eq + 1).split(',')) {
+    const i = part.indexOf('=');
+    const [k, v] = i < 0 ? ['module', part] : [part.slice(0, i), part.slice(i + 1)];
+    if (!v) throw new ConfigError(`--hsm ${name}: empty value for ${k}`);
+    if (k === 'module') modulePath = resolve(v);
+    else if (k === 'token-label') tokenLabel = v;
+    else if (k === 'pin-file') pinFile = resolve(v);
+    else throw new ConfigError(`--hsm ${name}: unknown setting ${k} (expected module, token-label, pin-file)`);
+  }
+  if (!modulePath || !tokenLabel || !pinFile) throw new ConfigError(`--hsm ${name}: the module path, token-label and pin-file are all required`);
+  let pin: string;
+  try {
+    pin = readFileSync(pinFile, 'utf8').replace(/\r?\n$/, '');
+  } catch (e) {
+    throw new ConfigError(`--hsm ${name}: cannot read pin-file ${pinFile}: ${(e as Error).message}`);
+  }
+  if (pin.length < 4 || pin.length > 255) throw new ConfigError(`--hsm ${name}: the PIN in ${pinFile} must be 4 to 255 characters`);
+  return { name, modulePath, tokenLabel, pin };
+}
+
 export const USAGE = `Usage: keyhold server [options]
 
+  --config FILE               JSON object of these flags (long names, without --); command-line flags win
   --data-dir DIR              where keys, the database and TLS files live (default ./keyhold-data; created 0700)
   --host HOST                 address to listen on (default 127.0.0.1)
   --port PORT                 port (default 8443; 0 picks a free port)
@@ -30,17 +79,25 @@ export const USAGE = `Usage: keyhold server [options]
                               serve this certificate instead of the generated local CA's
   --no-tls                    serve plain HTTP (local testing only)
   --storage sqlite|memory     storage engine (default sqlite, in DATA_DIR/keyhold.db)
-  --seal file|passphrase      how the root key is sealed (default file: DATA_DIR/seal.key)
+  --seal file|passphrase|hsm:NAME
+                              how the root key is sealed (default file: DATA_DIR/seal.key; hsm:NAME wraps it
+                              under a non-extractable key in the declared HSM NAME)
   --seal-passphrase-file FILE passphrase for --seal passphrase (or KEYHOLD_SEAL_PASSPHRASE)
   --max-body-bytes N          largest request body accepted (default 262144)
   --job-interval-seconds N    how often due work (deletions) is looked for (default 60)
+  --usage-flush-seconds N     how often per-version use counts are written to storage (default 5; also at shutdown)
   --log-level error|warn|info (default info)
+  --audit-digest-seconds N    how often new audit events are covered by a signed digest (default 10)
+  --hsm NAME=MODULE,token-label=LABEL,pin-file=FILE
+                              declares a PKCS#11 HSM (repeatable): NAME is the CloudHsmClusterId custom key
+                              stores refer to (cluster- and 11 to 16 letters), MODULE the PKCS#11 library, the
+                              token is found by LABEL and logged in with the user PIN in FILE
   --workers N|auto            server processes sharing the port and data dir (default 1; auto: one per CPU;
                               more than 1 needs --storage sqlite)
 
 Environment: KEYHOLD_DATA_DIR, KEYHOLD_HOST, KEYHOLD_PORT, KEYHOLD_ACCOUNT_ID (default 111122223333),
 KEYHOLD_ROOT_ACCESS_KEY_ID and KEYHOLD_ROOT_SECRET_ACCESS_KEY (root credentials to create on first start),
-KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_WORKERS.
+KEYHOLD_CONFIG, KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_HSM (declarations separated by ;), KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_USAGE_FLUSH_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_AUDIT_DIGEST_SECONDS, KEYHOLD_WORKERS.
 `;
 
 export class ConfigError extends Error {}
@@ -52,10 +109,52 @@ function int(v: string | undefined, name: string, min: number, max: number): num
   return n;
 }
 
+/**
+ * `--config FILE`: a JSON object whose keys are the long flag names (without --) and whose values are
+ * what the flag takes: a string or number, true for a switch, an array for a repeatable flag. An
+ * `hsm` entry may also be an object { name, module, tokenLabel, pinFile }. Flags given on the command
+ * line win over the file (a repeatable flag given there replaces the file's list).
+ */
+function configFileArgs(file: string): string[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`--config ${file}: ${(e as Error).message}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError(`--config ${file}: expected a JSON object of flag names and values`);
+  const args: string[] = [];
+  for (const [k, v] of Object.entries(doc)) {
+    if (k === 'config' || k === 'help') throw new ConfigError(`--config ${file}: "${k}" cannot be set in the config file`);
+    for (const item of Array.isArray(v) ? v : [v]) {
+      if (item === true) args.push(`--${k}`);
+      else if (typeof item === 'string' || typeof item === 'number') args.push(`--${k}`, String(item));
+      else if (k === 'hsm' && typeof item === 'object' && item !== null) {
+        const h = item as Record<string, unknown>;
+        if (typeof h.name !== 'string' || typeof h.module !== 'string' || typeof h.tokenLabel !== 'string' || typeof h.pinFile !== 'string') {
+          throw new ConfigError(`--config ${file}: an hsm object needs string name, module, tokenLabel and pinFile`);
+        }
+        args.push('--hsm', `${h.name}=module=${h.module},token-label=${h.tokenLabel},pin-file=${h.pinFile}`);
+      } else throw new ConfigError(`--config ${file}: unsupported value for "${k}"`);
+    }
+  }
+  return args;
+}
+
 export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const { values } = parseArgs({
+  const cli = parseFlags(argv);
+  const configFile = cli.config ?? env.KEYHOLD_CONFIG;
+  const fromFile = configFile ? parseFlags(configFileArgs(resolve(configFile))) : {};
+  const values: ReturnType<typeof parseFlags> = { ...fromFile };
+  for (const [k, v] of Object.entries(cli)) if (v !== undefined) (values as Record<string, unknown>)[k] = v;
+  return fromValues(values, env);
+}
+
+function parseFlags(argv: string[]) {
+  return parseArgs({
     args: argv,
     options: {
+      config: { type: 'string' },
       'data-dir': { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
@@ -67,13 +166,19 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
       'seal-passphrase-file': { type: 'string' },
       'max-body-bytes': { type: 'string' },
       'job-interval-seconds': { type: 'string' },
+      'usage-flush-seconds': { type: 'string' },
       'log-level': { type: 'string' },
+      'audit-digest-seconds': { type: 'string' },
       workers: { type: 'string' },
+      hsm: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
     allowPositionals: false,
-  });
+  }).values;
+}
+
+function fromValues(values: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEnv): ServerConfig {
   if (values.help) throw new ConfigError(USAGE);
 
   const dataDir = resolve(values['data-dir'] ?? env.KEYHOLD_DATA_DIR ?? './keyhold-data');
@@ -98,7 +203,18 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
     const passphrase = file ? readFileSync(file, 'utf8').replace(/\r?\n$/, '') : env.KEYHOLD_SEAL_PASSPHRASE;
     if (!passphrase) throw new ConfigError('--seal passphrase needs --seal-passphrase-file or KEYHOLD_SEAL_PASSPHRASE');
     seal = { kind: 'passphrase', passphrase };
-  } else throw new ConfigError('--seal must be file or passphrase');
+  } else if (sealKind.startsWith('hsm:')) {
+    seal = { kind: 'hsm', hsm: sealKind.slice(4) };
+  } else throw new ConfigError('--seal must be file, passphrase or hsm:NAME');
+
+  const hsmTexts = values.hsm ?? (env.KEYHOLD_HSM ? env.KEYHOLD_HSM.split(';').filter(Boolean) : []);
+  const hsms = hsmTexts.map(parseHsmDeclaration);
+  const seen = new Set<string>();
+  for (const h of hsms) {
+    if (seen.has(h.name)) throw new ConfigError(`--hsm ${h.name} is declared twice`);
+    seen.add(h.name);
+  }
+  if (seal.kind === 'hsm' && !seen.has(seal.hsm)) throw new ConfigError(`--seal hsm:${seal.hsm} names no HSM declared with --hsm`);
 
   const accountId = env.KEYHOLD_ACCOUNT_ID ?? '111122223333';
   if (!/^\d{12}$/.test(accountId)) throw new ConfigError('KEYHOLD_ACCOUNT_ID must be twelve digits');
@@ -125,12 +241,15 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
     tls,
     storage,
     seal,
+    hsms,
     accountId,
     rootCredentials: akid && secret ? { accessKeyId: akid, secretAccessKey: secret } : undefined,
     maxBodyBytes: int(values['max-body-bytes'], '--max-body-bytes', 1024, 64 * 1024 * 1024) ?? 256 * 1024,
     headersTimeoutMs: 10_000,
     requestTimeoutMs: 30_000,
+    usageFlushMs: (int(values['usage-flush-seconds'] ?? env.KEYHOLD_USAGE_FLUSH_SECONDS, '--usage-flush-seconds', 1, 3600) ?? 5) * 1000,
     jobIntervalMs: (int(values['job-interval-seconds'] ?? env.KEYHOLD_JOB_INTERVAL_SECONDS, '--job-interval-seconds', 1, 86400) ?? 60) * 1000,
     logLevel: logLevel as ServerConfig['logLevel'],
+    auditDigestIntervalMs: (int(values['audit-digest-seconds'] ?? env.KEYHOLD_AUDIT_DIGEST_SECONDS, '--audit-digest-seconds', 1, 86400) ?? 10) * 1000,
   };
 }

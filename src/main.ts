@@ -2,7 +2,9 @@
  * The composition root: reads config, picks implementations, starts the server. The only module
  * that knows every other one.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, chmod, readFile, writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -10,10 +12,12 @@ import { join } from 'node:path';
 import { ConfigError, parseServerConfig, type ServerConfig } from './config.js';
 import { Barrier, FileSeal, PassphraseSeal, type Seal } from './barrier/index.js';
 import { MemoryStorage, SqliteStorage, type Storage } from './storage/index.js';
-import { GuardedKeyStore, SoftwareKeyStore } from './keystore/index.js';
-import { KeyRepository } from './keys/index.js';
+import { AuditSigningKey, GuardedKeyStore, NO_HSMS, RoutingKeyStore, SoftwareKeyStore, type KeyStore } from './keystore/index.js';
+import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
+import { CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
-import { JsonlAuditLog } from './audit/index.js';
+import { AuditDb, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
+import { printVerification } from './cli/audit.js';
 import { systemClock, type Clock, type Services } from './operations/index.js';
 import { DELETION_JOB, JobRunner, ROTATION_JOB } from './jobs/index.js';
 import { createHandler } from './api/aws-json/handler.js';
@@ -39,8 +43,12 @@ function makeLogger(level: ServerConfig['logLevel']): Services['log'] {
   };
 }
 
-async function openSeal(config: ServerConfig): Promise<Seal> {
+async function openSeal(config: ServerConfig, hsms: HsmPool | undefined): Promise<Seal> {
   if (config.seal.kind === 'passphrase') return new PassphraseSeal(config.seal.passphrase);
+  if (config.seal.kind === 'hsm') {
+    // No token, no start: the root key is opened only inside the HSM (TokenError names the cause).
+    return new HsmSeal(hsms!.token(config.seal.hsm));
+  }
   return FileSeal.open(join(config.dataDir, 'seal.key'));
 }
 
@@ -58,11 +66,15 @@ export interface StartOptions {
 async function openCore(config: ServerConfig, log: Services['log'], announce: (line: string) => void, afterCommit?: () => Promise<void>) {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   await chmod(config.dataDir, 0o700);
+  // Declared HSMs: tokens open on first use (the seal's at once), and again after a failure.
+  const hsms = config.hsms.length > 0
+    ? new HsmPool(config.hsms, (name, e) => log('warn', 'HSM call failed', { hsm: name, error: String((e as Error)?.message ?? e) }))
+    : undefined;
   const storage = config.storage === 'memory'
     ? new MemoryStorage()
     : SqliteStorage.open(join(config.dataDir, 'keyhold.db'), afterCommit ? { afterCommit } : {});
   try {
-    const barrier = await Barrier.unseal(storage, await openSeal(config));
+    const barrier = await Barrier.unseal(storage, await openSeal(config, hsms));
     const identity = new IdentityStore(storage, barrier);
     const boot = await identity.bootstrapRoot(config.accountId, config.rootCredentials);
     if (boot.created) {
@@ -71,9 +83,10 @@ async function openCore(config: ServerConfig, log: Services['log'], announce: (l
       await chmod(file, 0o600);
       announce(`keyhold root credentials for account ${config.accountId} written to ${file}`);
     }
-    return { storage, barrier, identity };
+    return { storage, barrier, identity, hsms };
   } catch (e) {
     await storage.close();
+    hsms?.close();
     throw e;
   }
 }
@@ -86,27 +99,43 @@ async function tlsMaterial(config: ServerConfig): Promise<{ cert: string; key: s
 
 /** The data dir as a cluster's workers expect it: created, root key sealed, credentials and TLS files in place. */
 export async function prepareDataDir(config: ServerConfig, announce: (line: string) => void): Promise<void> {
-  const { storage } = await openCore(config, makeLogger(config.logLevel), announce);
+  const { storage, hsms } = await openCore(config, makeLogger(config.logLevel), announce);
   await storage.close();
+  hsms?.close();
   await tlsMaterial(config);
 }
 
 export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const announce = opts.announce ?? ((line: string) => process.stdout.write(line + '\n'));
   const log = makeLogger(config.logLevel);
-  const { storage, barrier, identity } = await openCore(config, log, announce, opts.afterCommit);
-  const keystore = new GuardedKeyStore(new SoftwareKeyStore(barrier, storage));
-  const audit = new JsonlAuditLog(join(config.dataDir, 'audit', 'events.jsonl'));
+  const { storage, barrier, identity, hsms } = await openCore(config, log, announce, opts.afterCommit);
+  const software: KeyStore = new SoftwareKeyStore(barrier, storage);
+  const keystore = new GuardedKeyStore(new RoutingKeyStore(software, (name) => {
+    if (!hsms) throw new Error(`no HSM named ${name} is declared`);
+    return hsms.keyStore(name);
+  }));
+  let audit: SqliteAuditLog;
+  try {
+    const signer = await AuditSigningKey.loadOrCreate(barrier, storage);
+    audit = await SqliteAuditLog.open(join(config.dataDir, 'audit', 'audit.db'), { log, signer, digestIntervalMs: config.auditDigestIntervalMs });
+  } catch (e) {
+    await storage.close();
+    hsms?.close();
+    throw e;
+  }
   const services: Services = {
     keys: new KeyRepository(storage),
     keystore,
     identity,
+    customKeyStores: new CustomKeyStoreRepository(storage),
+    hsms: hsms ?? NO_HSMS,
     audit,
+    usage: new UsageCounter(storage),
     clock: opts.clock ?? systemClock,
     log,
   };
 
-  const handler = createHandler({ services, maxBodyBytes: config.maxBodyBytes, health: () => ({ healthy: true, problems: [] }) });
+  const handler = createHandler({ services, maxBodyBytes: config.maxBodyBytes, health: () => audit.health() });
   let server: Server;
   let scheme: 'http' | 'https';
   const material = await tlsMaterial(config);
@@ -137,6 +166,13 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const jobs = new JobRunner(services, [DELETION_JOB, ROTATION_JOB], config.jobIntervalMs);
   jobs.start();
 
+  // Use counts are added up in memory and written every few seconds, not once per request.
+  const keyExists = async (keyId: string, tx: Parameters<typeof services.keys.getKey>[1]) => (await services.keys.getKey(keyId, tx)) !== undefined;
+  const flushUsage = () =>
+    services.usage.flush(keyExists).catch((e) => log('warn', 'key usage counts could not be written; kept for the next flush', { error: String(e) }));
+  const usageTimer = setInterval(() => void flushUsage(), config.usageFlushMs);
+  usageTimer.unref();
+
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
@@ -145,8 +181,11 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      clearInterval(usageTimer);
+      await flushUsage();
       await audit.close();
       await storage.close();
+      hsms?.close();
     })());
 
   announce(`keyhold listening on ${url}`);
@@ -205,4 +244,59 @@ export async function serverCommand(argv: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+/**
+ * `keyhold audit verify --data-dir DIR`: checks the audit log offline, on the files, with the
+ * signing key's public half read through the barrier (so a public key swapped in by whoever
+ * altered the log is not trusted). Needs the seal (seal.key, or the passphrase). The server may be
+ * running. Exit 0 intact, 3 not, 1 when the data dir cannot be read, 2 usage.
+ */
+export async function auditOfflineCommand(argv: string[]): Promise<number> {
+  const fail = (code: number, msg: string) => {
+    process.stderr.write(`keyhold: ${msg}\n`);
+    return code;
+  };
+  const [sub, ...rest] = argv;
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: { 'data-dir': { type: 'string' }, seal: { type: 'string' }, 'seal-passphrase-file': { type: 'string' }, json: { type: 'boolean' } },
+    }));
+  } catch (e) {
+    return fail(2, (e as Error).message);
+  }
+  if (sub !== 'verify' || !values['data-dir']) return fail(2, 'usage: keyhold audit verify --data-dir DIR [--seal passphrase --seal-passphrase-file F] [--json]');
+  let config: ServerConfig;
+  try {
+    config = parseServerConfig([
+      '--data-dir', values['data-dir'],
+      ...(values.seal ? ['--seal', values.seal] : []),
+      ...(values['seal-passphrase-file'] ? ['--seal-passphrase-file', values['seal-passphrase-file']] : []),
+    ]);
+  } catch (e) {
+    return fail(2, (e as Error).message);
+  }
+  const dbFile = join(config.dataDir, 'keyhold.db');
+  const auditFile = join(config.dataDir, 'audit', 'audit.db');
+  if (!existsSync(dbFile) || !existsSync(auditFile)) return fail(1, `${config.dataDir} holds no keyhold.db and audit/audit.db`);
+  if (config.seal.kind === 'file' && !existsSync(join(config.dataDir, 'seal.key'))) return fail(1, `no seal key at ${join(config.dataDir, 'seal.key')}`);
+  const storage = SqliteStorage.open(dbFile);
+  try {
+    if (!(await storage.get('sys/root-key'))) return fail(1, `${dbFile} has no root key`);
+    const barrier = await Barrier.unseal(storage, await openSeal(config, undefined));
+    const key = await AuditSigningKey.load(barrier, storage);
+    if (!key) return fail(1, 'the data dir has no audit signing key (no server has run on it with this version)');
+    const adb = AuditDb.open(auditFile, { readonly: true });
+    try {
+      return printVerification(verifyAuditDb(adb, key.publicKeyPem), values.json === true, (l) => process.stdout.write(l + '\n'));
+    } finally {
+      adb.close();
+    }
+  } catch (e) {
+    return fail(1, (e as Error).message);
+  } finally {
+    await storage.close();
+  }
 }

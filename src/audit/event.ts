@@ -1,8 +1,13 @@
+import type { AuditVerification } from './verify.js';
+import type { LookupQuery } from './audit-db.js';
+
 /**
  * One audit event per API call, allowed, denied or failed. CloudTrail-shaped names where CloudTrail
  * has them. Never plaintext, data keys, secrets or signatures.
  */
 export interface AuditEvent {
+  /** Unique id (CloudTrail's eventId); the log assigns one when absent. */
+  eventId?: string;
   eventTime: string;
   eventName: string;
   eventSource: string;
@@ -31,8 +36,26 @@ export interface AuditEvent {
   errorMessage?: string;
 }
 
+export interface AuditHealth {
+  readonly healthy: boolean;
+  /** Why not, in words an operator can act on. */
+  readonly problems: readonly string[];
+}
+
+/** Signs the audit log's digests (the Ed25519 key the keystore holds). */
+export interface AuditSigner {
+  sign(data: Buffer): Buffer;
+  readonly publicKeyPem: string;
+}
+
 export interface AuditLog {
-  /** Resolves once the event is recorded. Rejects if it cannot be; the caller then fails the request. */
+  /** Resolves once the event is durably recorded. Rejects if it cannot be; the caller then fails the request. */
   record(event: AuditEvent): Promise<void>;
+  /** Whether events can be written now, and if not why (for /healthz). */
+  health(): AuditHealth;
+  /** Checks the chain and the signed digests; names the first event altered, removed or reordered. */
+  verify(): Promise<AuditVerification>;
+  /** Events of the query's account and region, newest first (LookupEvents, `keyhold audit`). */
+  lookup(query: LookupQuery): Promise<{ seq: number; event: AuditEvent }[]>;
   close(): Promise<void>;
 }

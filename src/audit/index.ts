@@ -1,2 +1,8 @@
-export type { AuditEvent, AuditLog } from './event.js';
-export { JsonlAuditLog, MemoryAuditLog } from './jsonl-audit-log.js';
+export type { AuditEvent, AuditHealth, AuditLog, AuditSigner } from './event.js';
+export type { AuditVerification } from './verify.js';
+export { verifyAuditDb, publicKeyFingerprint } from './verify.js';
+export { MemoryAuditLog } from './memory-audit-log.js';
+export { SqliteAuditLog, AuditWriteError } from './sqlite-audit-log.js';
+export { AuditDb } from './audit-db.js';
+export type { LookupQuery } from './audit-db.js';
+export { toCloudTrailRecord, toLookupEvent } from './cloudtrail.js';

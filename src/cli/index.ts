@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import { clientSettings, kmsClient, UsageError } from './client.js';
 import { keysReport } from './keys-report.js';
+import { accessCommand } from './access.js';
+import { auditCommand } from './audit.js';
 
 const HELP = `Usage: keyhold <command> [options]
 
@@ -16,6 +18,21 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
                                  rotation-off, rotation-overdue, never-rotated. The owner is the Owner tag;
                                  without one it shows "creator (see audit)" (the creator is in the audit
                                  log, not in the API). Keys pending deletion show no rotation data.
+  keyhold audit [lookup] [--event-name N | --username U | --resource-name KEY-ARN-OR-ID | --resource-type T |
+                --access-key-id A | --event-source S | --read-only true|false | --event-id ID]
+                [--start-time T] [--end-time T] [--max-results N] [--json]
+                                 the audit log through CloudTrail's LookupEvents, newest first (one filter at a
+                                 time; default 50 events); --json prints the CloudTrail records
+  keyhold audit verify [--json] check the audit log's hash chain and signed digests through the API
+                                 (VerifyAuditLog); names the first event altered, removed or reordered.
+                                 Exit 0 if intact, 3 if not.
+  keyhold audit verify --data-dir DIR [--seal passphrase --seal-passphrase-file F] [--json]
+                                 the same check offline, on a data dir (the server may be running)
+  keyhold access offboard <user-name> [--no-rotate] [--json]
+                                 offboard an IAM user in one audited step: deactivate its access keys, end
+                                 its role sessions, remove its grants, groups and policies; report the keys
+                                 it could use and those it decrypted with (audit log); rotate those keys
+                                 unless --no-rotate
 
 Common options: --endpoint-url URL, --region R, --json
 `;
@@ -73,6 +90,8 @@ export async function cliMain(argv: string[], out: Out = (l) => process.stdout.w
     if (group === 'keys' && sub === 'list') return await keysList(rest, out);
     if (group === 'keys' && sub === 'create') return await keysCreate(rest, out);
     if (group === 'keys' && sub === 'report') return await keysReport(rest, out);
+    if (group === 'access') return await accessCommand(sub === undefined ? [] : [sub, ...rest], out);
+    if (group === 'audit') return await auditCommand(sub === undefined ? [] : [sub, ...rest], out);
     throw new UsageError(`unknown command: ${[group, sub].filter(Boolean).join(' ')}\n\n${HELP}`);
   } catch (e) {
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

@@ -4,6 +4,7 @@ import {
 } from '../errors/index.js';
 import { KEY_ID_PATTERN } from '../types/index.js';
 import { aliasArn, keyArn, rotationOf, type AliasRecord, type KeyRecord } from './model.js';
+import { UsageCounter } from './usage.js';
 
 /** Storage layout, in one place. */
 const P = {
@@ -109,9 +110,16 @@ export class KeyRepository {
     if (k.deletionDate !== undefined) await w.delete(P.deletion(k.deletionDate, k.keyId));
     const due = rotationDue(k);
     if (due !== undefined) await w.delete(P.rotation(due, k.keyId));
+    await UsageCounter.deleteFor(w, k.keyId);
     await w.delete(P.keyIndex(k.accountId, k.region, k.keyId));
     await w.delete(P.key(k.keyId));
     this.decodedKeys.forget(P.key(k.keyId));
+  }
+
+  /** Every key id of an account, in every region (offboarding and access review). */
+  async listAccountKeyIds(accountId: string): Promise<string[]> {
+    const prefix = `keyidx/${accountId}/`;
+    return (await this.storage.list(prefix)).map((r) => r.key.slice(prefix.length).split('/')[1]!);
   }
 
   async listKeyIds(scope: Scope, after: string | undefined, limit: number): Promise<string[]> {

@@ -22,6 +22,11 @@ export class GuardedKeyStore implements KeyStore {
 
   async encrypt(ref: MaterialRef, plaintext: Buffer, context: EncryptionContext | undefined): Promise<Buffer> {
     const blob = await this.inner.encrypt(ref, plaintext, context);
+    this.check(ref, blob);
+    return blob;
+  }
+
+  private check(ref: MaterialRef, blob: Buffer): void {
     let parsed: CiphertextBlob;
     try {
       parsed = decodeBlob(blob);
@@ -31,7 +36,13 @@ export class GuardedKeyStore implements KeyStore {
     if (blob.length > MAX_BLOB_BYTES || parsed.keyId !== ref.keyId || parsed.keyVersion !== ref.keyVersion) {
       throw new KMSInternalException(`key store ${this.inner.name} produced a blob for the wrong key`);
     }
-    return blob;
+  }
+
+  async generateDataKey(ref: MaterialRef, length: number, context: EncryptionContext | undefined): Promise<{ plaintext: Buffer; blob: Buffer }> {
+    const out = await this.inner.generateDataKey(ref, length, context);
+    if (out.plaintext.length !== length) throw new KMSInternalException(`key store ${this.inner.name} produced a data key of the wrong length`);
+    this.check(ref, out.blob);
+    return out;
   }
 
   async decrypt(ref: MaterialRef, blob: CiphertextBlob, context: EncryptionContext | undefined): Promise<Buffer> {

@@ -1,3 +1,6 @@
-export type { KeyStore, MaterialRef } from './keystore.js';
+export type { KeyStore, MaterialRef, HsmDirectory, HsmConnectionError } from './keystore.js';
+export { NO_HSMS } from './keystore.js';
 export { SoftwareKeyStore } from './software-keystore.js';
 export { GuardedKeyStore } from './guarded-keystore.js';
+export { AuditSigningKey } from './audit-signing-key.js';
+export { RoutingKeyStore } from './routing-keystore.js';

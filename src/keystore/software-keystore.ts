@@ -1,6 +1,6 @@
 import type { EncryptionContext } from '../types/index.js';
 import type { CiphertextBlob } from '../format/index.js';
-import { SecretBytes } from '../crypto/index.js';
+import { randomBytesPooled, SecretBytes } from '../crypto/index.js';
 import type { Barrier, StorageReader, StorageWriter } from '../barrier/index.js';
 import { KeyUnavailableException } from '../errors/index.js';
 import type { KeyStore, MaterialRef } from './keystore.js';
@@ -29,6 +29,11 @@ export class SoftwareKeyStore implements KeyStore {
 
   async encrypt(ref: MaterialRef, plaintext: Buffer, context: EncryptionContext | undefined): Promise<Buffer> {
     return sealBlobV1(await this.material(ref), ref, plaintext, context);
+  }
+
+  async generateDataKey(ref: MaterialRef, length: number, context: EncryptionContext | undefined): Promise<{ plaintext: Buffer; blob: Buffer }> {
+    const plaintext = randomBytesPooled(length);
+    return { plaintext, blob: await this.encrypt(ref, plaintext, context) };
   }
 
   async decrypt(ref: MaterialRef, blob: CiphertextBlob, context: EncryptionContext | undefined): Promise<Buffer> {

@@ -1,6 +1,6 @@
 import type { Principal } from '../types/index.js';
-import type { KeyRepository } from '../keys/index.js';
-import type { KeyStore } from '../keystore/index.js';
+import type { CustomKeyStoreRepository, KeyRepository, UsageCounter } from '../keys/index.js';
+import type { HsmDirectory, KeyStore } from '../keystore/index.js';
 import type { IdentityStore } from '../identity/index.js';
 import type { AuditEvent, AuditLog } from '../audit/index.js';
 
@@ -16,7 +16,12 @@ export interface Services {
   readonly keys: KeyRepository;
   readonly keystore: KeyStore;
   readonly identity: IdentityStore;
+  readonly customKeyStores: CustomKeyStoreRepository;
+  /** The HSMs declared with --hsm (custom key stores name them by CloudHsmClusterId). */
+  readonly hsms: HsmDirectory;
   readonly audit: AuditLog;
+  /** Per-version use counts (ListKeyVersions), kept in memory and flushed by main.ts. */
+  readonly usage: UsageCounter;
   readonly clock: Clock;
   /** Logs internal failures with the request id; never sent to clients. */
   readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;

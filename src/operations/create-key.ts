@@ -1,11 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { MalformedPolicyDocumentException, UnsupportedOperationException, ValidationException } from '../errors/index.js';
+import {
+  CustomKeyStoreInvalidStateException, KeyUnavailableException, MalformedPolicyDocumentException, UnsupportedOperationException,
+  ValidationException,
+} from '../errors/index.js';
 import { DAY_MS, DEFAULT_ROTATION_PERIOD_DAYS, keyArn, ownerOf, type KeyRecord } from '../keys/index.js';
 import { defaultKeyPolicy, evaluate, parsePolicy } from '../policy/index.js';
 import type { KeySpec, KeyUsage, Origin, Tag } from '../types/index.js';
+import { assertSodForKeyPolicy } from './sod.js';
 import { authorizeAccount, validateTags, MAX_TAGS_PER_KEY } from './common.js';
 import type { Operation } from './context.js';
 import { keyMetadata, type KeyMetadata } from './key-metadata.js';
+import { storeInScope } from './custom-key-store-common.js';
 import { TagException } from '../errors/index.js';
 
 export interface CreateKeyInput {
@@ -56,8 +61,18 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
     if (keyUsage !== 'ENCRYPT_DECRYPT') {
       throw new ValidationException(`KeyUsage ${keyUsage} is not compatible with KeySpec SYMMETRIC_DEFAULT`);
     }
-    if (origin !== 'AWS_KMS') throw new UnsupportedOperationException(`Origin ${origin} is not supported by this server yet.`);
-    if (input.customKeyStoreId !== undefined) throw new UnsupportedOperationException('Custom key stores are not supported by this server yet.');
+    if (origin !== 'AWS_KMS' && origin !== 'AWS_CLOUDHSM') throw new UnsupportedOperationException(`Origin ${origin} is not supported by this server yet.`);
+    // AWS_CLOUDHSM keys live in a custom key store, and a custom key store holds only those.
+    if (origin === 'AWS_CLOUDHSM' && input.customKeyStoreId === undefined) {
+      throw new ValidationException('A KMS key with Origin AWS_CLOUDHSM must be created in a custom key store: specify CustomKeyStoreId.');
+    }
+    if (input.customKeyStoreId !== undefined && origin !== 'AWS_CLOUDHSM') {
+      throw new ValidationException(`Origin ${origin} is not valid for a KMS key in an AWS CloudHSM key store; specify Origin AWS_CLOUDHSM.`);
+    }
+    const store = input.customKeyStoreId === undefined ? undefined : await storeInScope(svc, call, input.customKeyStoreId);
+    if (store && store.connectionState !== 'CONNECTED') {
+      throw new CustomKeyStoreInvalidStateException(`Custom key store ${store.customKeyStoreId} is not connected (its ConnectionState is ${store.connectionState}).`);
+    }
     if (input.multiRegion) throw new UnsupportedOperationException('Multi-Region keys are not supported by this server yet.');
     const tags = input.tags ?? [];
     validateTags(tags);
@@ -67,12 +82,13 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
     const arn = keyArn(call.region, call.principal.accountId, keyId);
     const policy = input.policy ?? defaultKeyPolicy(call.principal.accountId);
     if (input.policy !== undefined) {
-      parsePolicy(policy, { requirePrincipal: true });
+      await assertSodForKeyPolicy(svc, call.principal.accountId, arn, parsePolicy(policy, { requirePrincipal: true }));
       if (!input.bypassPolicyLockoutSafetyCheck) assertNoLockout(policy, call.principal, arn);
     }
     const now = svc.clock.now();
     // Rotation is on unless the creator opts out: a key nobody remembers to rotate is the common failure.
-    const rotationOptOut = tags.some((t) => t.tagKey === ROTATION_OPT_OUT_TAG.tagKey && t.tagValue === ROTATION_OPT_OUT_TAG.tagValue);
+    // Keys in custom key stores do not rotate (as in AWS).
+    const rotationOptOut = store !== undefined || tags.some((t) => t.tagKey === ROTATION_OPT_OUT_TAG.tagKey && t.tagValue === ROTATION_OPT_OUT_TAG.tagValue);
     const record: KeyRecord = {
       keyId,
       arn,
@@ -83,6 +99,7 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
       keyUsage,
       keySpec,
       origin,
+      ...(store ? { customKeyStoreId: store.customKeyStoreId } : {}),
       state: 'Enabled',
       policy,
       tags,
@@ -94,12 +111,24 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
         : { enabled: true, periodDays: DEFAULT_ROTATION_PERIOD_DAYS, nextRotationAt: now + DEFAULT_ROTATION_PERIOD_DAYS * DAY_MS, onDemandCount: 0 },
     };
     await svc.keys.storage.transaction(async (tx) => {
-      await svc.keystore.generate({ keyId, keyVersion: 1 }, tx);
+      if (store) {
+        // Material is made in the store's HSM; a token failure fails the call, nothing is made in software.
+        try {
+          await svc.keystore.generate({ keyId, keyVersion: 1, hsm: store.cloudHsmClusterId }, tx);
+        } catch (e) {
+          if (!(e instanceof KeyUnavailableException)) throw e;
+          throw new CustomKeyStoreInvalidStateException(`The HSM of custom key store ${store.customKeyStoreId} could not create the key material. Check the HSM and its connection.`);
+        }
+        await svc.customKeyStores.addKey(tx, store.customKeyStoreId, keyId);
+      } else {
+        await svc.keystore.generate({ keyId, keyVersion: 1 }, tx);
+      }
       await svc.keys.putKey(tx, record);
     });
+    if (store) audit.detail('customKeyStoreId', store.customKeyStoreId);
     audit.key(arn, 1);
     audit.detail('owner', ownerOf(record));
     if (rotationOptOut) audit.detail('rotationOptOut', true);
-    return { keyMetadata: keyMetadata(record) };
+    return { keyMetadata: keyMetadata(record, store ? { cloudHsmClusterId: store.cloudHsmClusterId } : {}) };
   },
 };

@@ -12,7 +12,22 @@ export async function deleteDueKeys(svc: Services, batch = 100): Promise<string[
     const arn = await svc.keys.storage.transaction(async (tx) => {
       const k = await svc.keys.getKey(keyId, tx);
       if (!k || k.state !== 'PendingDeletion' || k.deletionDate === undefined || k.deletionDate > now) return undefined;
-      for (const v of k.versions) await svc.keystore.destroy({ keyId: k.keyId, keyVersion: v.version }, tx);
+      if (k.customKeyStoreId !== undefined) {
+        // As in AWS: the key is deleted; its material is removed from the HSM when the HSM answers,
+        // and otherwise stays there (orphaned, unusable through Keyhold) for the operator to remove.
+        const store = await svc.customKeyStores.get(k.customKeyStoreId, tx);
+        for (const v of k.versions) {
+          try {
+            if (!store) throw new Error(`custom key store ${k.customKeyStoreId} is gone`);
+            await svc.keystore.destroy({ keyId: k.keyId, keyVersion: v.version, hsm: store.cloudHsmClusterId }, tx);
+          } catch (e) {
+            svc.log('warn', 'key material left in the HSM after deletion', { keyId: k.keyId, keyVersion: v.version, error: String((e as Error)?.message ?? e) });
+          }
+        }
+        await svc.customKeyStores.removeKey(tx, k.customKeyStoreId, k.keyId);
+      } else {
+        for (const v of k.versions) await svc.keystore.destroy({ keyId: k.keyId, keyVersion: v.version }, tx);
+      }
       await svc.keys.deleteKey(tx, k);
       return k.arn;
     });

@@ -1,6 +1,7 @@
 import type { Operation } from './context.js';
 import { authorizeKey } from './common.js';
 import { keyMetadata, type KeyMetadata } from './key-metadata.js';
+import { keyStoreView } from './custom-key-store-common.js';
 
 export interface DescribeKeyInput {
   keyId: string;
@@ -15,6 +16,6 @@ export const describeKey: Operation<DescribeKeyInput, { keyMetadata: KeyMetadata
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: true });
     audit.key(key.arn);
     await authorizeKey(svc, call, key, 'DescribeKey', audit);
-    return { keyMetadata: keyMetadata(key) };
+    return { keyMetadata: keyMetadata(key, await keyStoreView(svc, key)) };
   },
 };

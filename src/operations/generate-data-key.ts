@@ -1,9 +1,8 @@
-import { randomBytesPooled } from '../crypto/index.js';
 import { ValidationException } from '../errors/index.js';
 import type { DataKeySpec, EncryptionContext } from '../types/index.js';
 import { throwIfDryRun, usableKeyFor } from './common.js';
 import type { AuditDraft, CallContext, Operation, Services } from './context.js';
-import { assertNoRecipient, assertSymmetricAlgorithm, encryptUnder } from './crypto-common.js';
+import { assertNoRecipient, assertSymmetricAlgorithm, generateDataKeyIn } from './crypto-common.js';
 
 export interface GenerateDataKeyInput {
   keyId: string;
@@ -30,7 +29,7 @@ function dataKeyLength(input: { numberOfBytes?: number; keySpec?: DataKeySpec })
   throw new ValidationException('Please specify either number of bytes or key spec.');
 }
 
-/** Shared by GenerateDataKey and GenerateDataKeyWithoutPlaintext: a fresh CSPRNG key, encrypted under the KMS key. */
+/** Shared by GenerateDataKey and GenerateDataKeyWithoutPlaintext: a fresh random key from the key's store, encrypted under the KMS key. */
 export async function generateDataKeyUnder(
   svc: Services, call: CallContext, input: GenerateDataKeyInput, action: string, audit: AuditDraft,
 ): Promise<{ plaintext: Buffer; ciphertextBlob: Buffer; keyArn: string }> {
@@ -39,8 +38,7 @@ export async function generateDataKeyUnder(
   const key = await usableKeyFor(svc, call, input.keyId, action, audit);
   assertSymmetricAlgorithm(key, undefined, action);
   throwIfDryRun(input.dryRun);
-  const plaintext = randomBytesPooled(length);
-  const ciphertextBlob = await encryptUnder(svc, key, plaintext, input.encryptionContext, audit);
+  const { plaintext, ciphertextBlob } = await generateDataKeyIn(svc, key, length, input.encryptionContext, audit);
   return { plaintext, ciphertextBlob, keyArn: key.arn };
 }
 

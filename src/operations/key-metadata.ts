@@ -12,6 +12,8 @@ export interface KeyMetadata {
   keyState: string;
   deletionDate?: Date;
   origin: string;
+  customKeyStoreId?: string;
+  cloudHsmClusterId?: string;
   keyManager: 'CUSTOMER';
   customerMasterKeySpec: string;
   keySpec: string;
@@ -20,18 +22,22 @@ export interface KeyMetadata {
   currentKeyMaterialId?: string;
 }
 
-export function keyMetadata(k: KeyRecord): KeyMetadata {
+/** `view` carries what the record alone does not know: the state shown while a custom key store is disconnected. */
+export function keyMetadata(k: KeyRecord, view: { state?: string; cloudHsmClusterId?: string } = {}): KeyMetadata {
+  const keyState = view.state ?? k.state;
   return {
     awsAccountId: k.accountId,
     keyId: k.keyId,
     arn: k.arn,
     creationDate: new Date(k.createdAt),
-    enabled: k.state === 'Enabled',
+    enabled: keyState === 'Enabled',
     description: k.description,
     keyUsage: k.keyUsage,
-    keyState: k.state,
+    keyState,
     deletionDate: k.deletionDate === undefined ? undefined : new Date(k.deletionDate),
     origin: k.origin,
+    customKeyStoreId: k.customKeyStoreId,
+    cloudHsmClusterId: view.cloudHsmClusterId,
     keyManager: 'CUSTOMER',
     customerMasterKeySpec: k.keySpec,
     keySpec: k.keySpec,

@@ -1,4 +1,4 @@
-import { KMSInvalidStateException } from '../errors/index.js';
+import { KMSInvalidStateException, UnsupportedOperationException } from '../errors/index.js';
 import { assertNotPendingDeletion, rotationOf, type KeyRecord, type RotationState, type StorageWriter } from '../keys/index.js';
 import type { Services } from './context.js';
 
@@ -15,8 +15,16 @@ export function setRotation(k: KeyRecord, mutate: (r: RotationState) => void): v
   k.rotation = r;
 }
 
+/** AWS does not rotate keys in custom key stores, automatically or on demand. */
+export function assertRotatable(k: KeyRecord): void {
+  if (k.customKeyStoreId !== undefined) {
+    throw new UnsupportedOperationException(`${k.arn} is in a custom key store; key rotation is not supported for keys in custom key stores.`);
+  }
+}
+
 /** Enable/DisableKeyRotation: only an Enabled key's schedule may change (AWS answers the rest with KMSInvalidStateException). */
 export function assertRotationConfigurable(k: KeyRecord): void {
+  assertRotatable(k);
   assertNotPendingDeletion(k);
   if (k.state === 'Disabled') throw new KMSInvalidStateException(`${k.arn} is disabled.`);
   if (k.state !== 'Enabled') throw new KMSInvalidStateException(`${k.arn} is ${k.state.toLowerCase()}.`);
@@ -30,6 +38,7 @@ export function assertRotationConfigurable(k: KeyRecord): void {
 export async function addVersion(
   svc: Services, k: KeyRecord, tx: StorageWriter, rotationType: 'AUTOMATIC' | 'ON_DEMAND', now: number,
 ): Promise<number> {
+  assertRotatable(k);
   const version = Math.max(...k.versions.map((v) => v.version)) + 1;
   await svc.keystore.generate({ keyId: k.keyId, keyVersion: version }, tx);
   k.versions.push({ version, createdAt: now, rotationType });

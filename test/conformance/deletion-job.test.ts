@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { parseServerConfig } from '../../src/config.js';
 import { startServer as startInProcess } from '../../src/main.js';
 import { inProcessClient, newCredentials, tempDir } from '../helpers/server.js';
+import { readAuditText } from '../helpers/audit.js';
 
 const DAY = 86400_000;
 
@@ -49,7 +50,7 @@ describe('scheduled key deletion job', () => {
       assert.equal((await kms.describeKey({ KeyId: later.KeyId! })).KeyMetadata!.KeyState, 'PendingDeletion');
       const ids = (await kms.listKeys({})).Keys!.map((k) => k.KeyId);
       assert.ok(!ids.includes(doomed.KeyId));
-      const audit = readFileSync(join(dataDir, 'audit', 'events.jsonl'), 'utf8');
+      const audit = readAuditText(dataDir);
       assert.match(audit, new RegExp(`"eventName":"DeleteKey".*${doomed.KeyId}`));
 
       // Down over the due date: the first tick after start deletes the other key.

@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { KMS } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { newCredentials, requireTool, startServer, tempDir, type Credentials, type TestServer } from '../helpers/server.js';
+import { readAuditText } from '../helpers/audit.js';
 
 const DAY = 86400_000;
 const PERIOD_DAYS = 90;
@@ -179,7 +180,7 @@ describe('automatic rotation under a moved clock (faketime, black box)', () => {
         assert.equal(rotations[0]!.RotationType, 'AUTOMATIC');
         assert.equal(blobKeyVersion((await kms.encrypt({ KeyId: keyId, Plaintext: Buffer.from('x') })).CiphertextBlob!), 2);
       }
-      const audit = readFileSync(join(dataDir, 'audit', 'events.jsonl'), 'utf8')
+      const audit = readAuditText(dataDir)
         .split('\n')
         .filter((l) => l.includes('"eventName":"RotateKey"') && l.includes(keyId));
       assert.equal(audit.length, 1, `one RotateKey audit event, got:\n${audit.join('\n')}`);

@@ -12,6 +12,7 @@ import { parseServerConfig } from '../../src/config.js';
 import { startServer as startInProcess } from '../../src/main.js';
 import { rotateDueKeys } from '../../src/operations/index.js';
 import { inProcessClient, newCredentials, startServer, tempDir, type TestServer } from '../helpers/server.js';
+import { readAuditText } from '../helpers/audit.js';
 
 const DAY = 86400_000;
 
@@ -176,7 +177,7 @@ describe('automatic rotation job', () => {
       assert.deepEqual(Buffer.from((await kms.decrypt({ CiphertextBlob: before.CiphertextBlob! })).Plaintext!), Buffer.from('x'));
       assert.equal((await rotations(optedOut.KeyId!)).length, 0, 'opted-out key rotated');
       assert.equal((await rotations(disabled.KeyId!)).length, 0, 'disabled key rotated');
-      const audit = readFileSync(join(dataDir, 'audit', 'events.jsonl'), 'utf8');
+      const audit = readAuditText(dataDir);
       assert.match(audit, new RegExp(`"eventName":"RotateKey".*${key.KeyId}`));
 
       // The clock steps back to before the first rotation: nothing is due.

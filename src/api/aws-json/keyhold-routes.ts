@@ -1,4 +1,10 @@
-import type { Route } from './kms-routes.js';
+import * as ops from '../../operations/index.js';
+import { route, type Route } from './kms-routes.js';
+import { bool, int, list, str, struct, timestamp } from './schema.js';
+
+const KeyIdType = str({ min: 1, max: 2048 });
+const LimitType = int({ min: 1, max: 1000 });
+const MarkerType = str({ min: 1, max: 1024, pattern: /^[\u0020-\u00FF]*$/ });
 
 /**
  * Keyhold's own operations, beyond the AWS KMS model (version retirement, audit, backups registry,
@@ -6,6 +12,51 @@ import type { Route } from './kms-routes.js';
  * X-Amz-Target `KeyholdService.<Operation>`; `keyhold` client commands call them through
  * src/cli/keyhold-client.ts. Each entry is typed like KMS_ROUTES (use `route` from kms-routes.ts).
  */
-export const KEYHOLD_ROUTES = {} satisfies Record<string, Route>;
+export const KEYHOLD_ROUTES = {
+  VerifyAuditLog: route(
+    struct({}),
+    struct({
+      Valid: bool(), EventsChecked: int(), DigestsChecked: int(), FirstSeq: int(), LastSeq: int(), SignedThroughSeq: int(),
+      RetainedThroughSeq: int(), PublicKeyFingerprint: str(),
+      Problem: struct({ Kind: str({ enum: ['altered', 'removed', 'reordered', 'digest'] }), Seq: int(), EventId: str(), Message: str() }, ['Kind', 'Message']),
+    }, ['Valid', 'EventsChecked', 'DigestsChecked', 'FirstSeq', 'LastSeq', 'SignedThroughSeq', 'RetainedThroughSeq', 'PublicKeyFingerprint']),
+    ops.verifyAuditLog,
+  ),
+  // Version retirement and per-version use (issue 3)
+  SetMinimumDecryptionVersion: route(
+    struct({ KeyId: KeyIdType, MinimumDecryptionVersion: int({ min: 1 }) }, ['KeyId', 'MinimumDecryptionVersion']),
+    struct({ KeyId: str(), MinimumDecryptionVersion: int(), PreviousMinimumDecryptionVersion: int() }, ['KeyId', 'MinimumDecryptionVersion', 'PreviousMinimumDecryptionVersion']),
+    ops.setMinimumDecryptionVersion,
+  ),
+  ListKeyVersions: route(
+    struct({ KeyId: KeyIdType, Limit: LimitType, Marker: MarkerType }, ['KeyId']),
+    struct({
+      KeyId: str(), CurrentVersion: int(), MinimumDecryptionVersion: int(), Owner: str(), Creator: str(), OwnerActive: bool(),
+      RotationOptOut: bool(), KeyRotationEnabled: bool(),
+      Versions: list(struct({
+        Version: int(), CreationDate: timestamp(), RotationType: str(), Current: bool(), Retired: bool(),
+        EncryptCount: int(), DecryptCount: int(), LastUsedDate: timestamp(),
+      }, ['Version', 'CreationDate', 'Current', 'Retired', 'EncryptCount', 'DecryptCount'])),
+      NextMarker: str(), Truncated: bool(),
+    }, ['KeyId', 'CurrentVersion', 'MinimumDecryptionVersion', 'Owner', 'Creator', 'OwnerActive', 'RotationOptOut', 'KeyRotationEnabled', 'Versions', 'Truncated']),
+    ops.listKeyVersions,
+  ),
+  // Offboarding (issue 4): one audited step that revokes everything a user holds
+  OffboardUser: route(
+    struct({ UserName: str({ min: 1, max: 64, pattern: /^[\w+=,.@-]+$/ }), NoRotate: bool() }, ['UserName']),
+    struct({
+      UserName: str(), UserArn: str(), OffboardedAt: timestamp(),
+      DeactivatedAccessKeys: list(str()),
+      EndedSessions: list(struct({ AccessKeyId: str(), RoleArn: str(), SessionName: str() }, ['AccessKeyId', 'RoleArn', 'SessionName'])),
+      RemovedFromGroups: list(str()), DeletedInlinePolicies: list(str()), DetachedPolicies: list(str()),
+      RemovedGrants: list(struct({ KeyArn: str(), GrantId: str() }, ['KeyArn', 'GrantId'])),
+      KeysUsable: list(struct({ KeyArn: str(), Actions: list(str()), Via: list(str()) }, ['KeyArn', 'Actions', 'Via'])),
+      KeysDecrypted: list(struct({ KeyArn: str(), Count: int(), FirstTime: timestamp(), LastTime: timestamp() }, ['KeyArn', 'Count', 'FirstTime', 'LastTime'])),
+      RotatedKeys: list(str()),
+      NotRotated: list(struct({ KeyArn: str(), Reason: str() }, ['KeyArn', 'Reason'])),
+    }, ['UserName', 'UserArn', 'OffboardedAt', 'DeactivatedAccessKeys', 'EndedSessions', 'RemovedFromGroups', 'DeletedInlinePolicies', 'DetachedPolicies', 'RemovedGrants', 'KeysUsable', 'KeysDecrypted', 'RotatedKeys', 'NotRotated']),
+    ops.offboardUser,
+  ),
+} satisfies Record<string, Route>;
 
 export const KEYHOLD_TARGET_PREFIX = 'KeyholdService.';

@@ -52,6 +52,12 @@ const KeyMetadata = struct({
   PendingDeletionWindowInDays: int(),
   CurrentKeyMaterialId: str(),
 });
+// Custom key store shapes (botocore kms/2014-11-01)
+const CustomKeyStoreIdType = str({ min: 1, max: 64 });
+const CustomKeyStoreNameType = str({ min: 1, max: 256 });
+const CloudHsmClusterIdType = str({ min: 19, max: 24, pattern: /^cluster-[2-7a-zA-Z]{11,16}$/ });
+const KeyStorePasswordType = str({ min: 7, max: 32, sensitive: true });
+const CustomKeyStoreIdOnly = struct({ CustomKeyStoreId: CustomKeyStoreIdType }, ['CustomKeyStoreId']);
 const KeyIdOnly = struct({ KeyId: KeyIdType }, ['KeyId']);
 const Empty = struct({});
 const Paged = { NextMarker: str(), Truncated: bool() } as const;
@@ -196,6 +202,38 @@ export const KMS_ROUTES = {
     struct({ Rotations: list(struct({ KeyId: str(), RotationDate: timestamp(), RotationType: str({ enum: ROTATION_TYPES }) })), ...Paged }),
     ops.listKeyRotations,
   ),
+  // Custom key stores (AWS_CLOUDHSM over a declared PKCS#11 HSM)
+  CreateCustomKeyStore: route(
+    struct({
+      CustomKeyStoreName: CustomKeyStoreNameType, CloudHsmClusterId: CloudHsmClusterIdType,
+      TrustAnchorCertificate: str({ min: 1, max: 5000 }), KeyStorePassword: KeyStorePasswordType,
+      CustomKeyStoreType: str({ enum: ['AWS_CLOUDHSM', 'EXTERNAL_KEY_STORE'] }),
+    }, ['CustomKeyStoreName']),
+    struct({ CustomKeyStoreId: str() }),
+    ops.createCustomKeyStore,
+  ),
+  DescribeCustomKeyStores: route(
+    struct({ CustomKeyStoreId: CustomKeyStoreIdType, CustomKeyStoreName: CustomKeyStoreNameType, Limit: LimitType, Marker: MarkerType }),
+    struct({
+      CustomKeyStores: list(struct({
+        CustomKeyStoreId: str(), CustomKeyStoreName: str(), CloudHsmClusterId: str(), TrustAnchorCertificate: str(),
+        ConnectionState: str(), ConnectionErrorCode: str(), CreationDate: timestamp(), CustomKeyStoreType: str(),
+      }, [])),
+      ...Paged,
+    }),
+    ops.describeCustomKeyStores,
+  ),
+  ConnectCustomKeyStore: route(CustomKeyStoreIdOnly, Empty, ops.connectCustomKeyStore),
+  DisconnectCustomKeyStore: route(CustomKeyStoreIdOnly, Empty, ops.disconnectCustomKeyStore),
+  UpdateCustomKeyStore: route(
+    struct({
+      CustomKeyStoreId: CustomKeyStoreIdType, NewCustomKeyStoreName: CustomKeyStoreNameType, KeyStorePassword: KeyStorePasswordType,
+      CloudHsmClusterId: CloudHsmClusterIdType, XksProxyUriEndpoint: str({ min: 10, max: 128 }), XksProxyUriPath: str({ min: 10, max: 128 }),
+    }, ['CustomKeyStoreId']),
+    Empty,
+    ops.updateCustomKeyStore,
+  ),
+  DeleteCustomKeyStore: route(CustomKeyStoreIdOnly, Empty, ops.deleteCustomKeyStore),
 } satisfies Record<string, Route>;
 
 export const KMS_TARGET_PREFIX = 'TrentService.';

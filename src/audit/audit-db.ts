@@ -1,0 +1,331 @@
+/**
+ * The durable, hash-chained audit log: one SQLite file (DATA_DIR/audit/audit.db), apart from the
+ * key store, so that a full audit disk or a copied key database does not take the other along.
+ *
+ * Each event row holds the event JSON exactly as it was hashed and the chain link:
+ *   hash(seq) = SHA-256("keyhold-audit/v1\n" || seq || "\n" || hash(seq-1) || "\n" || body)
+ * (hex, decimal seq; hash(0) is 64 zeros). The sequence number is inside the hash, so moving an
+ * event to another position breaks the chain as much as changing it does. Appends run in
+ * BEGIN IMMEDIATE transactions: SQLite's write lock serializes every writer process sharing the
+ * file, so several server processes extend one chain. synchronous=FULL: a commit is on disk
+ * (the WAL is fsynced) before it returns; callers batch many events into one commit.
+ *
+ * Used by the writer thread (audit-writer.ts), by offline tools (`keyhold audit verify
+ * --data-dir`) and by tests; never on the request thread.
+ */
+import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
+
+export const AUDIT_SCHEMA_VERSION = 1;
+export const GENESIS_HASH = '0'.repeat(64);
+const HASH_DOMAIN = 'keyhold-audit/v1\n';
+
+export function eventHash(seq: number, prevHash: string, body: string): string {
+  return createHash('sha256').update(HASH_DOMAIN).update(String(seq)).update('\n').update(prevHash).update('\n').update(body).digest('hex');
+}
+
+/** Columns extracted from an event for lookups (LookupEvents' attributes). */
+export interface IndexedFields {
+  eventId: string;
+  timeMs: number;
+  eventName: string;
+  eventSource: string;
+  username: string | null;
+  accessKeyId: string | null;
+  readOnly: boolean;
+  errorCode: string | null;
+  /** The caller's account and region: LookupEvents answers each account and region with its own events. */
+  accountId: string | null;
+  region: string;
+  resources: { name: string; type: string }[];
+}
+
+/** One LookupEvents query (attribute names as CloudTrail's LookupAttributeKey). */
+export interface LookupQuery {
+  accountId: string;
+  region: string;
+  attribute?: { key: string; value: string };
+  startMs?: number;
+  endMs?: number;
+  /** Only events before this sequence number (the page token). */
+  beforeSeq?: number;
+  limit: number;
+}
+
+export interface StoredEvent {
+  seq: number;
+  body: string;
+  prevHash: string;
+  hash: string;
+}
+
+/** A signed statement over events fromSeq..toSeq: the hash at toSeq and the digest before it. */
+export interface DigestRow {
+  digestSeq: number;
+  fromSeq: number;
+  toSeq: number;
+  /** Canonical JSON of DigestBody; what the signature covers. */
+  body: string;
+  /** base64 Ed25519 signature over `body`. */
+  signature: string;
+}
+
+export interface DigestBody {
+  version: 1;
+  digestSeq: number;
+  fromSeq: number;
+  toSeq: number;
+  /** hash(toSeq): every event up to toSeq is bound by it. */
+  headHash: string;
+  /** hash(fromSeq - 1): where the range starts in the chain. */
+  prevHash: string;
+  /** SHA-256 of the previous digest's body ('' for the first). */
+  prevDigest: string;
+  time: string;
+  /** Set on a retention anchor: events up to toSeq were removed on purpose at `time`. */
+  retention?: { removedThroughSeq: number; cutoff: string };
+}
+
+export function fieldsOf(body: string): IndexedFields {
+  const e = JSON.parse(body) as {
+    eventId: string; eventTime: string; eventName: string; eventSource: string; readOnly?: boolean; errorCode?: string;
+    accessKeyId?: string; principal?: { userName?: string; arn?: string; type?: string };
+    resources?: { arn: string }[]; awsRegion?: string;
+  };
+  const principal = e.principal as { accountId?: string } | undefined;
+  return {
+    eventId: e.eventId,
+    timeMs: Date.parse(e.eventTime),
+    eventName: e.eventName,
+    eventSource: e.eventSource,
+    username: usernameOf(e.principal),
+    accessKeyId: e.accessKeyId ?? null,
+    readOnly: e.readOnly === true,
+    errorCode: e.errorCode ?? null,
+    accountId: principal?.accountId ?? null,
+    region: e.awsRegion ?? '',
+    // A key is found by its ARN and by its bare id (CloudTrail's ResourceName for KMS is either).
+    resources: (e.resources ?? []).flatMap((r) => {
+      const type = resourceTypeOf(r.arn);
+      const id = type === 'AWS::KMS::Key' ? r.arn.slice(r.arn.indexOf(':key/') + 5) : undefined;
+      return id ? [{ name: r.arn, type }, { name: id, type }] : [{ name: r.arn, type }];
+    }),
+  };
+}
+
+/** CloudTrail's `Username`: the IAM user name, `root` for the account root, else the ARN's last part. */
+export function usernameOf(p: { userName?: string; arn?: string; type?: string } | undefined): string | null {
+  if (!p) return null;
+  if (p.type === 'Root') return 'root';
+  if (p.userName) return p.userName;
+  if (p.arn) return p.arn.split('/').pop() ?? p.arn;
+  return null;
+}
+
+export function resourceTypeOf(arn: string): string {
+  if (/^arn:[^:]+:kms:[^:]*:[^:]*:key\//.test(arn)) return 'AWS::KMS::Key';
+  if (/^arn:[^:]+:kms:[^:]*:[^:]*:alias\//.test(arn)) return 'AWS::KMS::Alias';
+  if (/^arn:[^:]+:iam::[^:]*:user\//.test(arn)) return 'AWS::IAM::User';
+  if (/^arn:[^:]+:iam::[^:]*:role\//.test(arn)) return 'AWS::IAM::Role';
+  return 'Other';
+}
+
+const ATTRIBUTE_COLUMNS: Record<string, string> = {
+  EventId: 'event_id', EventName: 'event_name', Username: 'username', AccessKeyId: 'access_key_id',
+  EventSource: 'event_source', ReadOnly: 'read_only',
+};
+
+export class AuditDb {
+  readonly db: Database.Database;
+  private readonly insertEvent: Database.Statement;
+  private readonly insertResource: Database.Statement;
+  private readonly headStmt: Database.Statement;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    this.insertEvent = db.prepare(
+      `INSERT INTO events (seq, event_id, time_ms, event_name, event_source, username, access_key_id, read_only, error_code, account_id, region, body, prev_hash, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.insertResource = db.prepare('INSERT OR IGNORE INTO event_resources (name, seq, type) VALUES (?, ?, ?)');
+    this.headStmt = db.prepare('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1');
+  }
+
+  /** Opens (creating when `create`) the audit database. */
+  static open(file: string, opts: { readonly?: boolean } = {}): AuditDb {
+    const db = new Database(file, { readonly: opts.readonly === true, fileMustExist: opts.readonly === true });
+    db.pragma('busy_timeout = 10000');
+    if (!opts.readonly) {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      const cols = db.prepare("SELECT name FROM pragma_table_info('events')").all() as { name: string }[];
+      if (cols.length > 0 && !cols.some((c) => c.name === 'account_id')) {
+        // Files written before LookupEvents: the columns are filled from the bodies.
+        db.transaction(() => {
+          db.exec("ALTER TABLE events ADD COLUMN account_id TEXT; ALTER TABLE events ADD COLUMN region TEXT NOT NULL DEFAULT ''");
+          const upd = db.prepare('UPDATE events SET account_id = ?, region = ? WHERE seq = ?');
+          for (const r of db.prepare('SELECT seq, body FROM events').all() as { seq: number; body: string }[]) {
+            const f = fieldsOf(r.body);
+            upd.run(f.accountId, f.region, r.seq);
+          }
+        }).immediate();
+      }
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS events (
+          seq INTEGER PRIMARY KEY,
+          event_id TEXT NOT NULL,
+          time_ms INTEGER NOT NULL,
+          event_name TEXT NOT NULL,
+          event_source TEXT NOT NULL,
+          username TEXT,
+          access_key_id TEXT,
+          read_only INTEGER NOT NULL,
+          error_code TEXT,
+          account_id TEXT,
+          region TEXT NOT NULL DEFAULT '',
+          body TEXT NOT NULL,
+          prev_hash TEXT NOT NULL,
+          hash TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS events_time ON events (time_ms);
+        CREATE INDEX IF NOT EXISTS events_account ON events (account_id, seq);
+        CREATE INDEX IF NOT EXISTS events_name ON events (event_name, seq);
+        CREATE INDEX IF NOT EXISTS events_user ON events (username, seq);
+        CREATE INDEX IF NOT EXISTS events_akid ON events (access_key_id, seq);
+        CREATE INDEX IF NOT EXISTS events_source ON events (event_source, seq);
+        CREATE INDEX IF NOT EXISTS events_id ON events (event_id);
+        CREATE TABLE IF NOT EXISTS event_resources (
+          name TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, PRIMARY KEY (name, seq)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS event_resources_type ON event_resources (type, seq);
+        CREATE TABLE IF NOT EXISTS digests (
+          digest_seq INTEGER PRIMARY KEY,
+          from_seq INTEGER NOT NULL UNIQUE,
+          to_seq INTEGER NOT NULL,
+          body TEXT NOT NULL,
+          signature TEXT NOT NULL
+        );
+        INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '${AUDIT_SCHEMA_VERSION}');
+        INSERT OR IGNORE INTO meta (key, value) VALUES ('probe', '0');
+      `);
+    }
+    return new AuditDb(db);
+  }
+
+  head(): { seq: number; hash: string } {
+    const row = this.headStmt.get() as { seq: number; hash: string } | undefined;
+    if (row) return row;
+    // Everything was removed by retention: the chain continues from the anchor digest.
+    const anchor = this.lastDigest();
+    if (anchor) {
+      const b = JSON.parse(anchor.body) as DigestBody;
+      return { seq: b.toSeq, hash: b.headHash };
+    }
+    return { seq: 0, hash: GENESIS_HASH };
+  }
+
+  /**
+   * Appends events in one transaction, extending the chain from the current head (whoever wrote
+   * it: BEGIN IMMEDIATE holds the write lock from reading the head to the commit).
+   */
+  append(bodies: readonly string[]): { firstSeq: number; lastSeq: number } {
+    const run = this.db.transaction(() => {
+      let { seq, hash } = this.head();
+      const firstSeq = seq + 1;
+      for (const body of bodies) {
+        const f = fieldsOf(body);
+        seq += 1;
+        const next = eventHash(seq, hash, body);
+        this.insertEvent.run(seq, f.eventId, f.timeMs, f.eventName, f.eventSource, f.username, f.accessKeyId, f.readOnly ? 1 : 0, f.errorCode, f.accountId, f.region, body, hash, next);
+        for (const r of f.resources) this.insertResource.run(r.name, seq, r.type);
+        hash = next;
+      }
+      return { firstSeq, lastSeq: seq };
+    });
+    return run.immediate();
+  }
+
+  /** A small durable write, to learn whether writing works again (the health probe). */
+  probe(): void {
+    this.db.transaction(() => {
+      this.db.prepare("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'probe'").run();
+    }).immediate();
+  }
+
+  lastDigest(): DigestRow | undefined {
+    return this.db.prepare('SELECT digest_seq AS digestSeq, from_seq AS fromSeq, to_seq AS toSeq, body, signature FROM digests ORDER BY digest_seq DESC LIMIT 1').get() as DigestRow | undefined;
+  }
+
+  digests(): DigestRow[] {
+    return this.db.prepare('SELECT digest_seq AS digestSeq, from_seq AS fromSeq, to_seq AS toSeq, body, signature FROM digests ORDER BY digest_seq').all() as DigestRow[];
+  }
+
+  /**
+   * Events of one account and region (and unattributed ones: authentication failures with an
+   * unknown access key), newest first, matching at most one attribute and the time range.
+   */
+  lookup(q: LookupQuery): { seq: number; body: string }[] {
+    const where: string[] = ['(account_id = ? OR account_id IS NULL)', "(region = ? OR region = '')"];
+    const args: unknown[] = [q.accountId, q.region];
+    if (q.startMs !== undefined) {
+      where.push('time_ms >= ?');
+      args.push(q.startMs);
+    }
+    if (q.endMs !== undefined) {
+      where.push('time_ms <= ?');
+      args.push(q.endMs);
+    }
+    if (q.beforeSeq !== undefined) {
+      where.push('seq < ?');
+      args.push(q.beforeSeq);
+    }
+    if (q.attribute) {
+      const column = ATTRIBUTE_COLUMNS[q.attribute.key];
+      if (column) {
+        where.push(`${column} = ?`);
+        args.push(q.attribute.key === 'ReadOnly' ? (q.attribute.value === 'true' ? 1 : 0) : q.attribute.value);
+      } else if (q.attribute.key === 'ResourceName') {
+        where.push('seq IN (SELECT seq FROM event_resources WHERE name = ?)');
+        args.push(q.attribute.value);
+      } else if (q.attribute.key === 'ResourceType') {
+        where.push('seq IN (SELECT seq FROM event_resources WHERE type = ?)');
+        args.push(q.attribute.value);
+      } else {
+        throw new Error(`unknown lookup attribute ${q.attribute.key}`);
+      }
+    }
+    args.push(q.limit);
+    return this.db.prepare(`SELECT seq, body FROM events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`).all(...args) as { seq: number; body: string }[];
+  }
+
+  /** Adds the next digest, unless another process added digest `digestSeq` first (then false). */
+  addDigest(row: DigestRow): boolean {
+    return this.db.transaction(() => {
+      const last = this.lastDigest();
+      if ((last?.digestSeq ?? 0) !== row.digestSeq - 1) return false;
+      this.db.prepare('INSERT INTO digests (digest_seq, from_seq, to_seq, body, signature) VALUES (?, ?, ?, ?, ?)')
+        .run(row.digestSeq, row.fromSeq, row.toSeq, row.body, row.signature);
+      return true;
+    }).immediate();
+  }
+
+  /** Events in seq order, from `afterSeq` on, `limit` at a time (for verification and export). */
+  eventsAfter(afterSeq: number, limit: number): StoredEvent[] {
+    return this.db
+      .prepare('SELECT seq, body, prev_hash AS prevHash, hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?')
+      .all(afterSeq, limit) as StoredEvent[];
+  }
+
+  firstSeq(): number | undefined {
+    return (this.db.prepare('SELECT MIN(seq) AS s FROM events').get() as { s: number | null }).s ?? undefined;
+  }
+
+  count(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM events').get() as { n: number }).n;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

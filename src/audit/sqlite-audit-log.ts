@@ -1,0 +1,241 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, chmodSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { GENESIS_HASH, type DigestBody, type DigestRow, type LookupQuery } from './audit-db.js';
+import type { AuditEvent, AuditHealth, AuditLog, AuditSigner } from './event.js';
+import type { AuditVerification } from './verify.js';
+import type { WriterReply, WriterRequest } from './writer-protocol.js';
+
+type Distribute<T> = T extends unknown ? Omit<T, 'id'> : never;
+type RequestBody = Distribute<WriterRequest>;
+
+/** How often, by default, the events written since the last digest are covered by a new signed digest. */
+export const DEFAULT_DIGEST_INTERVAL_MS = 10_000;
+
+export interface SqliteAuditLogOptions {
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** Signs digests over ranges of events; without one no digests are written. */
+  signer?: AuditSigner;
+  digestIntervalMs?: number;
+}
+
+/** How often a failed audit log tries a durable write again, to turn healthy without traffic. */
+const PROBE_INTERVAL_MS = 1_000;
+
+export class AuditWriteError extends Error {
+  constructor(message: string, readonly code?: string) {
+    super(message);
+  }
+}
+
+interface Pending {
+  body: string;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * The durable audit log (audit-db.ts) as the request thread sees it. `record` resolves once the
+ * event is committed (fsynced) to DATA_DIR/audit/audit.db, and rejects if it cannot be; the
+ * caller then fails the request (fail closed).
+ *
+ * Group commit: events recorded while a commit is on its way to disk wait and go together in the
+ * next one, so under load one fsync serves many requests, and with one request in flight there
+ * is no added wait. Commits run on a writer thread: the request thread keeps serving while the
+ * disk syncs.
+ *
+ * Health: after a failed commit the log is unhealthy (with the reason) and probes the disk with a
+ * small durable write every second; the first success, probe or request, makes it healthy again.
+ */
+export class SqliteAuditLog implements AuditLog {
+  private worker!: Worker;
+  private nextId = 1;
+  private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private queue: Pending[] = [];
+  private inFlight = false;
+  private scheduled = false;
+  private closing = false;
+  private failure: string | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private digestTimer: NodeJS.Timeout | undefined;
+  private digesting: Promise<boolean> | undefined;
+  private readonly log: NonNullable<SqliteAuditLogOptions['log']>;
+  private readonly signer: AuditSigner | undefined;
+
+  private constructor(readonly file: string, opts: SqliteAuditLogOptions) {
+    this.log = opts.log ?? (() => {});
+    this.signer = opts.signer;
+  }
+
+  /** Opens the log; fails (and the server does not start) if the database cannot be opened. */
+  static async open(file: string, opts: SqliteAuditLogOptions = {}): Promise<SqliteAuditLog> {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    chmodSync(dirname(file), 0o700);
+    const l = new SqliteAuditLog(file, opts);
+    l.startWorker();
+    try {
+      await l.call({ kind: 'probe' });
+    } catch (e) {
+      await l.worker.terminate();
+      throw new Error(`cannot open the audit log ${file}: ${(e as Error).message}`);
+    }
+    if (l.signer) {
+      l.digestTimer = setInterval(() => void l.sealDigest().catch(() => {}), opts.digestIntervalMs ?? DEFAULT_DIGEST_INTERVAL_MS);
+      l.digestTimer.unref();
+    }
+    return l;
+  }
+
+  private startWorker(): void {
+    this.worker = new Worker(new URL('./audit-writer.js', import.meta.url), { workerData: { file: this.file } });
+    this.worker.on('message', (r: WriterReply) => {
+      const c = this.calls.get(r.id);
+      if (!c) return;
+      this.calls.delete(r.id);
+      if (r.ok) c.resolve(r.result);
+      else c.reject(new AuditWriteError(r.error, r.code));
+    });
+    this.worker.on('error', (e) => this.log('error', 'audit writer thread failed', { error: String(e) }));
+    this.worker.on('exit', () => {
+      for (const c of this.calls.values()) c.reject(new AuditWriteError('the audit writer thread exited'));
+      this.calls.clear();
+      if (!this.closing) {
+        this.markFailed('the audit writer thread exited; restarting it');
+        this.startWorker();
+      }
+    });
+  }
+
+  /** Sends one request to the writer thread. */
+  call<T = unknown>(req: RequestBody): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.calls.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.worker.postMessage({ ...req, id } as WriterRequest);
+    });
+  }
+
+  record(event: AuditEvent): Promise<void> {
+    if (this.closing) return Promise.reject(new AuditWriteError('the audit log is closed'));
+    const body = JSON.stringify(event.eventId ? event : { eventId: randomUUID(), ...event });
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ body, resolve, reject });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.inFlight || this.scheduled) return;
+    this.scheduled = true;
+    // Let the rest of this event-loop turn add its events to the same commit.
+    setImmediate(() => void this.flush());
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    if (this.inFlight || this.queue.length === 0) return;
+    const batch = this.queue;
+    this.queue = [];
+    this.inFlight = true;
+    try {
+      await this.call({ kind: 'append', bodies: batch.map((p) => p.body) });
+      this.markHealthy();
+      for (const p of batch) p.resolve();
+    } catch (e) {
+      this.markFailed(`events cannot be written to ${this.file}: ${(e as Error).message}`);
+      for (const p of batch) p.reject(e as Error);
+    } finally {
+      this.inFlight = false;
+      if (this.queue.length > 0) this.kick();
+    }
+  }
+
+  private markFailed(reason: string): void {
+    if (this.failure === undefined) this.log('error', 'audit log failing; requests fail closed until it recovers', { reason });
+    this.failure = reason;
+    if (!this.probeTimer && !this.closing) {
+      this.probeTimer = setInterval(() => {
+        this.call({ kind: 'probe' }).then(() => this.markHealthy(), () => {});
+      }, PROBE_INTERVAL_MS);
+      this.probeTimer.unref();
+    }
+  }
+
+  private markHealthy(): void {
+    if (this.failure !== undefined) this.log('warn', 'audit log writes again; serving requests', {});
+    this.failure = undefined;
+    if (this.probeTimer) {
+      clearInterval(this.probeTimer);
+      this.probeTimer = undefined;
+    }
+  }
+
+  health(): AuditHealth {
+    return this.failure === undefined
+      ? { healthy: true, problems: [] }
+      : { healthy: false, problems: [`audit log: ${this.failure}; every request fails with KMSInternalException until it can be written`] };
+  }
+
+  /**
+   * Signs a digest over the events written since the last one (by any process). Returns false
+   * when there is nothing new, or another process signed the same range first.
+   */
+  sealDigest(): Promise<boolean> {
+    return (this.digesting ??= this.doSealDigest().finally(() => (this.digesting = undefined)));
+  }
+
+  private async doSealDigest(): Promise<boolean> {
+    if (!this.signer) return false;
+    const { head, last } = await this.call<{ head: { seq: number; hash: string }; last: DigestRow | undefined }>({ kind: 'head' });
+    const lastBody = last ? (JSON.parse(last.body) as DigestBody) : undefined;
+    const fromSeq = lastBody ? lastBody.toSeq + 1 : 1;
+    if (head.seq < fromSeq) return false;
+    const body: DigestBody = {
+      version: 1,
+      digestSeq: (last?.digestSeq ?? 0) + 1,
+      fromSeq,
+      toSeq: head.seq,
+      headHash: head.hash,
+      prevHash: lastBody?.headHash ?? GENESIS_HASH,
+      prevDigest: last ? createHash('sha256').update(last.body).digest('hex') : '',
+      time: new Date().toISOString(),
+    };
+    const text = JSON.stringify(body);
+    const signature = this.signer.sign(Buffer.from(text)).toString('base64');
+    return this.call<boolean>({ kind: 'addDigest', row: { digestSeq: body.digestSeq, fromSeq, toSeq: head.seq, body: text, signature } });
+  }
+
+  async lookup(query: LookupQuery): Promise<{ seq: number; event: AuditEvent }[]> {
+    const rows = await this.call<{ seq: number; body: string }[]>({ kind: 'lookup', query });
+    return rows.map((r) => ({ seq: r.seq, event: JSON.parse(r.body) as AuditEvent }));
+  }
+
+  /** Checks chain and digests on a thread and connection of its own (writers go on meanwhile). */
+  verify(): Promise<AuditVerification> {
+    if (!this.signer) return Promise.reject(new Error('the audit log has no signing key to verify against'));
+    const w = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: { file: this.file, publicKeyPem: this.signer.publicKeyPem } });
+    return new Promise((resolve, reject) => {
+      w.once('message', (m: { ok: true; result: AuditVerification } | { ok: false; error: string }) => {
+        if (m.ok) resolve(m.result);
+        else reject(new Error(m.error));
+      });
+      w.once('error', reject);
+      w.once('exit', (code) => reject(new Error(`audit verification thread exited with ${code}`)));
+    });
+  }
+
+  async close(): Promise<void> {
+    // Flush what is queued, then stop the writer.
+    while (this.queue.length > 0 || this.inFlight || this.scheduled) {
+      if (!this.inFlight && !this.scheduled) this.kick();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    if (this.digestTimer) clearInterval(this.digestTimer);
+    if (this.failure === undefined) await this.sealDigest().catch((e) => this.log('warn', 'final audit digest failed', { error: String(e) }));
+    this.closing = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    await this.call({ kind: 'close' }).catch(() => {});
+    await this.worker.terminate();
+  }
+}
