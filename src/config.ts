@@ -69,6 +69,7 @@ export function parseHsmDeclaration(text: string): HsmDeclaration {
 
 export const USAGE = `Usage: keyhold server [options]
 
+  --config FILE               JSON object of these flags (long names, without --); command-line flags win
   --data-dir DIR              where keys, the database and TLS files live (default ./keyhold-data; created 0700)
   --host HOST                 address to listen on (default 127.0.0.1)
   --port PORT                 port (default 8443; 0 picks a free port)
@@ -93,7 +94,7 @@ export const USAGE = `Usage: keyhold server [options]
 
 Environment: KEYHOLD_DATA_DIR, KEYHOLD_HOST, KEYHOLD_PORT, KEYHOLD_ACCOUNT_ID (default 111122223333),
 KEYHOLD_ROOT_ACCESS_KEY_ID and KEYHOLD_ROOT_SECRET_ACCESS_KEY (root credentials to create on first start),
-KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_HSM (declarations separated by ;), KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_AUDIT_DIGEST_SECONDS, KEYHOLD_WORKERS.
+KEYHOLD_CONFIG, KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_HSM (declarations separated by ;), KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_AUDIT_DIGEST_SECONDS, KEYHOLD_WORKERS.
 `;
 
 export class ConfigError extends Error {}
@@ -105,10 +106,52 @@ function int(v: string | undefined, name: string, min: number, max: number): num
   return n;
 }
 
+/**
+ * `--config FILE`: a JSON object whose keys are the long flag names (without --) and whose values are
+ * what the flag takes: a string or number, true for a switch, an array for a repeatable flag. An
+ * `hsm` entry may also be an object { name, module, tokenLabel, pinFile }. Flags given on the command
+ * line win over the file (a repeatable flag given there replaces the file's list).
+ */
+function configFileArgs(file: string): string[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`--config ${file}: ${(e as Error).message}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError(`--config ${file}: expected a JSON object of flag names and values`);
+  const args: string[] = [];
+  for (const [k, v] of Object.entries(doc)) {
+    if (k === 'config' || k === 'help') throw new ConfigError(`--config ${file}: "${k}" cannot be set in the config file`);
+    for (const item of Array.isArray(v) ? v : [v]) {
+      if (item === true) args.push(`--${k}`);
+      else if (typeof item === 'string' || typeof item === 'number') args.push(`--${k}`, String(item));
+      else if (k === 'hsm' && typeof item === 'object' && item !== null) {
+        const h = item as Record<string, unknown>;
+        if (typeof h.name !== 'string' || typeof h.module !== 'string' || typeof h.tokenLabel !== 'string' || typeof h.pinFile !== 'string') {
+          throw new ConfigError(`--config ${file}: an hsm object needs string name, module, tokenLabel and pinFile`);
+        }
+        args.push('--hsm', `${h.name}=module=${h.module},token-label=${h.tokenLabel},pin-file=${h.pinFile}`);
+      } else throw new ConfigError(`--config ${file}: unsupported value for "${k}"`);
+    }
+  }
+  return args;
+}
+
 export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const { values } = parseArgs({
+  const cli = parseFlags(argv);
+  const configFile = cli.config ?? env.KEYHOLD_CONFIG;
+  const fromFile = configFile ? parseFlags(configFileArgs(resolve(configFile))) : {};
+  const values: ReturnType<typeof parseFlags> = { ...fromFile };
+  for (const [k, v] of Object.entries(cli)) if (v !== undefined) (values as Record<string, unknown>)[k] = v;
+  return fromValues(values, env);
+}
+
+function parseFlags(argv: string[]) {
+  return parseArgs({
     args: argv,
     options: {
+      config: { type: 'string' },
       'data-dir': { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
@@ -128,7 +171,10 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
     },
     strict: true,
     allowPositionals: false,
-  });
+  }).values;
+}
+
+function fromValues(values: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEnv): ServerConfig {
   if (values.help) throw new ConfigError(USAGE);
 
   const dataDir = resolve(values['data-dir'] ?? env.KEYHOLD_DATA_DIR ?? './keyhold-data');

@@ -28,6 +28,13 @@ function define(type: string, status = 400, fault: Fault = 'client') {
   };
 }
 
+// --- CloudTrail modelled exceptions (botocore cloudtrail/2013-11-01, LookupEvents) ---
+export class InvalidLookupAttributesException extends define('InvalidLookupAttributesException') {}
+export class InvalidTimeRangeException extends define('InvalidTimeRangeException') {}
+export class InvalidMaxResultsException extends define('InvalidMaxResultsException') {}
+export class InvalidNextTokenException extends define('InvalidNextTokenException') {}
+export class InvalidEventCategoryException extends define('InvalidEventCategoryException') {}
+
 // --- KMS modelled exceptions (botocore kms/2014-11-01) ---
 export class NotFoundException extends define('NotFoundException') {}
 export class DisabledException extends define('DisabledException') {}

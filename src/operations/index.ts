@@ -38,3 +38,4 @@ export { connectCustomKeyStore } from './connect-custom-key-store.js';
 export { disconnectCustomKeyStore } from './disconnect-custom-key-store.js';
 export { updateCustomKeyStore } from './update-custom-key-store.js';
 export { deleteCustomKeyStore } from './delete-custom-key-store.js';
+export { lookupEvents, LOOKUP_ATTRIBUTE_KEYS } from './lookup-events.js';
