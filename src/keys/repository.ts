@@ -4,6 +4,7 @@ import {
 } from '../errors/index.js';
 import { KEY_ID_PATTERN } from '../types/index.js';
 import { aliasArn, keyArn, rotationOf, type AliasRecord, type KeyRecord } from './model.js';
+import { UsageCounter } from './usage.js';
 
 /** Storage layout, in one place. */
 const P = {
@@ -109,6 +110,7 @@ export class KeyRepository {
     if (k.deletionDate !== undefined) await w.delete(P.deletion(k.deletionDate, k.keyId));
     const due = rotationDue(k);
     if (due !== undefined) await w.delete(P.rotation(due, k.keyId));
+    await UsageCounter.deleteFor(w, k.keyId);
     await w.delete(P.keyIndex(k.accountId, k.region, k.keyId));
     await w.delete(P.key(k.keyId));
     this.decodedKeys.forget(P.key(k.keyId));

@@ -39,3 +39,5 @@ export { disconnectCustomKeyStore } from './disconnect-custom-key-store.js';
 export { updateCustomKeyStore } from './update-custom-key-store.js';
 export { deleteCustomKeyStore } from './delete-custom-key-store.js';
 export { lookupEvents, LOOKUP_ATTRIBUTE_KEYS } from './lookup-events.js';
+export { setMinimumDecryptionVersion } from './set-minimum-decryption-version.js';
+export { listKeyVersions } from './list-key-versions.js';
