@@ -38,3 +38,7 @@ export { connectCustomKeyStore } from './connect-custom-key-store.js';
 export { disconnectCustomKeyStore } from './disconnect-custom-key-store.js';
 export { updateCustomKeyStore } from './update-custom-key-store.js';
 export { deleteCustomKeyStore } from './delete-custom-key-store.js';
+export { getParametersForImport } from './get-parameters-for-import.js';
+export { importKeyMaterial } from './import-key-material.js';
+export { deleteImportedKeyMaterial } from './delete-imported-key-material.js';
+export { expireImportedMaterial } from './expire-imported-material.js';
