@@ -18,6 +18,8 @@ export interface ServerConfig {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   jobIntervalMs: number;
+  /** How often per-version use counts are written to storage (ListKeyVersions). */
+  usageFlushMs: number;
   /** How often events written since the last signed audit digest get one. */
   auditDigestIntervalMs: number;
   logLevel: 'error' | 'warn' | 'info';
@@ -69,6 +71,7 @@ export function parseHsmDeclaration(text: string): HsmDeclaration {
 
 export const USAGE = `Usage: keyhold server [options]
 
+  --config FILE               JSON object of these flags (long names, without --); command-line flags win
   --data-dir DIR              where keys, the database and TLS files live (default ./keyhold-data; created 0700)
   --host HOST                 address to listen on (default 127.0.0.1)
   --port PORT                 port (default 8443; 0 picks a free port)
@@ -82,6 +85,7 @@ export const USAGE = `Usage: keyhold server [options]
   --seal-passphrase-file FILE passphrase for --seal passphrase (or KEYHOLD_SEAL_PASSPHRASE)
   --max-body-bytes N          largest request body accepted (default 262144)
   --job-interval-seconds N    how often due work (deletions) is looked for (default 60)
+  --usage-flush-seconds N     how often per-version use counts are written to storage (default 5; also at shutdown)
   --log-level error|warn|info (default info)
   --audit-digest-seconds N    how often new audit events are covered by a signed digest (default 10)
   --hsm NAME=MODULE,token-label=LABEL,pin-file=FILE
@@ -93,7 +97,7 @@ export const USAGE = `Usage: keyhold server [options]
 
 Environment: KEYHOLD_DATA_DIR, KEYHOLD_HOST, KEYHOLD_PORT, KEYHOLD_ACCOUNT_ID (default 111122223333),
 KEYHOLD_ROOT_ACCESS_KEY_ID and KEYHOLD_ROOT_SECRET_ACCESS_KEY (root credentials to create on first start),
-KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_HSM (declarations separated by ;), KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_AUDIT_DIGEST_SECONDS, KEYHOLD_WORKERS.
+KEYHOLD_CONFIG, KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_HSM (declarations separated by ;), KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_USAGE_FLUSH_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_AUDIT_DIGEST_SECONDS, KEYHOLD_WORKERS.
 `;
 
 export class ConfigError extends Error {}
@@ -105,10 +109,52 @@ function int(v: string | undefined, name: string, min: number, max: number): num
   return n;
 }
 
+/**
+ * `--config FILE`: a JSON object whose keys are the long flag names (without --) and whose values are
+ * what the flag takes: a string or number, true for a switch, an array for a repeatable flag. An
+ * `hsm` entry may also be an object { name, module, tokenLabel, pinFile }. Flags given on the command
+ * line win over the file (a repeatable flag given there replaces the file's list).
+ */
+function configFileArgs(file: string): string[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`--config ${file}: ${(e as Error).message}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError(`--config ${file}: expected a JSON object of flag names and values`);
+  const args: string[] = [];
+  for (const [k, v] of Object.entries(doc)) {
+    if (k === 'config' || k === 'help') throw new ConfigError(`--config ${file}: "${k}" cannot be set in the config file`);
+    for (const item of Array.isArray(v) ? v : [v]) {
+      if (item === true) args.push(`--${k}`);
+      else if (typeof item === 'string' || typeof item === 'number') args.push(`--${k}`, String(item));
+      else if (k === 'hsm' && typeof item === 'object' && item !== null) {
+        const h = item as Record<string, unknown>;
+        if (typeof h.name !== 'string' || typeof h.module !== 'string' || typeof h.tokenLabel !== 'string' || typeof h.pinFile !== 'string') {
+          throw new ConfigError(`--config ${file}: an hsm object needs string name, module, tokenLabel and pinFile`);
+        }
+        args.push('--hsm', `${h.name}=module=${h.module},token-label=${h.tokenLabel},pin-file=${h.pinFile}`);
+      } else throw new ConfigError(`--config ${file}: unsupported value for "${k}"`);
+    }
+  }
+  return args;
+}
+
 export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const { values } = parseArgs({
+  const cli = parseFlags(argv);
+  const configFile = cli.config ?? env.KEYHOLD_CONFIG;
+  const fromFile = configFile ? parseFlags(configFileArgs(resolve(configFile))) : {};
+  const values: ReturnType<typeof parseFlags> = { ...fromFile };
+  for (const [k, v] of Object.entries(cli)) if (v !== undefined) (values as Record<string, unknown>)[k] = v;
+  return fromValues(values, env);
+}
+
+function parseFlags(argv: string[]) {
+  return parseArgs({
     args: argv,
     options: {
+      config: { type: 'string' },
       'data-dir': { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
@@ -120,6 +166,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
       'seal-passphrase-file': { type: 'string' },
       'max-body-bytes': { type: 'string' },
       'job-interval-seconds': { type: 'string' },
+      'usage-flush-seconds': { type: 'string' },
       'log-level': { type: 'string' },
       'audit-digest-seconds': { type: 'string' },
       workers: { type: 'string' },
@@ -128,7 +175,10 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
     },
     strict: true,
     allowPositionals: false,
-  });
+  }).values;
+}
+
+function fromValues(values: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEnv): ServerConfig {
   if (values.help) throw new ConfigError(USAGE);
 
   const dataDir = resolve(values['data-dir'] ?? env.KEYHOLD_DATA_DIR ?? './keyhold-data');
@@ -197,6 +247,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
     maxBodyBytes: int(values['max-body-bytes'], '--max-body-bytes', 1024, 64 * 1024 * 1024) ?? 256 * 1024,
     headersTimeoutMs: 10_000,
     requestTimeoutMs: 30_000,
+    usageFlushMs: (int(values['usage-flush-seconds'] ?? env.KEYHOLD_USAGE_FLUSH_SECONDS, '--usage-flush-seconds', 1, 3600) ?? 5) * 1000,
     jobIntervalMs: (int(values['job-interval-seconds'] ?? env.KEYHOLD_JOB_INTERVAL_SECONDS, '--job-interval-seconds', 1, 86400) ?? 60) * 1000,
     logLevel: logLevel as ServerConfig['logLevel'],
     auditDigestIntervalMs: (int(values['audit-digest-seconds'] ?? env.KEYHOLD_AUDIT_DIGEST_SECONDS, '--audit-digest-seconds', 1, 86400) ?? 10) * 1000,

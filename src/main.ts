@@ -14,7 +14,7 @@ import { Barrier, FileSeal, PassphraseSeal, type Seal } from './barrier/index.js
 import { MemoryStorage, SqliteStorage, type Storage } from './storage/index.js';
 import { AuditSigningKey, GuardedKeyStore, ImportParameterStore, NO_HSMS, RoutingKeyStore, SoftwareKeyStore, type KeyStore } from './keystore/index.js';
 import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
-import { CustomKeyStoreRepository, KeyRepository } from './keys/index.js';
+import { CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
 import { AuditDb, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
 import { printVerification } from './cli/audit.js';
@@ -131,6 +131,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     importParameters: new ImportParameterStore(barrier, storage),
     hsms: hsms ?? NO_HSMS,
     audit,
+    usage: new UsageCounter(storage),
     clock: opts.clock ?? systemClock,
     log,
   };
@@ -166,6 +167,13 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const jobs = new JobRunner(services, [DELETION_JOB, ROTATION_JOB, IMPORT_EXPIRY_JOB], config.jobIntervalMs);
   jobs.start();
 
+  // Use counts are added up in memory and written every few seconds, not once per request.
+  const keyExists = async (keyId: string, tx: Parameters<typeof services.keys.getKey>[1]) => (await services.keys.getKey(keyId, tx)) !== undefined;
+  const flushUsage = () =>
+    services.usage.flush(keyExists).catch((e) => log('warn', 'key usage counts could not be written; kept for the next flush', { error: String(e) }));
+  const usageTimer = setInterval(() => void flushUsage(), config.usageFlushMs);
+  usageTimer.unref();
+
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
@@ -174,6 +182,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      clearInterval(usageTimer);
+      await flushUsage();
       await audit.close();
       await storage.close();
       hsms?.close();

@@ -34,7 +34,22 @@ export interface IndexedFields {
   accessKeyId: string | null;
   readOnly: boolean;
   errorCode: string | null;
+  /** The caller's account and region: LookupEvents answers each account and region with its own events. */
+  accountId: string | null;
+  region: string;
   resources: { name: string; type: string }[];
+}
+
+/** One LookupEvents query (attribute names as CloudTrail's LookupAttributeKey). */
+export interface LookupQuery {
+  accountId: string;
+  region: string;
+  attribute?: { key: string; value: string };
+  startMs?: number;
+  endMs?: number;
+  /** Only events before this sequence number (the page token). */
+  beforeSeq?: number;
+  limit: number;
 }
 
 export interface StoredEvent {
@@ -75,8 +90,9 @@ export function fieldsOf(body: string): IndexedFields {
   const e = JSON.parse(body) as {
     eventId: string; eventTime: string; eventName: string; eventSource: string; readOnly?: boolean; errorCode?: string;
     accessKeyId?: string; principal?: { userName?: string; arn?: string; type?: string };
-    resources?: { arn: string }[];
+    resources?: { arn: string }[]; awsRegion?: string;
   };
+  const principal = e.principal as { accountId?: string } | undefined;
   return {
     eventId: e.eventId,
     timeMs: Date.parse(e.eventTime),
@@ -86,7 +102,14 @@ export function fieldsOf(body: string): IndexedFields {
     accessKeyId: e.accessKeyId ?? null,
     readOnly: e.readOnly === true,
     errorCode: e.errorCode ?? null,
-    resources: (e.resources ?? []).map((r) => ({ name: r.arn, type: resourceTypeOf(r.arn) })),
+    accountId: principal?.accountId ?? null,
+    region: e.awsRegion ?? '',
+    // A key is found by its ARN and by its bare id (CloudTrail's ResourceName for KMS is either).
+    resources: (e.resources ?? []).flatMap((r) => {
+      const type = resourceTypeOf(r.arn);
+      const id = type === 'AWS::KMS::Key' ? r.arn.slice(r.arn.indexOf(':key/') + 5) : undefined;
+      return id ? [{ name: r.arn, type }, { name: id, type }] : [{ name: r.arn, type }];
+    }),
   };
 }
 
@@ -107,6 +130,11 @@ export function resourceTypeOf(arn: string): string {
   return 'Other';
 }
 
+const ATTRIBUTE_COLUMNS: Record<string, string> = {
+  EventId: 'event_id', EventName: 'event_name', Username: 'username', AccessKeyId: 'access_key_id',
+  EventSource: 'event_source', ReadOnly: 'read_only',
+};
+
 export class AuditDb {
   readonly db: Database.Database;
   private readonly insertEvent: Database.Statement;
@@ -116,8 +144,8 @@ export class AuditDb {
   private constructor(db: Database.Database) {
     this.db = db;
     this.insertEvent = db.prepare(
-      `INSERT INTO events (seq, event_id, time_ms, event_name, event_source, username, access_key_id, read_only, error_code, body, prev_hash, hash)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO events (seq, event_id, time_ms, event_name, event_source, username, access_key_id, read_only, error_code, account_id, region, body, prev_hash, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.insertResource = db.prepare('INSERT OR IGNORE INTO event_resources (name, seq, type) VALUES (?, ?, ?)');
     this.headStmt = db.prepare('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1');
@@ -130,6 +158,18 @@ export class AuditDb {
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
+      const cols = db.prepare("SELECT name FROM pragma_table_info('events')").all() as { name: string }[];
+      if (cols.length > 0 && !cols.some((c) => c.name === 'account_id')) {
+        // Files written before LookupEvents: the columns are filled from the bodies.
+        db.transaction(() => {
+          db.exec("ALTER TABLE events ADD COLUMN account_id TEXT; ALTER TABLE events ADD COLUMN region TEXT NOT NULL DEFAULT ''");
+          const upd = db.prepare('UPDATE events SET account_id = ?, region = ? WHERE seq = ?');
+          for (const r of db.prepare('SELECT seq, body FROM events').all() as { seq: number; body: string }[]) {
+            const f = fieldsOf(r.body);
+            upd.run(f.accountId, f.region, r.seq);
+          }
+        }).immediate();
+      }
       db.exec(`
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS events (
@@ -142,11 +182,14 @@ export class AuditDb {
           access_key_id TEXT,
           read_only INTEGER NOT NULL,
           error_code TEXT,
+          account_id TEXT,
+          region TEXT NOT NULL DEFAULT '',
           body TEXT NOT NULL,
           prev_hash TEXT NOT NULL,
           hash TEXT NOT NULL
         );
         CREATE INDEX IF NOT EXISTS events_time ON events (time_ms);
+        CREATE INDEX IF NOT EXISTS events_account ON events (account_id, seq);
         CREATE INDEX IF NOT EXISTS events_name ON events (event_name, seq);
         CREATE INDEX IF NOT EXISTS events_user ON events (username, seq);
         CREATE INDEX IF NOT EXISTS events_akid ON events (access_key_id, seq);
@@ -155,6 +198,7 @@ export class AuditDb {
         CREATE TABLE IF NOT EXISTS event_resources (
           name TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, PRIMARY KEY (name, seq)
         ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS event_resources_type ON event_resources (type, seq);
         CREATE TABLE IF NOT EXISTS digests (
           digest_seq INTEGER PRIMARY KEY,
           from_seq INTEGER NOT NULL UNIQUE,
@@ -193,7 +237,7 @@ export class AuditDb {
         const f = fieldsOf(body);
         seq += 1;
         const next = eventHash(seq, hash, body);
-        this.insertEvent.run(seq, f.eventId, f.timeMs, f.eventName, f.eventSource, f.username, f.accessKeyId, f.readOnly ? 1 : 0, f.errorCode, body, hash, next);
+        this.insertEvent.run(seq, f.eventId, f.timeMs, f.eventName, f.eventSource, f.username, f.accessKeyId, f.readOnly ? 1 : 0, f.errorCode, f.accountId, f.region, body, hash, next);
         for (const r of f.resources) this.insertResource.run(r.name, seq, r.type);
         hash = next;
       }
@@ -215,6 +259,44 @@ export class AuditDb {
 
   digests(): DigestRow[] {
     return this.db.prepare('SELECT digest_seq AS digestSeq, from_seq AS fromSeq, to_seq AS toSeq, body, signature FROM digests ORDER BY digest_seq').all() as DigestRow[];
+  }
+
+  /**
+   * Events of one account and region (and unattributed ones: authentication failures with an
+   * unknown access key), newest first, matching at most one attribute and the time range.
+   */
+  lookup(q: LookupQuery): { seq: number; body: string }[] {
+    const where: string[] = ['(account_id = ? OR account_id IS NULL)', "(region = ? OR region = '')"];
+    const args: unknown[] = [q.accountId, q.region];
+    if (q.startMs !== undefined) {
+      where.push('time_ms >= ?');
+      args.push(q.startMs);
+    }
+    if (q.endMs !== undefined) {
+      where.push('time_ms <= ?');
+      args.push(q.endMs);
+    }
+    if (q.beforeSeq !== undefined) {
+      where.push('seq < ?');
+      args.push(q.beforeSeq);
+    }
+    if (q.attribute) {
+      const column = ATTRIBUTE_COLUMNS[q.attribute.key];
+      if (column) {
+        where.push(`${column} = ?`);
+        args.push(q.attribute.key === 'ReadOnly' ? (q.attribute.value === 'true' ? 1 : 0) : q.attribute.value);
+      } else if (q.attribute.key === 'ResourceName') {
+        where.push('seq IN (SELECT seq FROM event_resources WHERE name = ?)');
+        args.push(q.attribute.value);
+      } else if (q.attribute.key === 'ResourceType') {
+        where.push('seq IN (SELECT seq FROM event_resources WHERE type = ?)');
+        args.push(q.attribute.value);
+      } else {
+        throw new Error(`unknown lookup attribute ${q.attribute.key}`);
+      }
+    }
+    args.push(q.limit);
+    return this.db.prepare(`SELECT seq, body FROM events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`).all(...args) as { seq: number; body: string }[];
   }
 
   /** Adds the next digest, unless another process added digest `digestSeq` first (then false). */

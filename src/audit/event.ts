@@ -1,4 +1,5 @@
 import type { AuditVerification } from './verify.js';
+import type { LookupQuery } from './audit-db.js';
 
 /**
  * One audit event per API call, allowed, denied or failed. CloudTrail-shaped names where CloudTrail
@@ -54,5 +55,7 @@ export interface AuditLog {
   health(): AuditHealth;
   /** Checks the chain and the signed digests; names the first event altered, removed or reordered. */
   verify(): Promise<AuditVerification>;
+  /** Events of the query's account and region, newest first (LookupEvents, `keyhold audit`). */
+  lookup(query: LookupQuery): Promise<{ seq: number; event: AuditEvent }[]>;
   close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent, AuditHealth, AuditLog } from './event.js';
 import type { AuditVerification } from './verify.js';
+import { fieldsOf, type LookupQuery } from './audit-db.js';
 
 /** Keeps events in memory: for in-process tests and embedding. Not durable, not chained. */
 export class MemoryAuditLog implements AuditLog {
@@ -16,5 +17,33 @@ export class MemoryAuditLog implements AuditLog {
     const n = this.events.length;
     return { valid: true, eventsChecked: n, digestsChecked: 0, firstSeq: n ? 1 : 0, lastSeq: n, signedThroughSeq: 0, retainedThroughSeq: 0, publicKeyFingerprint: '' };
   }
+  async lookup(q: LookupQuery): Promise<{ seq: number; event: AuditEvent }[]> {
+    const out: { seq: number; event: AuditEvent }[] = [];
+    for (let i = this.events.length - 1; i >= 0 && out.length < q.limit; i--) {
+      const seq = i + 1;
+      const event = this.events[i]!;
+      const f = fieldsOf(JSON.stringify(event));
+      if (q.beforeSeq !== undefined && seq >= q.beforeSeq) continue;
+      if ((f.accountId !== null && f.accountId !== q.accountId) || (f.region !== '' && f.region !== q.region)) continue;
+      if ((q.startMs !== undefined && f.timeMs < q.startMs) || (q.endMs !== undefined && f.timeMs > q.endMs)) continue;
+      if (q.attribute && !matches(f, q.attribute)) continue;
+      out.push({ seq, event });
+    }
+    return out;
+  }
   async close(): Promise<void> {}
+}
+
+function matches(f: ReturnType<typeof fieldsOf>, a: { key: string; value: string }): boolean {
+  switch (a.key) {
+    case 'EventId': return f.eventId === a.value;
+    case 'EventName': return f.eventName === a.value;
+    case 'Username': return f.username === a.value;
+    case 'AccessKeyId': return f.accessKeyId === a.value;
+    case 'EventSource': return f.eventSource === a.value;
+    case 'ReadOnly': return f.readOnly === (a.value === 'true');
+    case 'ResourceName': return f.resources.some((r) => r.name === a.value);
+    case 'ResourceType': return f.resources.some((r) => r.type === a.value);
+    default: return false;
+  }
 }

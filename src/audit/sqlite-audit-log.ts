@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { GENESIS_HASH, type DigestBody, type DigestRow } from './audit-db.js';
+import { GENESIS_HASH, type DigestBody, type DigestRow, type LookupQuery } from './audit-db.js';
 import type { AuditEvent, AuditHealth, AuditLog, AuditSigner } from './event.js';
 import type { AuditVerification } from './verify.js';
 import type { WriterReply, WriterRequest } from './writer-protocol.js';
@@ -204,6 +204,11 @@ export class SqliteAuditLog implements AuditLog {
     const text = JSON.stringify(body);
     const signature = this.signer.sign(Buffer.from(text)).toString('base64');
     return this.call<boolean>({ kind: 'addDigest', row: { digestSeq: body.digestSeq, fromSeq, toSeq: head.seq, body: text, signature } });
+  }
+
+  async lookup(query: LookupQuery): Promise<{ seq: number; event: AuditEvent }[]> {
+    const rows = await this.call<{ seq: number; body: string }[]>({ kind: 'lookup', query });
+    return rows.map((r) => ({ seq: r.seq, event: JSON.parse(r.body) as AuditEvent }));
   }
 
   /** Checks chain and digests on a thread and connection of its own (writers go on meanwhile). */

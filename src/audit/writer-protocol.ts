@@ -1,10 +1,11 @@
-import type { AuditDb, DigestRow } from './audit-db.js';
+import type { AuditDb, DigestRow, LookupQuery } from './audit-db.js';
 
 /** Requests the request thread sends to the audit writer thread (audit-writer.ts). */
 export type WriterRequest =
   | { id: number; kind: 'append'; bodies: string[] }
   | { id: number; kind: 'probe' }
   | { id: number; kind: 'head' }
+  | { id: number; kind: 'lookup'; query: LookupQuery }
   | { id: number; kind: 'addDigest'; row: DigestRow }
   | { id: number; kind: 'close' };
 
@@ -16,6 +17,8 @@ export function handleAuditRequest(db: AuditDb, m: WriterRequest): unknown {
   switch (m.kind) {
     case 'append':
       return db.append(m.bodies);
+    case 'lookup':
+      return db.lookup(m.query);
     case 'head':
       return { head: db.head(), last: db.lastDigest() };
     case 'addDigest':

@@ -1,5 +1,9 @@
 import { parseArgs } from 'node:util';
-import { clientSettings, UsageError } from './client.js';
+import { readFileSync } from 'node:fs';
+import { Agent } from 'node:https';
+import { CloudTrail, type LookupAttributeKey } from '@aws-sdk/client-cloudtrail';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { clientSettings, UsageError, type ClientSettings } from './client.js';
 import { callKeyhold } from './keyhold-client.js';
 
 type Out = (line: string) => void;
@@ -57,8 +61,84 @@ async function verify(argv: string[], out: Out): Promise<number> {
   return printVerification(fromWire(r), values.json === true, out);
 }
 
+export function cloudTrailClient(s: ClientSettings): CloudTrail {
+  const ca = s.caBundle ? readFileSync(s.caBundle) : undefined;
+  return new CloudTrail({
+    endpoint: process.env.AWS_ENDPOINT_URL_CLOUDTRAIL || s.endpoint,
+    region: s.region,
+    credentials: s.credentials,
+    requestHandler: ca ? new NodeHttpHandler({ httpsAgent: new Agent({ ca, keepAlive: true }) }) : undefined,
+  });
+}
+
+/** `keyhold audit` filter flags -> LookupEvents' attribute keys (one at a time, as CloudTrail allows). */
+const FILTERS: Record<string, LookupAttributeKey> = {
+  'event-name': 'EventName', username: 'Username', 'resource-name': 'ResourceName', 'resource-type': 'ResourceType',
+  'access-key-id': 'AccessKeyId', 'event-source': 'EventSource', 'read-only': 'ReadOnly', 'event-id': 'EventId',
+};
+
+function parseTime(v: string | undefined, flag: string): Date | undefined {
+  if (v === undefined) return undefined;
+  const d = /^\d+$/.test(v) ? new Date(Number(v) * 1000) : new Date(v);
+  if (Number.isNaN(d.getTime())) throw new UsageError(`${flag} must be an ISO 8601 time or epoch seconds`);
+  return d;
+}
+
+/**
+ * `keyhold audit [lookup]`: the audit log through CloudTrail's LookupEvents, newest first, with
+ * its filters; follows NextToken up to --max-results events (default 50). --json prints the
+ * CloudTrail records (CloudTrailEvent), otherwise a table.
+ */
+async function lookup(argv: string[], out: Out): Promise<number> {
+  const options = Object.fromEntries(Object.keys(FILTERS).map((f) => [f, { type: 'string' as const }]));
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...options, 'start-time': { type: 'string' }, 'end-time': { type: 'string' }, 'max-results': { type: 'string' },
+      json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' },
+    },
+  });
+  const v = values as Record<string, string | boolean | undefined>;
+  const given = Object.keys(FILTERS).filter((f) => v[f] !== undefined);
+  if (given.length > 1) throw new UsageError(`LookupEvents takes one filter at a time; got --${given.join(', --')}`);
+  const max = v['max-results'] === undefined ? 50 : Number(v['max-results']);
+  if (!Number.isInteger(max) || max < 1) throw new UsageError('--max-results must be a positive integer');
+  const ct = cloudTrailClient(clientSettings(values));
+  const records: Record<string, unknown>[] = [];
+  try {
+    for (let token: string | undefined; records.length < max; ) {
+      const page = await ct.lookupEvents({
+        LookupAttributes: given.length ? [{ AttributeKey: FILTERS[given[0]!]!, AttributeValue: String(v[given[0]!]) }] : undefined,
+        StartTime: parseTime(v['start-time'] as string | undefined, '--start-time'),
+        EndTime: parseTime(v['end-time'] as string | undefined, '--end-time'),
+        MaxResults: Math.min(50, max - records.length),
+        NextToken: token,
+      });
+      for (const e of page.Events ?? []) records.push(JSON.parse(e.CloudTrailEvent ?? '{}') as Record<string, unknown>);
+      token = page.NextToken;
+      if (!token) break;
+    }
+  } finally {
+    ct.destroy();
+  }
+  if (values.json) {
+    out(JSON.stringify(records, null, 2));
+    return 0;
+  }
+  out(['TIME'.padEnd(20), 'EVENT'.padEnd(24), 'USER'.padEnd(20), 'SOURCE IP'.padEnd(15), 'RESOURCE'.padEnd(36), 'ERROR'].join('  '));
+  for (const r of records) {
+    const who = r.userIdentity as { userName?: string; type?: string; arn?: string; accessKeyId?: string };
+    const user = who.type === 'Root' ? 'root' : (who.userName ?? who.arn?.split('/').pop() ?? who.accessKeyId ?? '-');
+    const res = ((r.resources as { ARN: string }[]) ?? [])[0]?.ARN.split('/').pop() ?? '-';
+    out([String(r.eventTime).padEnd(20), String(r.eventName).padEnd(24), user.padEnd(20), String(r.sourceIPAddress).padEnd(15), res.padEnd(36), String(r.errorCode ?? '-')].join('  '));
+  }
+  return 0;
+}
+
 export async function auditCommand(argv: string[], out: Out): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'verify') return verify(rest, out);
-  throw new UsageError(`unknown command: audit ${sub ?? ''}`);
+  if (sub === 'lookup') return lookup(rest, out);
+  if (sub === undefined || sub.startsWith('--')) return lookup(argv, out);
+  throw new UsageError(`unknown command: audit ${sub}`);
 }

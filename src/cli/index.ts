@@ -17,6 +17,11 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
                                  rotation-off, rotation-overdue, never-rotated. The owner is the Owner tag;
                                  without one it shows "creator (see audit)" (the creator is in the audit
                                  log, not in the API). Keys pending deletion show no rotation data.
+  keyhold audit [lookup] [--event-name N | --username U | --resource-name KEY-ARN-OR-ID | --resource-type T |
+                --access-key-id A | --event-source S | --read-only true|false | --event-id ID]
+                [--start-time T] [--end-time T] [--max-results N] [--json]
+                                 the audit log through CloudTrail's LookupEvents, newest first (one filter at a
+                                 time; default 50 events); --json prints the CloudTrail records
   keyhold audit verify [--json] check the audit log's hash chain and signed digests through the API
                                  (VerifyAuditLog); names the first event altered, removed or reordered.
                                  Exit 0 if intact, 3 if not.
@@ -79,7 +84,7 @@ export async function cliMain(argv: string[], out: Out = (l) => process.stdout.w
     if (group === 'keys' && sub === 'list') return await keysList(rest, out);
     if (group === 'keys' && sub === 'create') return await keysCreate(rest, out);
     if (group === 'keys' && sub === 'report') return await keysReport(rest, out);
-    if (group === 'audit' && sub !== undefined) return await auditCommand([sub, ...rest], out);
+    if (group === 'audit') return await auditCommand(sub === undefined ? [] : [sub, ...rest], out);
     throw new UsageError(`unknown command: ${[group, sub].filter(Boolean).join(' ')}\n\n${HELP}`);
   } catch (e) {
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

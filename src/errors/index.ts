@@ -28,6 +28,13 @@ function define(type: string, status = 400, fault: Fault = 'client') {
   };
 }
 
+// --- CloudTrail modelled exceptions (botocore cloudtrail/2013-11-01, LookupEvents) ---
+export class InvalidLookupAttributesException extends define('InvalidLookupAttributesException') {}
+export class InvalidTimeRangeException extends define('InvalidTimeRangeException') {}
+export class InvalidMaxResultsException extends define('InvalidMaxResultsException') {}
+export class InvalidNextTokenException extends define('InvalidNextTokenException') {}
+export class InvalidEventCategoryException extends define('InvalidEventCategoryException') {}
+
 // --- KMS modelled exceptions (botocore kms/2014-11-01) ---
 export class NotFoundException extends define('NotFoundException') {}
 export class DisabledException extends define('DisabledException') {}
@@ -67,6 +74,10 @@ export class CloudHsmClusterNotActiveException extends define('CloudHsmClusterNo
 export class CloudHsmClusterNotRelatedException extends define('CloudHsmClusterNotRelatedException') {}
 export class CloudHsmClusterInvalidConfigurationException extends define('CloudHsmClusterInvalidConfigurationException') {}
 export class IncorrectTrustAnchorException extends define('IncorrectTrustAnchorException') {}
+
+// --- Keyhold's own (no AWS counterpart) ---
+/** A blob under a key version below the key's minimum decryption version (SetMinimumDecryptionVersion). */
+export class KeyVersionRetiredException extends define('KeyVersionRetiredException') {}
 
 // --- Protocol-level errors shared by AWS JSON services ---
 export class ValidationException extends define('ValidationException') {}

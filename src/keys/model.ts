@@ -73,6 +73,11 @@ export interface KeyRecord {
   pendingRotationVersion?: number;
   /** Absent on records written before rotation existed: read it through `rotationOf`. */
   rotation?: RotationState;
+  /**
+   * Versions below this no longer decrypt (SetMinimumDecryptionVersion; Vault's min_decryption_version).
+   * Their material is kept, so lowering it again restores them. Absent: 1, every version decrypts.
+   */
+  minDecryptionVersion?: number;
 }
 
 export interface AliasRecord {
@@ -101,6 +106,11 @@ export function isEnabled(k: KeyRecord): boolean {
 /** Every key has an owner: the principal that created it, unless an `Owner` tag names another. */
 export function ownerOf(k: KeyRecord): string {
   return k.tags.find((t) => t.tagKey === 'Owner')?.tagValue ?? k.createdBy;
+}
+
+/** The lowest version that still decrypts. */
+export function minDecryptionVersionOf(k: KeyRecord): number {
+  return k.minDecryptionVersion ?? 1;
 }
 
 export const DEFAULT_ROTATION_PERIOD_DAYS = 365;

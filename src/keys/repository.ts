@@ -4,6 +4,7 @@ import {
 } from '../errors/index.js';
 import { KEY_ID_PATTERN } from '../types/index.js';
 import { aliasArn, importExpiryDue, keyArn, rotationOf, type AliasRecord, type KeyRecord } from './model.js';
+import { UsageCounter } from './usage.js';
 
 /** Storage layout, in one place. */
 const P = {
@@ -117,6 +118,7 @@ export class KeyRepository {
     if (due !== undefined) await w.delete(P.rotation(due, k.keyId));
     const expiry = importExpiryDue(k);
     if (expiry !== undefined) await w.delete(P.importExpiry(expiry, k.keyId));
+    await UsageCounter.deleteFor(w, k.keyId);
     await w.delete(P.keyIndex(k.accountId, k.region, k.keyId));
     await w.delete(P.key(k.keyId));
     this.decodedKeys.forget(P.key(k.keyId));

@@ -42,3 +42,6 @@ export { getParametersForImport } from './get-parameters-for-import.js';
 export { importKeyMaterial } from './import-key-material.js';
 export { deleteImportedKeyMaterial } from './delete-imported-key-material.js';
 export { expireImportedMaterial } from './expire-imported-material.js';
+export { lookupEvents, LOOKUP_ATTRIBUTE_KEYS } from './lookup-events.js';
+export { setMinimumDecryptionVersion } from './set-minimum-decryption-version.js';
+export { listKeyVersions } from './list-key-versions.js';

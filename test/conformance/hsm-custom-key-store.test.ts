@@ -280,6 +280,9 @@ describe('custom key stores on SoftHSM2 (AWS_CLOUDHSM)', { skip }, () => {
     await rejects(kms.decrypt({ CiphertextBlob: oldBlob, EncryptionContext: { tenant: 'acme' } }), 'KeyUnavailableException');
     await rejects(kms.encrypt({ KeyId: hsmKey, Plaintext: Buffer.from('x') }), 'KeyUnavailableException');
     assert.doesNotMatch(s.stderr, new RegExp(pins.primary), 'the PIN is never logged');
+    for (const secret of [pins.primary, pins.second, 'not-the-pin']) {
+      assert.equal(dataDirContains(s.dataDir, secret), false, 'no KeyStorePassword is stored or audited');
+    }
   });
 
   /** A session on a token from this (test) process, as an operator's tool would open one. */

@@ -67,6 +67,36 @@ describe('HSM seal (SoftHSM2)', { skip }, () => {
     }
   });
 
+  it('HSMs and the seal can be declared in a --config file; command-line flags win', async () => {
+    const base = tempDir();
+    const dataDir = join(base, 'data');
+    const cfg = join(base, 'keyhold.json');
+    writeFileSync(cfg, JSON.stringify({
+      hsm: [{ name: NAME, module: hsm.module, tokenLabel: 'seal-token', pinFile }],
+      seal: `hsm:${NAME}`,
+      'log-level': 'warn',
+    }));
+    try {
+      const s1 = await startServer({ dataDir, args: ['--config', cfg], env: hsm.env });
+      const ct = await s1.kms().encrypt({ KeyId: (await s1.kms().createKey({})).KeyMetadata!.KeyId!, Plaintext: Buffer.from('cfg') });
+      assert.equal(await s1.stop(), 0);
+      assert.equal(existsSync(join(dataDir, 'seal.key')), false);
+      // The same declaration as a string, through the environment.
+      const s2 = await startServer({ dataDir, env: { ...hsm.env, KEYHOLD_CONFIG: cfg } });
+      assert.equal(Buffer.from((await s2.kms().decrypt({ CiphertextBlob: ct.CiphertextBlob })).Plaintext!).toString(), 'cfg');
+      assert.equal(await s2.stop(), 0);
+      // --seal file on the command line wins over the file's hsm seal, and is refused for this data dir.
+      await assert.rejects(startServer({ dataDir, args: ['--config', cfg, '--seal', 'file'], env: hsm.env }), /exited with [1-9].*sealed with the 'hsm' seal/s);
+      writeFileSync(cfg, JSON.stringify({ hsm: [{ name: NAME }] }));
+      await assert.rejects(startServer({ dataDir, args: ['--config', cfg], env: hsm.env }), /exited with 2.*needs string name, module, tokenLabel and pinFile/s);
+      writeFileSync(cfg, JSON.stringify({ 'no-such-flag': 1 }));
+      await assert.rejects(startServer({ dataDir, args: ['--config', cfg], env: hsm.env }), /exited with [1-9].*no-such-flag/s);
+    } finally {
+      const { rmSync } = await import('node:fs');
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   it('--seal hsm:NAME must name a declared HSM, and --hsm checks its declaration', async () => {
     await assert.rejects(startServer({ args: ['--seal', `hsm:${NAME}`] }), /exited with 2.*names no HSM declared/s);
     await assert.rejects(startServer({ args: ['--hsm', `short=${hsm.module},token-label=x,pin-file=${pinFile}`] }), /exited with 2.*must look like one/s);

@@ -9,6 +9,7 @@ import { invoke, recordAuthFailure, type CallContext, type Services } from '../.
 import { verifySigV4 } from '../sigv4.js';
 import { KMS_ROUTES, KMS_TARGET_PREFIX, type Route } from './kms-routes.js';
 import { KEYHOLD_ROUTES, KEYHOLD_TARGET_PREFIX } from './keyhold-routes.js';
+import { CLOUDTRAIL_ROUTES, CLOUDTRAIL_SIGNING_NAME, CLOUDTRAIL_TARGET_PREFIXES } from './cloudtrail-routes.js';
 import { decodeWire, encodeOutput } from './schema.js';
 import { healthResponse, type HealthSource } from '../admin/health.js';
 
@@ -20,10 +21,12 @@ export interface HandlerOptions {
 }
 
 const JSON_CONTENT_TYPE = 'application/x-amz-json-1.1';
-/** X-Amz-Target -> route: the KMS model's operations, and Keyhold's own under their prefix. */
-const routes: ReadonlyMap<string, { opName: string; route: Route }> = new Map([
-  ...Object.entries(KMS_ROUTES as Record<string, Route>).map(([name, route]) => [KMS_TARGET_PREFIX + name, { opName: name, route }] as const),
-  ...Object.entries(KEYHOLD_ROUTES as Record<string, Route>).map(([name, route]) => [KEYHOLD_TARGET_PREFIX + name, { opName: name, route }] as const),
+/** X-Amz-Target -> route: the KMS model's operations, Keyhold's own under their prefix, and CloudTrail's (signed as `cloudtrail`). */
+const routes: ReadonlyMap<string, { opName: string; route: Route; service: string }> = new Map<string, { opName: string; route: Route; service: string }>([
+  ...Object.entries(KMS_ROUTES as Record<string, Route>).map(([name, route]) => [KMS_TARGET_PREFIX + name, { opName: name, route, service: 'kms' }] as const),
+  ...Object.entries(KEYHOLD_ROUTES as Record<string, Route>).map(([name, route]) => [KEYHOLD_TARGET_PREFIX + name, { opName: name, route, service: 'kms' }] as const),
+  ...Object.entries(CLOUDTRAIL_ROUTES as Record<string, Route>).flatMap(([name, route]) =>
+    CLOUDTRAIL_TARGET_PREFIXES.map((prefix) => [prefix + name, { opName: name, route, service: CLOUDTRAIL_SIGNING_NAME }] as const)),
 ]);
 
 class BodyTooLarge extends Error {}
@@ -164,12 +167,13 @@ export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res:
     try {
       verified = await verifySigV4(
         { method: req.method, rawPath: path.split('?')[0]!, rawQuery: path.includes('?') ? path.slice(path.indexOf('?') + 1) : '', headers: req.headers, rawHeaders: req.rawHeaders, body },
-        { now: new Date(), services: ['kms'], lookup: (akid: string, token: string | undefined) => svc.identity.authenticate(akid, token) },
+        { now: new Date(), services: [entry.service], lookup: (akid: string, token: string | undefined) => svc.identity.authenticate(akid, token) },
       );
     } catch (e) {
-      const akid = /Credential=([A-Z0-9]{4,128})\//.exec(String(req.headers.authorization ?? ''))?.[1];
+      const scope = /Credential=([A-Z0-9]{4,128})\/\d{8}\/([a-z0-9-]{1,32})\//.exec(String(req.headers.authorization ?? ''));
+      const akid = scope?.[1] ?? /Credential=([A-Z0-9]{4,128})\//.exec(String(req.headers.authorization ?? ''))?.[1];
       await recordAuthFailure(svc, {
-        requestId, eventName: opName!, eventSource: route.op.eventSource, region: '', sourceIp: ip, userAgent,
+        requestId, eventName: opName!, eventSource: route.op.eventSource, region: scope?.[2] ?? '', sourceIp: ip, userAgent,
         accessKeyId: akid, errorCode: isKmsError(e) ? e.type : 'InternalFailure',
       }).catch(() => {
         throw new KMSInternalException('The request could not be recorded in the audit log.');
