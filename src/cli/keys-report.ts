@@ -1,13 +1,14 @@
 import { parseArgs } from 'node:util';
 import type { GetKeyRotationStatusCommandOutput, KMS } from '@aws-sdk/client-kms';
 import { clientSettings, kmsClient } from './client.js';
+import { atRiskWithout, listBackups, type RegisteredBackup } from './backup/registry.js';
 
 const DAY = 86400_000;
 
 /** Shown as the owner when a key has no `Owner` tag: the creator is only in the audit log. */
 export const CREATOR_SEE_AUDIT = 'creator (see audit)';
 
-export type ReportFlag = 'rotation-off' | 'rotation-overdue' | 'never-rotated';
+export type ReportFlag = 'rotation-off' | 'rotation-overdue' | 'never-rotated' | 'sole-key-of-backups';
 
 export interface KeyReportRow {
   keyId: string;
@@ -22,6 +23,8 @@ export interface KeyReportRow {
   newestVersionAgeDays: number;
   versionsInUse: number | null;
   flags: ReportFlag[];
+  /** Registered backups wrapped under this key, and how many no other usable key could open. */
+  backups?: { dependent: number; undecryptableWithout: number };
 }
 
 type Out = (line: string) => void;
@@ -143,13 +146,27 @@ function table(rows: KeyReportRow[], out: Out): void {
   for (const c of cells) out(line(c));
   const count = (f: ReportFlag) => rows.filter((r) => r.flags.includes(f)).length;
   out('');
-  out(`${rows.length} keys: ${count('rotation-off')} rotation-off, ${count('rotation-overdue')} rotation-overdue, ${count('never-rotated')} never-rotated`);
+  out(`${rows.length} keys: ${count('rotation-off')} rotation-off, ${count('rotation-overdue')} rotation-overdue, ${count('never-rotated')} never-rotated${count('sole-key-of-backups') ? `, ${count('sole-key-of-backups')} sole-key-of-backups` : ''}`);
+}
+
+/** Backups registered with the server (`keyhold backup`) that depend on each key. */
+export async function addBackupDependencies(rows: KeyReportRow[], backups: RegisteredBackup[]): Promise<void> {
+  for (const r of rows) {
+    const mine = backups.filter((b) => b.WrappingKeys.some((k) => k.KeyArn.endsWith(`/${r.keyId}`)));
+    if (!mine.length) continue;
+    const arn = mine[0]!.WrappingKeys.find((k) => k.KeyArn.endsWith(`/${r.keyId}`))!.KeyArn;
+    const risky = mine.filter((b) => atRiskWithout(b, arn)).length;
+    r.backups = { dependent: mine.length, undecryptableWithout: risky };
+    if (risky) r.flags.push('sole-key-of-backups');
+  }
 }
 
 /** keyhold keys report [--json] [--endpoint-url URL] [--region R] */
 export async function keysReport(argv: string[], out: Out): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' } } });
-  const rows = await buildReport(kmsClient(clientSettings(values)));
+  const settings = clientSettings(values);
+  const rows = await buildReport(kmsClient(settings));
+  await addBackupDependencies(rows, await listBackups(settings));
   if (values.json) out(JSON.stringify(rows, null, 2));
   else table(rows, out);
   return 0;

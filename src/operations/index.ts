@@ -45,3 +45,5 @@ export { expireImportedMaterial } from './expire-imported-material.js';
 export { lookupEvents, LOOKUP_ATTRIBUTE_KEYS } from './lookup-events.js';
 export { setMinimumDecryptionVersion } from './set-minimum-decryption-version.js';
 export { listKeyVersions } from './list-key-versions.js';
+export { registerBackup } from './register-backup.js';
+export { listBackups } from './list-backups.js';
