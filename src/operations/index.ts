@@ -39,3 +39,4 @@ export { disconnectCustomKeyStore } from './disconnect-custom-key-store.js';
 export { updateCustomKeyStore } from './update-custom-key-store.js';
 export { deleteCustomKeyStore } from './delete-custom-key-store.js';
 export { lookupEvents, LOOKUP_ATTRIBUTE_KEYS } from './lookup-events.js';
+export { getKeyLastUsage, getLastUsage, TRACKED_CRYPTO_OPERATIONS } from './get-key-last-usage.js';

@@ -1,6 +1,6 @@
 import * as ops from '../../operations/index.js';
 import { route, type Route } from './kms-routes.js';
-import { bool, int, str, struct } from './schema.js';
+import { bool, int, list, str, struct, timestamp } from './schema.js';
 
 /**
  * Keyhold's own operations, beyond the AWS KMS model (version retirement, audit, backups registry,
@@ -17,6 +17,15 @@ export const KEYHOLD_ROUTES = {
       Problem: struct({ Kind: str({ enum: ['altered', 'removed', 'reordered', 'digest'] }), Seq: int(), EventId: str(), Message: str() }, ['Kind', 'Message']),
     }, ['Valid', 'EventsChecked', 'DigestsChecked', 'FirstSeq', 'LastSeq', 'SignedThroughSeq', 'RetainedThroughSeq', 'PublicKeyFingerprint']),
     ops.verifyAuditLog,
+  ),
+  GetLastUsage: route(
+    struct({ PrincipalArn: str({ min: 1, max: 2048 }), KeyId: str({ min: 1, max: 2048 }), Limit: int({ min: 1, max: 1000 }) }),
+    struct({
+      Usage: list(struct({
+        PrincipalArn: str(), KeyArn: str(), Operation: str(), Timestamp: timestamp(), CloudTrailEventId: str(), Count: int(),
+      }, ['PrincipalArn', 'KeyArn', 'Operation', 'Timestamp', 'CloudTrailEventId', 'Count'])),
+    }, ['Usage']),
+    ops.getLastUsage,
   ),
 } satisfies Record<string, Route>;
 

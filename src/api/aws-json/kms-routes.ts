@@ -234,6 +234,16 @@ export const KMS_ROUTES = {
     ops.updateCustomKeyStore,
   ),
   DeleteCustomKeyStore: route(CustomKeyStoreIdOnly, Empty, ops.deleteCustomKeyStore),
+  GetKeyLastUsage: route(
+    KeyIdOnly,
+    struct({
+      KeyId: str(),
+      KeyLastUsage: struct({ Operation: str(), Timestamp: timestamp(), CloudTrailEventId: str(), KmsRequestId: str() }),
+      TrackingStartDate: timestamp(),
+      KeyCreationDate: timestamp(),
+    }, ['KeyId', 'TrackingStartDate', 'KeyCreationDate']),
+    ops.getKeyLastUsage,
+  ),
 } satisfies Record<string, Route>;
 
 export const KMS_TARGET_PREFIX = 'TrentService.';
