@@ -18,6 +18,8 @@ export interface ServerConfig {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   jobIntervalMs: number;
+  /** How often per-version use counts are written to storage (ListKeyVersions). */
+  usageFlushMs: number;
   /** How often events written since the last signed audit digest get one. */
   auditDigestIntervalMs: number;
   logLevel: 'error' | 'warn' | 'info';
@@ -83,6 +85,7 @@ export const USAGE = `Usage: keyhold server [options]
   --seal-passphrase-file FILE passphrase for --seal passphrase (or KEYHOLD_SEAL_PASSPHRASE)
   --max-body-bytes N          largest request body accepted (default 262144)
   --job-interval-seconds N    how often due work (deletions) is looked for (default 60)
+  --usage-flush-seconds N     how often per-version use counts are written to storage (default 5; also at shutdown)
   --log-level error|warn|info (default info)
   --audit-digest-seconds N    how often new audit events are covered by a signed digest (default 10)
   --hsm NAME=MODULE,token-label=LABEL,pin-file=FILE
@@ -94,7 +97,7 @@ export const USAGE = `Usage: keyhold server [options]
 
 Environment: KEYHOLD_DATA_DIR, KEYHOLD_HOST, KEYHOLD_PORT, KEYHOLD_ACCOUNT_ID (default 111122223333),
 KEYHOLD_ROOT_ACCESS_KEY_ID and KEYHOLD_ROOT_SECRET_ACCESS_KEY (root credentials to create on first start),
-KEYHOLD_CONFIG, KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_HSM (declarations separated by ;), KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_AUDIT_DIGEST_SECONDS, KEYHOLD_WORKERS.
+KEYHOLD_CONFIG, KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_HSM (declarations separated by ;), KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_USAGE_FLUSH_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_AUDIT_DIGEST_SECONDS, KEYHOLD_WORKERS.
 `;
 
 export class ConfigError extends Error {}
@@ -163,6 +166,7 @@ function parseFlags(argv: string[]) {
       'seal-passphrase-file': { type: 'string' },
       'max-body-bytes': { type: 'string' },
       'job-interval-seconds': { type: 'string' },
+      'usage-flush-seconds': { type: 'string' },
       'log-level': { type: 'string' },
       'audit-digest-seconds': { type: 'string' },
       workers: { type: 'string' },
@@ -243,6 +247,7 @@ function fromValues(values: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEn
     maxBodyBytes: int(values['max-body-bytes'], '--max-body-bytes', 1024, 64 * 1024 * 1024) ?? 256 * 1024,
     headersTimeoutMs: 10_000,
     requestTimeoutMs: 30_000,
+    usageFlushMs: (int(values['usage-flush-seconds'] ?? env.KEYHOLD_USAGE_FLUSH_SECONDS, '--usage-flush-seconds', 1, 3600) ?? 5) * 1000,
     jobIntervalMs: (int(values['job-interval-seconds'] ?? env.KEYHOLD_JOB_INTERVAL_SECONDS, '--job-interval-seconds', 1, 86400) ?? 60) * 1000,
     logLevel: logLevel as ServerConfig['logLevel'],
     auditDigestIntervalMs: (int(values['audit-digest-seconds'] ?? env.KEYHOLD_AUDIT_DIGEST_SECONDS, '--audit-digest-seconds', 1, 86400) ?? 10) * 1000,

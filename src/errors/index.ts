@@ -75,6 +75,10 @@ export class CloudHsmClusterNotRelatedException extends define('CloudHsmClusterN
 export class CloudHsmClusterInvalidConfigurationException extends define('CloudHsmClusterInvalidConfigurationException') {}
 export class IncorrectTrustAnchorException extends define('IncorrectTrustAnchorException') {}
 
+// --- Keyhold's own (no AWS counterpart) ---
+/** A blob under a key version below the key's minimum decryption version (SetMinimumDecryptionVersion). */
+export class KeyVersionRetiredException extends define('KeyVersionRetiredException') {}
+
 // --- Protocol-level errors shared by AWS JSON services ---
 export class ValidationException extends define('ValidationException') {}
 export class SerializationException extends define('SerializationException') {}

@@ -100,6 +100,19 @@ export class IdentityStore {
   }
 
   /**
+   * Is this principal still active, i.e. could it still act? Reports flag keys whose owner is not
+   * ("owner no longer active"). Today the only principals are account roots: an account's root is
+   * active while the account exists; anything else (an unknown ARN, a name that is no ARN) is not.
+   * IAM users and roles replace this body when they exist (a deleted user, or one whose access keys
+   * are all inactive, is not active).
+   */
+  async isActivePrincipal(arn: string): Promise<boolean> {
+    const root = /^arn:aws:iam::(\d{12}):root$/.exec(arn);
+    if (!root) return false;
+    return (await this.storage.getCached(P.account(root[1]!))) !== undefined;
+  }
+
+  /**
    * Finds the secret and principal for a SigV4 access key id. Unknown or inactive keys give
    * undefined (the caller answers UnrecognizedClientException, as AWS does for both).
    */

@@ -1,8 +1,9 @@
 import {
-  IncorrectKeyException, InvalidCiphertextException, InvalidKeyUsageException, UnsupportedOperationException,
+  IncorrectKeyException, InvalidCiphertextException, InvalidKeyUsageException, KeyVersionRetiredException, KMSInvalidStateException,
+  UnsupportedOperationException,
 } from '../errors/index.js';
 import { decodeBlob, type CiphertextBlob } from '../format/index.js';
-import { assertUsable, type KeyRecord } from '../keys/index.js';
+import { assertUsable, minDecryptionVersionOf, type KeyRecord } from '../keys/index.js';
 import type { EncryptionContext } from '../types/index.js';
 import { authorizeKey } from './common.js';
 import type { AuditDraft, CallContext, Services } from './context.js';
@@ -26,6 +27,7 @@ export async function encryptUnder(svc: Services, key: KeyRecord, plaintext: Buf
   const ref = await materialRef(svc, key, key.currentVersion);
   const blob = await svc.keystore.encrypt(ref, plaintext, context);
   audit.key(key.arn, key.currentVersion);
+  svc.usage.record(key.keyId, key.currentVersion, 'encrypt', svc.clock.now());
   return blob;
 }
 
@@ -36,6 +38,7 @@ export async function generateDataKeyIn(
   const ref = await materialRef(svc, key, key.currentVersion);
   const { plaintext, blob } = await svc.keystore.generateDataKey(ref, length, context);
   audit.key(key.arn, key.currentVersion);
+  svc.usage.record(key.keyId, key.currentVersion, 'encrypt', svc.clock.now());
   return { plaintext, ciphertextBlob: blob };
 }
 
@@ -67,10 +70,31 @@ export async function keyForBlob(
   authorizeKey(call, key, action, audit);
   assertUsable(key);
   assertSymmetricAlgorithm(key, undefined, action);
-  if (!key.versions.some((v) => v.version === blob.keyVersion)) throw new InvalidCiphertextException();
+  const version = key.versions.find((v) => v.version === blob.keyVersion);
+  if (!version) throw new InvalidCiphertextException();
+  // Imported material of an older version that expired or was deleted: the same state answer as the current one.
+  if (version.imported && !version.imported.present) throw new KMSInvalidStateException(`${key.arn} is pending import.`);
+  assertNotRetired(key, blob.keyVersion);
   return { key, blob };
 }
 
 export async function decryptOpened(svc: Services, opened: OpenedBlob, context: EncryptionContext | undefined): Promise<Buffer> {
-  return svc.keystore.decrypt(await materialRef(svc, opened.key, opened.blob.keyVersion), opened.blob, context);
+  const plaintext = await svc.keystore.decrypt(await materialRef(svc, opened.key, opened.blob.keyVersion), opened.blob, context);
+  svc.usage.record(opened.key.keyId, opened.blob.keyVersion, 'decrypt', svc.clock.now());
+  return plaintext;
+}
+
+/**
+ * A version below the key's minimum decryption version is retired: it decrypts nothing (Decrypt,
+ * ReEncrypt) until an operator lowers the minimum again. Checked after policy and key state, so the
+ * answer tells an authorized caller which version of which key, and nobody else anything.
+ */
+export function assertNotRetired(key: KeyRecord, version: number): void {
+  const min = minDecryptionVersionOf(key);
+  if (version < min) {
+    throw new KeyVersionRetiredException(
+      `Version ${version} of key ${key.arn} is retired: its minimum decryption version is ${min}. ` +
+        'Ciphertexts under a retired version no longer decrypt; re-encrypt data under a newer version before retiring, or lower the minimum with SetMinimumDecryptionVersion.',
+    );
+  }
 }

@@ -2,6 +2,10 @@ import * as ops from '../../operations/index.js';
 import { route, type Route } from './kms-routes.js';
 import { bool, int, list, str, struct, timestamp } from './schema.js';
 
+const KeyIdType = str({ min: 1, max: 2048 });
+const LimitType = int({ min: 1, max: 1000 });
+const MarkerType = str({ min: 1, max: 1024, pattern: /^[\u0020-\u00FF]*$/ });
+
 /**
  * Keyhold's own operations, beyond the AWS KMS model (version retirement, audit, backups registry,
  * offboarding, ...). They use the same transport as KMS: AWS JSON 1.1, SigV4 with service `kms`,
@@ -26,6 +30,25 @@ export const KEYHOLD_ROUTES = {
       }, ['PrincipalArn', 'KeyArn', 'Operation', 'Timestamp', 'CloudTrailEventId', 'Count'])),
     }, ['Usage']),
     ops.getLastUsage,
+  ),
+  // Version retirement and per-version use (issue 3)
+  SetMinimumDecryptionVersion: route(
+    struct({ KeyId: KeyIdType, MinimumDecryptionVersion: int({ min: 1 }) }, ['KeyId', 'MinimumDecryptionVersion']),
+    struct({ KeyId: str(), MinimumDecryptionVersion: int(), PreviousMinimumDecryptionVersion: int() }, ['KeyId', 'MinimumDecryptionVersion', 'PreviousMinimumDecryptionVersion']),
+    ops.setMinimumDecryptionVersion,
+  ),
+  ListKeyVersions: route(
+    struct({ KeyId: KeyIdType, Limit: LimitType, Marker: MarkerType }, ['KeyId']),
+    struct({
+      KeyId: str(), CurrentVersion: int(), MinimumDecryptionVersion: int(), Owner: str(), Creator: str(), OwnerActive: bool(),
+      RotationOptOut: bool(), KeyRotationEnabled: bool(),
+      Versions: list(struct({
+        Version: int(), CreationDate: timestamp(), RotationType: str(), Current: bool(), Retired: bool(),
+        EncryptCount: int(), DecryptCount: int(), LastUsedDate: timestamp(),
+      }, ['Version', 'CreationDate', 'Current', 'Retired', 'EncryptCount', 'DecryptCount'])),
+      NextMarker: str(), Truncated: bool(),
+    }, ['KeyId', 'CurrentVersion', 'MinimumDecryptionVersion', 'Owner', 'Creator', 'OwnerActive', 'RotationOptOut', 'KeyRotationEnabled', 'Versions', 'Truncated']),
+    ops.listKeyVersions,
   ),
 } satisfies Record<string, Route>;
 
