@@ -8,7 +8,15 @@ const DAY = 86400_000;
 /** Shown as the owner when a key has no `Owner` tag: the creator is only in the audit log. */
 export const CREATOR_SEE_AUDIT = 'creator (see audit)';
 
-export type ReportFlag = 'rotation-off' | 'rotation-overdue' | 'never-rotated' | 'sole-key-of-backups';
+/** Days before an imported key's ValidTo from which the report warns (`--expiry-warning-days`). */
+export const DEFAULT_EXPIRY_WARNING_DAYS = 30;
+
+/**
+ * `imported`: the key's material was imported (Origin EXTERNAL): Keyhold cannot restore it if lost.
+ * `import-expiring`: its ValidTo is within the warning window. `import-missing`: its material expired
+ * or was deleted (PendingImport): nothing under it decrypts until the same material is imported again.
+ */
+export type ReportFlag = 'rotation-off' | 'rotation-overdue' | 'never-rotated' | 'imported' | 'import-expiring' | 'import-missing' | 'sole-key-of-backups';
 
 export interface KeyReportRow {
   keyId: string;
@@ -22,6 +30,9 @@ export interface KeyReportRow {
   nextRotationDate: string | null;
   newestVersionAgeDays: number;
   versionsInUse: number | null;
+  origin: string;
+  /** Imported keys: the current material's expiry (null when it does not expire or is missing). */
+  importValidTo: string | null;
   flags: ReportFlag[];
   /** Registered backups wrapped under this key, and how many no other usable key could open. */
   backups?: { dependent: number; undecryptableWithout: number };
@@ -70,7 +81,7 @@ async function rotationDates(kms: KMS, keyId: string): Promise<Date[]> {
   return dates.sort((a, b) => a.getTime() - b.getTime());
 }
 
-async function reportRow(kms: KMS, keyId: string, aliases: string[], now: number): Promise<KeyReportRow> {
+async function reportRow(kms: KMS, keyId: string, aliases: string[], now: number, warnDays: number): Promise<KeyReportRow> {
   const { KeyMetadata: m } = await kms.describeKey({ KeyId: keyId });
   const created = m!.CreationDate!;
   const owner = (await ownerTag(kms, keyId)) ?? CREATOR_SEE_AUDIT;
@@ -85,8 +96,15 @@ async function reportRow(kms: KMS, keyId: string, aliases: string[], now: number
     nextRotationDate: null,
     newestVersionAgeDays: Math.floor((now - created.getTime()) / DAY),
     versionsInUse: null,
+    origin: m!.Origin ?? 'AWS_KMS',
+    importValidTo: m!.ValidTo ? m!.ValidTo.toISOString() : null,
     flags: [],
   };
+  if (row.origin === 'EXTERNAL') {
+    row.flags.push('imported');
+    if (row.state === 'PendingImport') row.flags.push('import-missing');
+    if (m!.ValidTo && m!.ValidTo.getTime() - now <= warnDays * DAY) row.flags.push('import-expiring');
+  }
   let status: GetKeyRotationStatusCommandOutput;
   let rotations: Date[];
   try {
@@ -105,19 +123,20 @@ async function reportRow(kms: KMS, keyId: string, aliases: string[], now: number
   row.nextRotationDate = status.NextRotationDate ? status.NextRotationDate.toISOString() : null;
   row.newestVersionAgeDays = Math.floor((now - (last ?? created).getTime()) / DAY);
   row.versionsInUse = 1 + rotations.length;
-  if (!enabled) row.flags.push('rotation-off');
+  // Imported keys rotate only by importing new material; automatic rotation cannot be turned on.
+  if (!enabled && row.origin !== 'EXTERNAL') row.flags.push('rotation-off');
   if (enabled && status.NextRotationDate && status.NextRotationDate.getTime() < now) row.flags.push('rotation-overdue');
   const limitDays = enabled ? (status.RotationPeriodInDays ?? 365) : 365;
-  if (rotations.length === 0 && keyAgeDays > limitDays) row.flags.push('never-rotated');
+  if (rotations.length === 0 && keyAgeDays > limitDays && row.origin !== 'EXTERNAL') row.flags.push('never-rotated');
   return row;
 }
 
-export async function buildReport(kms: KMS, now = Date.now()): Promise<KeyReportRow[]> {
+export async function buildReport(kms: KMS, now = Date.now(), warnDays = DEFAULT_EXPIRY_WARNING_DAYS): Promise<KeyReportRow[]> {
   const aliases = await listAliases(kms);
   const rows: KeyReportRow[] = [];
   for (let marker: string | undefined; ; ) {
     const page = await kms.listKeys({ Marker: marker });
-    for (const k of page.Keys ?? []) rows.push(await reportRow(kms, k.KeyId!, aliases.get(k.KeyId!) ?? [], now));
+    for (const k of page.Keys ?? []) rows.push(await reportRow(kms, k.KeyId!, aliases.get(k.KeyId!) ?? [], now, warnDays));
     if (!page.Truncated) break;
     marker = page.NextMarker;
   }
@@ -137,16 +156,25 @@ function table(rows: KeyReportRow[], out: Out): void {
     day(r.nextRotationDate),
     String(r.newestVersionAgeDays),
     r.versionsInUse === null ? '-' : String(r.versionsInUse),
+    r.origin === 'EXTERNAL' ? `imported${r.importValidTo ? ' to ' + day(r.importValidTo) : ''}` : r.origin,
     r.flags.join(',') || '-',
   ]);
-  const head = ['KEY ID', 'ALIASES', 'OWNER', 'STATE', 'ROTATION', 'PERIOD', 'LAST ROTATION', 'NEXT ROTATION', 'AGE DAYS', 'VERSIONS', 'FLAGS'];
+  const head = ['KEY ID', 'ALIASES', 'OWNER', 'STATE', 'ROTATION', 'PERIOD', 'LAST ROTATION', 'NEXT ROTATION', 'AGE DAYS', 'VERSIONS', 'MATERIAL', 'FLAGS'];
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]!))).join('  ');
   out(line(head));
   for (const c of cells) out(line(c));
   const count = (f: ReportFlag) => rows.filter((r) => r.flags.includes(f)).length;
   out('');
-  out(`${rows.length} keys: ${count('rotation-off')} rotation-off, ${count('rotation-overdue')} rotation-overdue, ${count('never-rotated')} never-rotated${count('sole-key-of-backups') ? `, ${count('sole-key-of-backups')} sole-key-of-backups` : ''}`);
+  out(`${rows.length} keys: ${count('rotation-off')} rotation-off, ${count('rotation-overdue')} rotation-overdue, ${count('never-rotated')} never-rotated, ${count('imported')} imported${count('sole-key-of-backups') ? `, ${count('sole-key-of-backups')} sole-key-of-backups` : ''}`);
+  // Lose imported material, lose the data: say so where nobody can miss it.
+  for (const r of rows) {
+    if (r.flags.includes('import-missing')) {
+      out(`WARNING: imported key ${r.keyId} has no key material (PendingImport): nothing encrypted under it decrypts until the same material is imported again.`);
+    } else if (r.flags.includes('import-expiring')) {
+      out(`WARNING: imported key material of ${r.keyId} expires ${r.importValidTo}: re-import it with a later ValidTo, or it is deleted then.`);
+    }
+  }
 }
 
 /** Backups registered with the server (`keyhold backup`) that depend on each key. */
@@ -161,11 +189,16 @@ export async function addBackupDependencies(rows: KeyReportRow[], backups: Regis
   }
 }
 
-/** keyhold keys report [--json] [--endpoint-url URL] [--region R] */
+/** keyhold keys report [--json] [--expiry-warning-days N] [--endpoint-url URL] [--region R] */
 export async function keysReport(argv: string[], out: Out): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' }, 'expiry-warning-days': { type: 'string' } },
+  });
+  const warnDays = values['expiry-warning-days'] === undefined ? DEFAULT_EXPIRY_WARNING_DAYS : Number(values['expiry-warning-days']);
+  if (!Number.isFinite(warnDays) || warnDays < 0) throw new Error('--expiry-warning-days takes a number of days (0 or more)');
   const settings = clientSettings(values);
-  const rows = await buildReport(kmsClient(settings));
+  const rows = await buildReport(kmsClient(settings), Date.now(), warnDays);
   await addBackupDependencies(rows, await listBackups(settings));
   if (values.json) out(JSON.stringify(rows, null, 2));
   else table(rows, out);
