@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { KMS } from '@aws-sdk/client-kms';
@@ -268,6 +268,40 @@ describe('custom key stores on SoftHSM2 (AWS_CLOUDHSM)', { skip }, () => {
     // The HSM is free again for a new store.
     const again = (await kms.createCustomKeyStore({ CustomKeyStoreName: 'empty', CloudHsmClusterId: THIRD, TrustAnchorCertificate: trustAnchor, KeyStorePassword: 'third-pin' })).CustomKeyStoreId!;
     assert.notEqual(again, id);
+  });
+
+  it('the token store goes away: KeyUnavailableException, Connect FAILS with NETWORK_ERRORS; when it is back, the server recovers by itself', async () => {
+    const away = join(hsm.dir, 'tokens-away');
+    renameSync(join(hsm.dir, 'tokens'), away);
+    try {
+      await rejects(kms.encrypt({ KeyId: hsmKey, Plaintext: Buffer.from('x') }), 'KeyUnavailableException');
+      await rejects(kms.decrypt({ CiphertextBlob: oldBlob, EncryptionContext: { tenant: 'acme' } }), 'KeyUnavailableException');
+      await rejects(kms.generateDataKey({ KeyId: hsmKey, KeySpec: 'AES_256' }), 'KeyUnavailableException');
+      await kms.disconnectCustomKeyStore({ CustomKeyStoreId: storeId });
+      await kms.connectCustomKeyStore({ CustomKeyStoreId: storeId });
+      const entry = (await kms.describeCustomKeyStores({ CustomKeyStoreId: storeId })).CustomKeyStores![0]!;
+      assert.equal(entry.ConnectionState, 'FAILED');
+      assert.equal(entry.ConnectionErrorCode, 'NETWORK_ERRORS');
+      // Software keys keep working.
+      await kms.encrypt({ KeyId: softwareKey, Plaintext: Buffer.from('x') });
+    } finally {
+      renameSync(away, join(hsm.dir, 'tokens'));
+    }
+    await kms.disconnectCustomKeyStore({ CustomKeyStoreId: storeId });
+    // KeyUnavailableException says "retry": the module is initialized again at most every 200 ms.
+    let connected = false;
+    for (let i = 0; i < 20 && !connected; i++) {
+      await kms.connectCustomKeyStore({ CustomKeyStoreId: storeId });
+      const e = (await kms.describeCustomKeyStores({ CustomKeyStoreId: storeId })).CustomKeyStores![0]!;
+      connected = e.ConnectionState === 'CONNECTED';
+      if (!connected) {
+        await kms.disconnectCustomKeyStore({ CustomKeyStoreId: storeId });
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    assert.ok(connected, 'reconnected after the token came back');
+    const dec = await kms.decrypt({ CiphertextBlob: oldBlob, EncryptionContext: { tenant: 'acme' } });
+    assert.equal(Buffer.from(dec.Plaintext!).toString(), 'kept by hardware');
   });
 
   it('a token failure (the key object destroyed behind Keyhold\'s back) is KeyUnavailableException, never a software fallback', async () => {

@@ -53,6 +53,26 @@ interface LoadedModule {
   /** Bumped by every re-initialization: sessions and object handles from before are void. */
   epoch: number;
   refreshedAt: number;
+  /** False after a C_Initialize failed (e.g. a token store gone missing): retried on next use. */
+  initialized: boolean;
+  initAttemptAt: number;
+}
+
+const REINIT_INTERVAL_MS = 200;
+
+/** C_Initialize again after a failure, at most every REINIT_INTERVAL_MS; throws TokenError while it fails. */
+function ensureInitialized(m: LoadedModule, path: string): void {
+  if (m.initialized) return;
+  const now = Date.now();
+  if (now - m.initAttemptAt < REINIT_INTERVAL_MS) throw new TokenError('token', `PKCS#11 module ${path} is not initialized (retrying)`);
+  m.initAttemptAt = now;
+  try {
+    m.lib.C_Initialize({ flags: P().CKF_OS_LOCKING_OK });
+  } catch (e) {
+    if (ckr(e) !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw new TokenError('token', `C_Initialize failed for ${path}: ${ckr(e) ?? (e as Error).message}`, ckr(e));
+  }
+  m.initialized = true;
+  m.epoch++;
 }
 /** A module may be initialized only once per process: tokens in the same module share it. */
 const modules = new Map<string, LoadedModule>();
@@ -74,7 +94,7 @@ function loadModule(path: string): LoadedModule {
         throw new TokenError('module', `C_Initialize failed for ${path}: ${ckr(e) ?? (e as Error).message}`);
       }
     }
-    m = { lib, users: 0, epoch: 0, refreshedAt: 0 };
+    m = { lib, users: 0, epoch: 0, refreshedAt: 0, initialized: true, initAttemptAt: 0 };
     modules.set(path, m);
   }
   return m;
@@ -119,20 +139,17 @@ export class Pkcs11Token {
    */
   refresh(): void {
     const now = Date.now();
-    if (now - this.mod.refreshedAt < 200) return;
-    const p = P();
+    if (now - this.mod.refreshedAt < REINIT_INTERVAL_MS) return;
+    this.mod.refreshedAt = now;
     try {
       this.lib.C_Finalize();
     } catch {
       // not initialized: C_Initialize below
     }
-    try {
-      this.lib.C_Initialize({ flags: p.CKF_OS_LOCKING_OK });
-    } catch (e) {
-      if (ckr(e) !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw new TokenError('module', `C_Initialize failed for ${this.spec.modulePath}: ${ckr(e) ?? (e as Error).message}`);
-    }
+    this.mod.initialized = false;
     this.mod.epoch++;
-    this.mod.refreshedAt = now;
+    this.mod.initAttemptAt = 0;
+    ensureInitialized(this.mod, this.spec.modulePath);
   }
 
   get lib(): Pkcs11Types.PKCS11 {
@@ -178,6 +195,8 @@ export class Pkcs11Token {
 
   private openSession(): Session {
     if (this.closed) throw new TokenError('token', `HSM ${this.spec.name} is closed`);
+    ensureInitialized(this.mod, this.spec.modulePath);
+    this.syncEpoch();
     const p = P();
     this.slot ??= this.findSlot();
     let s: Session;
@@ -219,6 +238,15 @@ export class Pkcs11Token {
     this.idle.push(s);
   }
 
+  /** After a re-initialization of the module every session of ours is already gone. */
+  private syncEpoch(): void {
+    if (this.seenEpoch === this.mod.epoch) return;
+    this.idle = [];
+    this.slot = undefined;
+    this.generation++;
+    this.seenEpoch = this.mod.epoch;
+  }
+
   /** Drops every pooled session so the next call finds the token and logs in afresh. */
   private reset(): void {
     for (const s of this.idle) {
@@ -246,13 +274,7 @@ export class Pkcs11Token {
    * the pool is reset and `fn` is tried once more on a fresh session.
    */
   withSession<T>(fn: (lib: Pkcs11Types.PKCS11, s: Session) => T): T {
-    if (this.seenEpoch !== this.mod.epoch) {
-      // The module was re-initialized: every session of ours is already gone.
-      this.idle = [];
-      this.slot = undefined;
-      this.generation++;
-      this.seenEpoch = this.mod.epoch;
-    }
+    this.syncEpoch();
     for (let attempt = 0; ; attempt++) {
       const s = this.idle.pop() ?? this.openSession();
       const gen = this.generation;
@@ -263,6 +285,7 @@ export class Pkcs11Token {
       } catch (e) {
         const code = ckr(e);
         if (code && SESSION_LOST.has(code)) {
+          if (code === 'CKR_CRYPTOKI_NOT_INITIALIZED') this.mod.initialized = false;
           if (gen === this.generation) this.reset();
           if (attempt === 0) continue;
           throw new TokenError('token', `HSM ${this.spec.name}: ${code}`, code);
