@@ -3,6 +3,7 @@ import { clientSettings, kmsClient, UsageError } from './client.js';
 import { keysReport } from './keys-report.js';
 import { keysRetire, keysVersions } from './keys-versions.js';
 import { auditCommand } from './audit.js';
+import { backupCommand, BACKUP_HELP } from './backup/command.js';
 
 const HELP = `Usage: keyhold <command> [options]
 
@@ -35,6 +36,8 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
   keyhold audit verify --data-dir DIR [--seal passphrase --seal-passphrase-file F] [--json]
                                  the same check offline, on a data dir (the server may be running)
 
+Backups (AWS Encryption SDK message format v2; any ESDK with a KMS keyring pointed here reads them):
+${BACKUP_HELP}
 Common options: --endpoint-url URL, --region R, --json
 `;
 
@@ -93,6 +96,7 @@ export async function cliMain(argv: string[], out: Out = (l) => process.stdout.w
     if (group === 'keys' && sub === 'report') return await keysReport(rest, out);
     if (group === 'keys' && sub === 'versions') return await keysVersions(rest, out);
     if (group === 'keys' && sub === 'retire') return await keysRetire(rest, out);
+    if (group === 'backup') return await backupCommand(argv.slice(1), out);
     if (group === 'audit') return await auditCommand(sub === undefined ? [] : [sub, ...rest], out);
     throw new UsageError(`unknown command: ${[group, sub].filter(Boolean).join(' ')}\n\n${HELP}`);
   } catch (e) {
