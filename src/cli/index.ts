@@ -14,10 +14,12 @@ Client (find the server and credentials as the AWS tools do: --endpoint-url or A
 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_CA_BUNDLE):
   keyhold keys list [--json]     every key in the region with its state and aliases
   keyhold keys create [--description D] [--alias alias/NAME] [--json]
-  keyhold keys report [--json]   every key with aliases, owner (the Owner tag, else the creator), state,
+  keyhold keys report [--json] [--expiry-warning-days N]
+                                 every key with aliases, owner (the Owner tag, else the creator), state,
                                  rotation (on/off, opt-out, period, last and next date), age of the newest
-                                 version, versions in use (not retired), versions used in the last 30 days
-                                 and the flags rotation-off, rotation-overdue, never-rotated, owner-inactive.
+                                 version, versions in use (not retired), versions used in the last 30 days,
+                                 key material origin and the flags rotation-off, rotation-overdue,
+                                 never-rotated, owner-inactive, imported, import-expiring, import-missing.
                                  Keys pending deletion show no rotation data.
   keyhold keys versions <key> [--json]
                                  every version of a key: creation time, type, current/retired, encrypt and

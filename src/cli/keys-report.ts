@@ -8,8 +8,6 @@ const DAY = 86400_000;
 /** A version used within this many days counts as recently used. */
 export const RECENT_USE_DAYS = 30;
 
-export type ReportFlag = 'rotation-off' | 'rotation-overdue' | 'never-rotated' | 'owner-inactive';
-
 /** KeyholdService.ListKeyVersions, as the report reads it. */
 interface KeyVersions {
   Owner: string;
@@ -20,6 +18,16 @@ interface KeyVersions {
   Truncated: boolean;
   NextMarker?: string;
 }
+
+/** Days before an imported key's ValidTo from which the report warns (`--expiry-warning-days`). */
+export const DEFAULT_EXPIRY_WARNING_DAYS = 30;
+
+/**
+ * `imported`: the key's material was imported (Origin EXTERNAL): Keyhold cannot restore it if lost.
+ * `import-expiring`: its ValidTo is within the warning window. `import-missing`: its material expired
+ * or was deleted (PendingImport): nothing under it decrypts until the same material is imported again.
+ */
+export type ReportFlag = 'rotation-off' | 'rotation-overdue' | 'never-rotated' | 'owner-inactive' | 'imported' | 'import-expiring' | 'import-missing';
 
 export interface KeyReportRow {
   keyId: string;
@@ -42,6 +50,9 @@ export interface KeyReportRow {
   minimumDecryptionVersion: number;
   /** Versions used (encrypt or decrypt) in the last RECENT_USE_DAYS days. */
   recentlyUsedVersions: number[];
+  origin: string;
+  /** Imported keys: the current material's expiry (null when it does not expire or is missing). */
+  importValidTo: string | null;
   flags: ReportFlag[];
 }
 
@@ -85,7 +96,7 @@ async function rotationDates(kms: KMS, keyId: string): Promise<Date[]> {
   return dates.sort((a, b) => a.getTime() - b.getTime());
 }
 
-async function reportRow(kms: KMS, settings: ClientSettings, keyId: string, aliases: string[], now: number): Promise<KeyReportRow> {
+async function reportRow(kms: KMS, settings: ClientSettings, keyId: string, aliases: string[], now: number, warnDays: number): Promise<KeyReportRow> {
   const { KeyMetadata: m } = await kms.describeKey({ KeyId: keyId });
   const created = m!.CreationDate!;
   const v = await keyVersions(settings, keyId);
@@ -106,8 +117,15 @@ async function reportRow(kms: KMS, settings: ClientSettings, keyId: string, alia
     recentlyUsedVersions: v.Versions
       .filter((x) => x.LastUsedDate !== undefined && now - x.LastUsedDate * 1000 <= RECENT_USE_DAYS * DAY)
       .map((x) => x.Version),
+    origin: m!.Origin ?? 'AWS_KMS',
+    importValidTo: m!.ValidTo ? m!.ValidTo.toISOString() : null,
     flags: v.OwnerActive ? [] : ['owner-inactive'],
   };
+  if (row.origin === 'EXTERNAL') {
+    row.flags.push('imported');
+    if (row.state === 'PendingImport') row.flags.push('import-missing');
+    if (m!.ValidTo && m!.ValidTo.getTime() - now <= warnDays * DAY) row.flags.push('import-expiring');
+  }
   let status: GetKeyRotationStatusCommandOutput;
   let rotations: Date[];
   try {
@@ -126,19 +144,20 @@ async function reportRow(kms: KMS, settings: ClientSettings, keyId: string, alia
   row.nextRotationDate = status.NextRotationDate ? status.NextRotationDate.toISOString() : null;
   row.newestVersionAgeDays = Math.floor((now - (last ?? created).getTime()) / DAY);
   row.versionsInUse = v.Versions.filter((x) => !x.Retired).length;
-  if (!enabled) row.flags.push('rotation-off');
+  // Imported keys rotate only by importing new material; automatic rotation cannot be turned on.
+  if (!enabled && row.origin !== 'EXTERNAL') row.flags.push('rotation-off');
   if (enabled && status.NextRotationDate && status.NextRotationDate.getTime() < now) row.flags.push('rotation-overdue');
   const limitDays = enabled ? (status.RotationPeriodInDays ?? 365) : 365;
-  if (rotations.length === 0 && keyAgeDays > limitDays) row.flags.push('never-rotated');
+  if (rotations.length === 0 && keyAgeDays > limitDays && row.origin !== 'EXTERNAL') row.flags.push('never-rotated');
   return row;
 }
 
-export async function buildReport(kms: KMS, settings: ClientSettings, now = Date.now()): Promise<KeyReportRow[]> {
+export async function buildReport(kms: KMS, settings: ClientSettings, now = Date.now(), warnDays = DEFAULT_EXPIRY_WARNING_DAYS): Promise<KeyReportRow[]> {
   const aliases = await listAliases(kms);
   const rows: KeyReportRow[] = [];
   for (let marker: string | undefined; ; ) {
     const page = await kms.listKeys({ Marker: marker });
-    for (const k of page.Keys ?? []) rows.push(await reportRow(kms, settings, k.KeyId!, aliases.get(k.KeyId!) ?? [], now));
+    for (const k of page.Keys ?? []) rows.push(await reportRow(kms, settings, k.KeyId!, aliases.get(k.KeyId!) ?? [], now, warnDays));
     if (!page.Truncated) break;
     marker = page.NextMarker;
   }
@@ -159,23 +178,37 @@ function table(rows: KeyReportRow[], out: Out): void {
     String(r.newestVersionAgeDays),
     r.versionsInUse === null ? '-' : String(r.versionsInUse),
     r.recentlyUsedVersions.join(',') || '-',
+    r.origin === 'EXTERNAL' ? `imported${r.importValidTo ? ' to ' + day(r.importValidTo) : ''}` : r.origin,
     r.flags.join(',') || '-',
   ]);
-  const head = ['KEY ID', 'ALIASES', 'OWNER', 'STATE', 'ROTATION', 'PERIOD', 'LAST ROTATION', 'NEXT ROTATION', 'AGE DAYS', 'VERSIONS', 'USED 30D', 'FLAGS'];
+  const head = ['KEY ID', 'ALIASES', 'OWNER', 'STATE', 'ROTATION', 'PERIOD', 'LAST ROTATION', 'NEXT ROTATION', 'AGE DAYS', 'VERSIONS', 'USED 30D', 'MATERIAL', 'FLAGS'];
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]!))).join('  ');
   out(line(head));
   for (const c of cells) out(line(c));
   const count = (f: ReportFlag) => rows.filter((r) => r.flags.includes(f)).length;
   out('');
-  out(`${rows.length} keys: ${count('rotation-off')} rotation-off, ${count('rotation-overdue')} rotation-overdue, ${count('never-rotated')} never-rotated, ${count('owner-inactive')} owner-inactive`);
+  out(`${rows.length} keys: ${count('rotation-off')} rotation-off, ${count('rotation-overdue')} rotation-overdue, ${count('never-rotated')} never-rotated, ${count('owner-inactive')} owner-inactive, ${count('imported')} imported`);
+  // Lose imported material, lose the data: say so where nobody can miss it.
+  for (const r of rows) {
+    if (r.flags.includes('import-missing')) {
+      out(`WARNING: imported key ${r.keyId} has no key material (PendingImport): nothing encrypted under it decrypts until the same material is imported again.`);
+    } else if (r.flags.includes('import-expiring')) {
+      out(`WARNING: imported key material of ${r.keyId} expires ${r.importValidTo}: re-import it with a later ValidTo, or it is deleted then.`);
+    }
+  }
 }
 
-/** keyhold keys report [--json] [--endpoint-url URL] [--region R] */
+/** keyhold keys report [--json] [--expiry-warning-days N] [--endpoint-url URL] [--region R] */
 export async function keysReport(argv: string[], out: Out): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' }, 'expiry-warning-days': { type: 'string' } },
+  });
+  const warnDays = values['expiry-warning-days'] === undefined ? DEFAULT_EXPIRY_WARNING_DAYS : Number(values['expiry-warning-days']);
+  if (!Number.isFinite(warnDays) || warnDays < 0) throw new Error('--expiry-warning-days takes a number of days (0 or more)');
   const settings = clientSettings(values);
-  const rows = await buildReport(kmsClient(settings), settings);
+  const rows = await buildReport(kmsClient(settings), settings, Date.now(), warnDays);
   if (values.json) out(JSON.stringify(rows, null, 2));
   else table(rows, out);
   return 0;

@@ -3,6 +3,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { constants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import type { KMS } from '@aws-sdk/client-kms';
 import { buildReport } from '../../src/cli/keys-report.js';
 import { runCli, startServer, type TestServer } from '../helpers/server.js';
@@ -28,6 +29,8 @@ interface Row {
   versionsInUse: number | null;
   minimumDecryptionVersion: number;
   recentlyUsedVersions: number[];
+  origin: string;
+  importValidTo: string | null;
   flags: string[];
 }
 
@@ -87,13 +90,13 @@ describe('keyhold keys report', () => {
     assert.deepEqual({ ...plain, nextRotationDate: null }, {
       keyId: ids.plain, aliases: ['alias/report-plain'], owner: ROOT, ownerActive: true, state: 'Enabled', rotationOptOut: false, rotationEnabled: true,
       rotationPeriodDays: 365, lastRotationDate: null, nextRotationDate: null, newestVersionAgeDays: 0, versionsInUse: 1,
-      minimumDecryptionVersion: 1, recentlyUsedVersions: [], flags: [],
+      minimumDecryptionVersion: 1, recentlyUsedVersions: [], origin: 'AWS_KMS', importValidTo: null, flags: [],
     });
 
     assert.deepEqual(byId.get(ids.off), {
       keyId: ids.off, aliases: [], owner: ROOT, ownerActive: true, state: 'Enabled', rotationOptOut: true, rotationEnabled: false,
       rotationPeriodDays: null, lastRotationDate: null, nextRotationDate: null, newestVersionAgeDays: 0, versionsInUse: 1,
-      minimumDecryptionVersion: 1, recentlyUsedVersions: [], flags: ['rotation-off'],
+      minimumDecryptionVersion: 1, recentlyUsedVersions: [], origin: 'AWS_KMS', importValidTo: null, flags: ['rotation-off'],
     });
 
     const owned = byId.get(ids.owned)!;
@@ -101,7 +104,7 @@ describe('keyhold keys report', () => {
     assert.deepEqual({ ...owned, nextRotationDate: null }, {
       keyId: ids.owned, aliases: [], owner: DEPARTED, ownerActive: false, state: 'Enabled', rotationOptOut: false, rotationEnabled: true,
       rotationPeriodDays: 365, lastRotationDate: null, nextRotationDate: null, newestVersionAgeDays: 0, versionsInUse: 1,
-      minimumDecryptionVersion: 1, recentlyUsedVersions: [], flags: ['owner-inactive'],
+      minimumDecryptionVersion: 1, recentlyUsedVersions: [], origin: 'AWS_KMS', importValidTo: null, flags: ['owner-inactive'],
     });
 
     const rotated = byId.get(ids.rotated)!;
@@ -110,13 +113,13 @@ describe('keyhold keys report', () => {
     assert.deepEqual({ ...rotated, nextRotationDate: null }, {
       keyId: ids.rotated, aliases: [], owner: ROOT, ownerActive: true, state: 'Enabled', rotationOptOut: false, rotationEnabled: true,
       rotationPeriodDays: 365, lastRotationDate: lastRotation.toISOString(), nextRotationDate: null, newestVersionAgeDays: 0, versionsInUse: 2,
-      minimumDecryptionVersion: 2, recentlyUsedVersions: [1, 3], flags: [],
+      minimumDecryptionVersion: 2, recentlyUsedVersions: [1, 3], origin: 'AWS_KMS', importValidTo: null, flags: [],
     });
 
     assert.deepEqual(byId.get(ids.deleting), {
       keyId: ids.deleting, aliases: [], owner: ROOT, ownerActive: true, state: 'PendingDeletion', rotationOptOut: false, rotationEnabled: null,
       rotationPeriodDays: null, lastRotationDate: null, nextRotationDate: null, newestVersionAgeDays: 0, versionsInUse: null,
-      minimumDecryptionVersion: 1, recentlyUsedVersions: [], flags: [],
+      minimumDecryptionVersion: 1, recentlyUsedVersions: [], origin: 'AWS_KMS', importValidTo: null, flags: [],
     });
   });
 
@@ -132,16 +135,16 @@ describe('keyhold keys report', () => {
     const r = await runCli(['keys', 'report'], env);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
-    assert.match(lines[0]!, /^KEY ID\s+ALIASES\s+OWNER\s+STATE\s+ROTATION\s+PERIOD\s+LAST ROTATION\s+NEXT ROTATION\s+AGE DAYS\s+VERSIONS\s+USED 30D\s+FLAGS$/);
+    assert.match(lines[0]!, /^KEY ID\s+ALIASES\s+OWNER\s+STATE\s+ROTATION\s+PERIOD\s+LAST ROTATION\s+NEXT ROTATION\s+AGE DAYS\s+VERSIONS\s+USED 30D\s+MATERIAL\s+FLAGS$/);
     for (const id of Object.values(ids)) assert.ok(r.stdout.includes(id), `${id} missing from the table`);
-    assert.match(r.stdout, new RegExp(`${ids.off}\\s+-\\s+arn:aws:iam::111122223333:root\\s+Enabled\\s+off \\(opt-out\\)\\s+-\\s+-\\s+-\\s+0\\s+1\\s+-\\s+rotation-off`));
+    assert.match(r.stdout, new RegExp(`${ids.off}\\s+-\\s+arn:aws:iam::111122223333:root\\s+Enabled\\s+off \\(opt-out\\)\\s+-\\s+-\\s+-\\s+0\\s+1\\s+-\\s+AWS_KMS\\s+rotation-off`));
     assert.match(r.stdout, new RegExp(`${ids.owned}\\s+-\\s+arn:aws:iam::111122223333:user/departed\\s+Enabled\\s+on\\s+365\\s.*\\sowner-inactive$`, 'm'));
-    assert.match(r.stdout, new RegExp(`${ids.rotated}\\s.*\\s2\\s+1,3\\s+-$`, 'm'));
+    assert.match(r.stdout, new RegExp(`${ids.rotated}\\s.*\\s2\\s+1,3\\s+AWS_KMS\\s+-$`, 'm'));
     assert.match(r.stdout, new RegExp(`${ids.deleting}\\s+-\\s+arn:aws:iam::111122223333:root\\s+PendingDeletion\\s+-\\s+-`));
     // The columns line up: every row starts the STATE column at the same offset.
     const stateAt = lines[0]!.indexOf('STATE');
     for (const line of lines.slice(1, 6)) assert.match(line.slice(stateAt), /^(Enabled|PendingDeletion)\s/);
-    assert.equal(lines.at(-1), '5 keys: 1 rotation-off, 0 rotation-overdue, 0 never-rotated, 1 owner-inactive');
+    assert.equal(lines.at(-1), '5 keys: 1 rotation-off, 0 rotation-overdue, 0 never-rotated, 1 owner-inactive, 0 imported');
   });
 
   it('flags rotation-overdue and never-rotated once the keys are older than their period', async () => {
@@ -185,5 +188,62 @@ describe('keyhold keys report', () => {
     const missing = await runCli(['keys', 'retire', ids.rotated], env);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /--min-version N/);
+  });
+});
+
+describe('keyhold keys report: imported (BYOK) keys', () => {
+  it('marks imported keys, warns ahead of ValidTo and when the material is gone', async () => {
+    const server = await startServer();
+    try {
+      const kms = server.kms();
+      const env = {
+        AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
+        AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!,
+      };
+      const importKey = async (validTo?: Date) => {
+        const keyId = (await kms.createKey({ Origin: 'EXTERNAL' })).KeyMetadata!.KeyId!;
+        const p = await kms.getParametersForImport({ KeyId: keyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' });
+        const pub = createPublicKey({ key: Buffer.from(p.PublicKey!), format: 'der', type: 'spki' });
+        await kms.importKeyMaterial({
+          KeyId: keyId, ImportToken: p.ImportToken!,
+          EncryptedKeyMaterial: publicEncrypt({ key: pub, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, randomBytes(32)),
+          ...(validTo ? { ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: validTo } : { ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }),
+        });
+        return keyId;
+      };
+      const soon = await importKey(new Date(Date.now() + 10 * DAY));
+      const later = await importKey(new Date(Date.now() + 200 * DAY));
+      const forever = await importKey();
+      const gone = await importKey();
+      await kms.deleteImportedKeyMaterial({ KeyId: gone });
+      const plain = (await kms.createKey({})).KeyMetadata!.KeyId!;
+
+      const r = await runCli(['keys', 'report', '--json'], env);
+      assert.equal(r.code, 0, r.stderr);
+      const byId = new Map((JSON.parse(r.stdout) as Row[]).map((row) => [row.keyId, row]));
+      assert.deepEqual(byId.get(soon)!.flags, ['imported', 'import-expiring']);
+      assert.equal(byId.get(soon)!.origin, 'EXTERNAL');
+      assertNearIso(byId.get(soon)!.importValidTo, Date.now() + 10 * DAY);
+      assert.deepEqual(byId.get(later)!.flags, ['imported']);
+      assert.deepEqual(byId.get(forever)!.flags, ['imported']);
+      assert.equal(byId.get(forever)!.importValidTo, null);
+      assert.deepEqual(byId.get(gone)!.flags, ['imported', 'import-missing']);
+      assert.deepEqual(byId.get(plain)!.flags, []);
+
+      // A wider window catches the later one too.
+      const wide = JSON.parse((await runCli(['keys', 'report', '--json', '--expiry-warning-days', '365'], env)).stdout) as Row[];
+      assert.deepEqual(wide.find((row) => row.keyId === later)!.flags, ['imported', 'import-expiring']);
+
+      const t = await runCli(['keys', 'report'], env);
+      assert.equal(t.code, 0, t.stderr);
+      assert.match(t.stdout, /5 keys: 0 rotation-off, 0 rotation-overdue, 0 never-rotated, 0 owner-inactive, 4 imported/);
+      assert.match(t.stdout, new RegExp(`WARNING: imported key material of ${soon} expires \\d{4}-`));
+      assert.match(t.stdout, new RegExp(`WARNING: imported key ${gone} has no key material \\(PendingImport\\)`));
+      assert.doesNotMatch(t.stdout, new RegExp(`WARNING: .*${later}`));
+      assert.match(t.stdout, new RegExp(`${soon}.*imported to \\d{4}-\\d{2}-\\d{2}\\s+imported,import-expiring`));
+    } finally {
+      await server.stop();
+      server.cleanup();
+    }
   });
 });
