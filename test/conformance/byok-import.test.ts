@@ -314,6 +314,27 @@ describe('BYOK: key import (Origin EXTERNAL)', () => {
     }
   });
 
+  it('key deletion: a PendingImport key can be scheduled for deletion, and cancelling returns it to PendingImport', async () => {
+    const k = await external();
+    await kms.scheduleKeyDeletion({ KeyId: k.KeyId!, PendingWindowInDays: 7 });
+    await rejects(kms.getParametersForImport({ KeyId: k.KeyId!, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }), 'KMSInvalidStateException', /pending deletion/);
+    await kms.cancelKeyDeletion({ KeyId: k.KeyId! });
+    assert.equal((await kms.describeKey({ KeyId: k.KeyId! })).KeyMetadata!.KeyState, 'PendingImport');
+    await importInto(kms, k.KeyId!, randomBytes(32));
+    await kms.scheduleKeyDeletion({ KeyId: k.KeyId!, PendingWindowInDays: 7 });
+    await kms.cancelKeyDeletion({ KeyId: k.KeyId! });
+    assert.equal((await kms.describeKey({ KeyId: k.KeyId! })).KeyMetadata!.KeyState, 'Disabled');
+    // Deleted by the job after the window, material and all.
+    await kms.scheduleKeyDeletion({ KeyId: k.KeyId!, PendingWindowInDays: 7 });
+    offset += 8 * DAY;
+    try {
+      await s.jobs.tick();
+      await rejects(kms.describeKey({ KeyId: k.KeyId! }), 'NotFoundException');
+    } finally {
+      offset -= 8 * DAY;
+    }
+  });
+
   it('import parameters survive a restart', async () => {
     const k = await external();
     const p = await params(kms, k.KeyId!, 'RSA_AES_KEY_WRAP_SHA_256');
