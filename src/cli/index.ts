@@ -23,6 +23,8 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
                 [--start-time T] [--end-time T] [--max-results N] [--json]
                                  the audit log through CloudTrail's LookupEvents, newest first (one filter at a
                                  time; default 50 events); --json prints the CloudTrail records
+  keyhold audit last-use [--principal ARN] [--key K] [--json]
+                                 last successful cryptographic use per principal and key, with counts
   keyhold audit verify [--json] check the audit log's hash chain and signed digests through the API
                                  (VerifyAuditLog); names the first event altered, removed or reordered.
                                  Exit 0 if intact, 3 if not.

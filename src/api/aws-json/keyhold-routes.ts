@@ -22,6 +22,15 @@ export const KEYHOLD_ROUTES = {
     }, ['Valid', 'EventsChecked', 'DigestsChecked', 'FirstSeq', 'LastSeq', 'SignedThroughSeq', 'RetainedThroughSeq', 'PublicKeyFingerprint']),
     ops.verifyAuditLog,
   ),
+  GetLastUsage: route(
+    struct({ PrincipalArn: str({ min: 1, max: 2048 }), KeyId: str({ min: 1, max: 2048 }), Limit: int({ min: 1, max: 1000 }) }),
+    struct({
+      Usage: list(struct({
+        PrincipalArn: str(), KeyArn: str(), Operation: str(), Timestamp: timestamp(), CloudTrailEventId: str(), Count: int(),
+      }, ['PrincipalArn', 'KeyArn', 'Operation', 'Timestamp', 'CloudTrailEventId', 'Count'])),
+    }, ['Usage']),
+    ops.getLastUsage,
+  ),
   // Version retirement and per-version use (issue 3)
   SetMinimumDecryptionVersion: route(
     struct({ KeyId: KeyIdType, MinimumDecryptionVersion: int({ min: 1 }) }, ['KeyId', 'MinimumDecryptionVersion']),

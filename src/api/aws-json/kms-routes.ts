@@ -240,6 +240,16 @@ export const KMS_ROUTES = {
     ops.updateCustomKeyStore,
   ),
   DeleteCustomKeyStore: route(CustomKeyStoreIdOnly, Empty, ops.deleteCustomKeyStore),
+  GetKeyLastUsage: route(
+    KeyIdOnly,
+    struct({
+      KeyId: str(),
+      KeyLastUsage: struct({ Operation: str(), Timestamp: timestamp(), CloudTrailEventId: str(), KmsRequestId: str() }),
+      TrackingStartDate: timestamp(),
+      KeyCreationDate: timestamp(),
+    }, ['KeyId', 'TrackingStartDate', 'KeyCreationDate']),
+    ops.getKeyLastUsage,
+  ),
   // BYOK: key import (Origin EXTERNAL)
   GetParametersForImport: route(
     struct({ KeyId: KeyIdType, WrappingAlgorithm: str({ enum: WRAPPING_ALGORITHM_NAMES }), WrappingKeySpec: str({ enum: WRAPPING_KEY_SPEC_NAMES }) }, ['KeyId', 'WrappingAlgorithm', 'WrappingKeySpec']),
