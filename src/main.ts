@@ -12,14 +12,14 @@ import { join } from 'node:path';
 import { ConfigError, parseServerConfig, type ServerConfig } from './config.js';
 import { Barrier, FileSeal, PassphraseSeal, type Seal } from './barrier/index.js';
 import { MemoryStorage, SqliteStorage, type Storage } from './storage/index.js';
-import { AuditSigningKey, GuardedKeyStore, NO_HSMS, RoutingKeyStore, SoftwareKeyStore, type KeyStore } from './keystore/index.js';
+import { AuditSigningKey, GuardedKeyStore, ImportParameterStore, NO_HSMS, RoutingKeyStore, SoftwareKeyStore, type KeyStore } from './keystore/index.js';
 import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
-import { CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
+import { BackupRegistry, CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
 import { AuditDb, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
 import { printVerification } from './cli/audit.js';
 import { systemClock, type Clock, type Services } from './operations/index.js';
-import { DELETION_JOB, JobRunner, ROTATION_JOB } from './jobs/index.js';
+import { DELETION_JOB, IMPORT_EXPIRY_JOB, JobRunner, ROTATION_JOB } from './jobs/index.js';
 import { createHandler } from './api/aws-json/handler.js';
 import { ensureLocalTls } from './api/tls.js';
 import { isClusterWorker, resolveWorkerCount, runPrimary, workerLink } from './cluster.js';
@@ -128,9 +128,11 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     keystore,
     identity,
     customKeyStores: new CustomKeyStoreRepository(storage),
+    importParameters: new ImportParameterStore(barrier, storage),
     hsms: hsms ?? NO_HSMS,
     audit,
     usage: new UsageCounter(storage),
+    backups: new BackupRegistry(storage),
     clock: opts.clock ?? systemClock,
     log,
   };
@@ -163,7 +165,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${scheme}://${host}:${port}`;
 
-  const jobs = new JobRunner(services, [DELETION_JOB, ROTATION_JOB], config.jobIntervalMs);
+  const jobs = new JobRunner(services, [DELETION_JOB, ROTATION_JOB, IMPORT_EXPIRY_JOB], config.jobIntervalMs);
   jobs.start();
 
   // Use counts are added up in memory and written every few seconds, not once per request.

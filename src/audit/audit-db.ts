@@ -49,7 +49,30 @@ export interface LookupQuery {
   endMs?: number;
   /** Only events before this sequence number (the page token). */
   beforeSeq?: number;
+  /** Only these event names (e.g. the cryptographic operations, for last use). */
+  eventNames?: readonly string[];
+  /** Only calls that succeeded (no error code). */
+  succeededOnly?: boolean;
   limit: number;
+}
+
+/** Last successful use of keys by principals (access review, offboarding). */
+export interface LastUseQuery {
+  accountId: string;
+  region: string;
+  principalArn?: string;
+  keyArn?: string;
+  eventNames: readonly string[];
+  limit: number;
+}
+
+export interface LastUseRow {
+  principalArn: string;
+  keyArn: string;
+  eventName: string;
+  eventTime: string;
+  eventId: string;
+  count: number;
 }
 
 export interface StoredEvent {
@@ -280,6 +303,11 @@ export class AuditDb {
       where.push('seq < ?');
       args.push(q.beforeSeq);
     }
+    if (q.eventNames) {
+      where.push(`event_name IN (${q.eventNames.map(() => '?').join(',')})`);
+      args.push(...q.eventNames);
+    }
+    if (q.succeededOnly) where.push('error_code IS NULL');
     if (q.attribute) {
       const column = ATTRIBUTE_COLUMNS[q.attribute.key];
       if (column) {
@@ -297,6 +325,31 @@ export class AuditDb {
     }
     args.push(q.limit);
     return this.db.prepare(`SELECT seq, body FROM events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`).all(...args) as { seq: number; body: string }[];
+  }
+
+  /** Per principal and key: the last successful use among `eventNames`, and how many there were. */
+  lastUse(q: LastUseQuery): LastUseRow[] {
+    const where = ['e.account_id = ?', 'e.region = ?', 'e.error_code IS NULL', `e.event_name IN (${q.eventNames.map(() => '?').join(',')})`, "r.type = 'AWS::KMS::Key'", "r.name LIKE 'arn:%'"];
+    const args: unknown[] = [q.accountId, q.region, ...q.eventNames];
+    if (q.principalArn) {
+      where.push("json_extract(e.body, '$.principal.arn') = ?");
+      args.push(q.principalArn);
+    }
+    if (q.keyArn) {
+      where.push('r.name = ?');
+      args.push(q.keyArn);
+    }
+    args.push(q.limit);
+    const rows = this.db.prepare(`
+      SELECT json_extract(e.body, '$.principal.arn') AS principalArn, r.name AS keyArn, MAX(e.seq) AS lastSeq, COUNT(*) AS count
+      FROM event_resources r JOIN events e ON e.seq = r.seq
+      WHERE ${where.join(' AND ')}
+      GROUP BY principalArn, keyArn ORDER BY lastSeq DESC LIMIT ?`).all(...args) as { principalArn: string; keyArn: string; lastSeq: number; count: number }[];
+    const body = this.db.prepare('SELECT body FROM events WHERE seq = ?');
+    return rows.map((r) => {
+      const e = JSON.parse((body.get(r.lastSeq) as { body: string }).body) as { eventName: string; eventTime: string; eventId: string };
+      return { principalArn: r.principalArn, keyArn: r.keyArn, eventName: e.eventName, eventTime: e.eventTime, eventId: e.eventId, count: r.count };
+    });
   }
 
   /** Adds the next digest, unless another process added digest `digestSeq` first (then false). */

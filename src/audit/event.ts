@@ -1,5 +1,5 @@
 import type { AuditVerification } from './verify.js';
-import type { LookupQuery } from './audit-db.js';
+import type { LastUseQuery, LastUseRow, LookupQuery } from './audit-db.js';
 
 /**
  * One audit event per API call, allowed, denied or failed. CloudTrail-shaped names where CloudTrail
@@ -57,5 +57,7 @@ export interface AuditLog {
   verify(): Promise<AuditVerification>;
   /** Events of the query's account and region, newest first (LookupEvents, `keyhold audit`). */
   lookup(query: LookupQuery): Promise<{ seq: number; event: AuditEvent }[]>;
+  /** Last successful use per principal and key (GetKeyLastUsage, access review, offboarding). */
+  lastUse(query: LastUseQuery): Promise<LastUseRow[]>;
   close(): Promise<void>;
 }

@@ -4,5 +4,5 @@ export { verifyAuditDb, publicKeyFingerprint } from './verify.js';
 export { MemoryAuditLog } from './memory-audit-log.js';
 export { SqliteAuditLog, AuditWriteError } from './sqlite-audit-log.js';
 export { AuditDb } from './audit-db.js';
-export type { LookupQuery } from './audit-db.js';
+export type { LastUseQuery, LastUseRow, LookupQuery } from './audit-db.js';
 export { toCloudTrailRecord, toLookupEvent } from './cloudtrail.js';

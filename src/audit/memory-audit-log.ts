@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent, AuditHealth, AuditLog } from './event.js';
 import type { AuditVerification } from './verify.js';
-import { fieldsOf, type LookupQuery } from './audit-db.js';
+import { fieldsOf, type LastUseQuery, type LastUseRow, type LookupQuery } from './audit-db.js';
 
 /** Keeps events in memory: for in-process tests and embedding. Not durable, not chained. */
 export class MemoryAuditLog implements AuditLog {
@@ -27,9 +27,24 @@ export class MemoryAuditLog implements AuditLog {
       if ((f.accountId !== null && f.accountId !== q.accountId) || (f.region !== '' && f.region !== q.region)) continue;
       if ((q.startMs !== undefined && f.timeMs < q.startMs) || (q.endMs !== undefined && f.timeMs > q.endMs)) continue;
       if (q.attribute && !matches(f, q.attribute)) continue;
+      if (q.eventNames && !q.eventNames.includes(f.eventName)) continue;
+      if (q.succeededOnly && f.errorCode !== null) continue;
       out.push({ seq, event });
     }
     return out;
+  }
+  async lastUse(q: LastUseQuery): Promise<LastUseRow[]> {
+    const by = new Map<string, LastUseRow>();
+    for (const e of this.events) {
+      if (e.errorCode || !q.eventNames.includes(e.eventName) || e.principal?.accountId !== q.accountId || e.awsRegion !== q.region) continue;
+      if (q.principalArn && e.principal.arn !== q.principalArn) continue;
+      for (const r of e.resources) {
+        if (!r.arn.includes(':key/') || (q.keyArn && r.arn !== q.keyArn)) continue;
+        const k = `${e.principal.arn} ${r.arn}`;
+        by.set(k, { principalArn: e.principal.arn, keyArn: r.arn, eventName: e.eventName, eventTime: e.eventTime, eventId: e.eventId!, count: (by.get(k)?.count ?? 0) + 1 });
+      }
+    }
+    return [...by.values()].reverse().slice(0, q.limit);
   }
   async close(): Promise<void> {}
 }

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { GENESIS_HASH, type DigestBody, type DigestRow, type LookupQuery } from './audit-db.js';
+import { GENESIS_HASH, type DigestBody, type DigestRow, type LastUseQuery, type LastUseRow, type LookupQuery } from './audit-db.js';
 import type { AuditEvent, AuditHealth, AuditLog, AuditSigner } from './event.js';
 import type { AuditVerification } from './verify.js';
 import type { WriterReply, WriterRequest } from './writer-protocol.js';
@@ -209,6 +209,10 @@ export class SqliteAuditLog implements AuditLog {
   async lookup(query: LookupQuery): Promise<{ seq: number; event: AuditEvent }[]> {
     const rows = await this.call<{ seq: number; body: string }[]>({ kind: 'lookup', query });
     return rows.map((r) => ({ seq: r.seq, event: JSON.parse(r.body) as AuditEvent }));
+  }
+
+  lastUse(query: LastUseQuery): Promise<LastUseRow[]> {
+    return this.call<LastUseRow[]>({ kind: 'lastUse', query });
   }
 
   /** Checks chain and digests on a thread and connection of its own (writers go on meanwhile). */

@@ -1,4 +1,4 @@
-import type { AuditDb, DigestRow, LookupQuery } from './audit-db.js';
+import type { AuditDb, DigestRow, LastUseQuery, LookupQuery } from './audit-db.js';
 
 /** Requests the request thread sends to the audit writer thread (audit-writer.ts). */
 export type WriterRequest =
@@ -6,6 +6,7 @@ export type WriterRequest =
   | { id: number; kind: 'probe' }
   | { id: number; kind: 'head' }
   | { id: number; kind: 'lookup'; query: LookupQuery }
+  | { id: number; kind: 'lastUse'; query: LastUseQuery }
   | { id: number; kind: 'addDigest'; row: DigestRow }
   | { id: number; kind: 'close' };
 
@@ -17,6 +18,8 @@ export function handleAuditRequest(db: AuditDb, m: WriterRequest): unknown {
   switch (m.kind) {
     case 'append':
       return db.append(m.bodies);
+    case 'lastUse':
+      return db.lastUse(m.query);
     case 'lookup':
       return db.lookup(m.query);
     case 'head':

@@ -3,7 +3,7 @@ import { aesGcmDecrypt, aesGcmEncrypt, AuthenticationFailedError, SecretBytes } 
 import type { Storage, StorageReader, StorageWriter } from '../storage/index.js';
 import { SealError, type Seal } from './seal.js';
 
-export type { StorageReader, StorageWriter };
+export type { Storage, StorageReader, StorageWriter };
 
 const ROOT_KEY_PATH = 'sys/root-key';
 const ENTRY_VERSION = 0x01;

@@ -1,4 +1,4 @@
 export { Barrier, BarrierError } from './barrier.js';
-export type { StorageReader, StorageWriter } from './barrier.js';
+export type { Storage, StorageReader, StorageWriter } from './barrier.js';
 export { FileSeal, PassphraseSeal, SealError } from './seal.js';
 export type { Seal } from './seal.js';

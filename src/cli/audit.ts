@@ -135,10 +135,33 @@ async function lookup(argv: string[], out: Out): Promise<number> {
   return 0;
 }
 
+/** `keyhold audit last-use [--principal ARN] [--key K] [--json]`: last successful use per principal and key. */
+async function lastUse(argv: string[], out: Out): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { principal: { type: 'string' }, key: { type: 'string' }, json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' } },
+  });
+  const r = await callKeyhold<{ Usage: { PrincipalArn: string; KeyArn: string; Operation: string; Timestamp: number; CloudTrailEventId: string; Count: number }[] }>(
+    clientSettings(values), 'GetLastUsage', { ...(values.principal ? { PrincipalArn: values.principal } : {}), ...(values.key ? { KeyId: values.key } : {}) },
+  );
+  const rows = r.Usage.map((u) => ({
+    principalArn: u.PrincipalArn, keyArn: u.KeyArn, lastOperation: u.Operation, lastUsed: new Date(u.Timestamp * 1000).toISOString(),
+    eventId: u.CloudTrailEventId, count: u.Count,
+  }));
+  if (values.json) {
+    out(JSON.stringify(rows, null, 2));
+    return 0;
+  }
+  out(['PRINCIPAL'.padEnd(44), 'KEY'.padEnd(36), 'LAST OPERATION'.padEnd(32), 'LAST USED'.padEnd(24), 'COUNT'].join('  '));
+  for (const u of rows) out([u.principalArn.padEnd(44), u.keyArn.split('/').pop()!.padEnd(36), u.lastOperation.padEnd(32), u.lastUsed.padEnd(24), String(u.count)].join('  '));
+  return 0;
+}
+
 export async function auditCommand(argv: string[], out: Out): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'verify') return verify(rest, out);
   if (sub === 'lookup') return lookup(rest, out);
+  if (sub === 'last-use') return lastUse(rest, out);
   if (sub === undefined || sub.startsWith('--')) return lookup(argv, out);
   throw new UsageError(`unknown command: audit ${sub}`);
 }

@@ -2,7 +2,9 @@ import { parseArgs } from 'node:util';
 import { clientSettings, kmsClient, UsageError } from './client.js';
 import { keysReport } from './keys-report.js';
 import { accessCommand } from './access.js';
+import { keysRetire, keysVersions } from './keys-versions.js';
 import { auditCommand } from './audit.js';
+import { backupCommand, BACKUP_HELP } from './backup/command.js';
 
 const HELP = `Usage: keyhold <command> [options]
 
@@ -13,16 +15,26 @@ Client (find the server and credentials as the AWS tools do: --endpoint-url or A
 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_CA_BUNDLE):
   keyhold keys list [--json]     every key in the region with its state and aliases
   keyhold keys create [--description D] [--alias alias/NAME] [--json]
-  keyhold keys report [--json]   every key with aliases, owner, state, rotation (on/off, period, last and
-                                 next date), age of the newest version, versions in use and the flags
-                                 rotation-off, rotation-overdue, never-rotated. The owner is the Owner tag;
-                                 without one it shows "creator (see audit)" (the creator is in the audit
-                                 log, not in the API). Keys pending deletion show no rotation data.
+  keyhold keys report [--json] [--expiry-warning-days N]
+                                 every key with aliases, owner (the Owner tag, else the creator), state,
+                                 rotation (on/off, opt-out, period, last and next date), age of the newest
+                                 version, versions in use (not retired), versions used in the last 30 days,
+                                 key material origin and the flags rotation-off, rotation-overdue,
+                                 never-rotated, owner-inactive, imported, import-expiring, import-missing.
+                                 Keys pending deletion show no rotation data.
+  keyhold keys versions <key> [--json]
+                                 every version of a key: creation time, type, current/retired, encrypt and
+                                 decrypt counts, last use
+  keyhold keys retire <key> --min-version N [--json]
+                                 versions below N no longer decrypt (KeyVersionRetiredException); a lower N
+                                 restores them
   keyhold audit [lookup] [--event-name N | --username U | --resource-name KEY-ARN-OR-ID | --resource-type T |
                 --access-key-id A | --event-source S | --read-only true|false | --event-id ID]
                 [--start-time T] [--end-time T] [--max-results N] [--json]
                                  the audit log through CloudTrail's LookupEvents, newest first (one filter at a
                                  time; default 50 events); --json prints the CloudTrail records
+  keyhold audit last-use [--principal ARN] [--key K] [--json]
+                                 last successful cryptographic use per principal and key, with counts
   keyhold audit verify [--json] check the audit log's hash chain and signed digests through the API
                                  (VerifyAuditLog); names the first event altered, removed or reordered.
                                  Exit 0 if intact, 3 if not.
@@ -34,6 +46,8 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
                                  it could use and those it decrypted with (audit log); rotate those keys
                                  unless --no-rotate
 
+Backups (AWS Encryption SDK message format v2; any ESDK with a KMS keyring pointed here reads them):
+${BACKUP_HELP}
 Common options: --endpoint-url URL, --region R, --json
 `;
 
@@ -91,6 +105,9 @@ export async function cliMain(argv: string[], out: Out = (l) => process.stdout.w
     if (group === 'keys' && sub === 'create') return await keysCreate(rest, out);
     if (group === 'keys' && sub === 'report') return await keysReport(rest, out);
     if (group === 'access') return await accessCommand(sub === undefined ? [] : [sub, ...rest], out);
+    if (group === 'keys' && sub === 'versions') return await keysVersions(rest, out);
+    if (group === 'keys' && sub === 'retire') return await keysRetire(rest, out);
+    if (group === 'backup') return await backupCommand(argv.slice(1), out);
     if (group === 'audit') return await auditCommand(sub === undefined ? [] : [sub, ...rest], out);
     throw new UsageError(`unknown command: ${[group, sub].filter(Boolean).join(' ')}\n\n${HELP}`);
   } catch (e) {

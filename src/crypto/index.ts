@@ -7,3 +7,7 @@ export { aesKeyWrapPad, aesKeyUnwrapPad, aesKeyWrap, aesKeyUnwrap } from './keyw
 export { sha256, sha256Hex, hmacSha256, constantTimeEqual } from './hash.js';
 export { scryptKey, SCRYPT_MAX_MEMORY, type ScryptParams } from './scrypt.js';
 export { randomBytesPooled, RANDOM_POOL_MAX_REQUEST } from './random-pool.js';
+export {
+  IMPORT_WRAPPING_ALGORITHMS, IMPORT_WRAPPING_KEY_BITS, rsaOaepDecrypt, unwrapImportedKeyMaterial,
+  type ImportWrappingAlgorithm, type ImportWrappingKeySpec,
+} from './import-unwrap.js';

@@ -5,3 +5,4 @@ export {
   decodeBlob, encodeBlob, encodeBlobHeader, MAX_BLOB_BYTES, MIN_BLOB_BYTES,
   type BlobFields, type BlobHeaderFields, type CiphertextBlob,
 } from './ciphertext-blob.js';
+export { encodeImportToken, isWellFormedImportToken, IMPORT_TOKEN_BYTES, IMPORT_TOKEN_VERSION_1 } from './import-token.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { deleteDueKeys, rotateDueKeys, type Services } from '../operations/index.js';
+import { deleteDueKeys, expireImportedMaterial, rotateDueKeys, type Services } from '../operations/index.js';
 
 export interface Job {
   readonly name: string;
@@ -8,6 +8,8 @@ export interface Job {
 
 export const DELETION_JOB: Job = { name: 'key-deletion', run: (svc) => deleteDueKeys(svc) };
 export const ROTATION_JOB: Job = { name: 'key-rotation', run: (svc) => rotateDueKeys(svc) };
+/** Imported (BYOK) material past its ValidTo is deleted; the key returns to PendingImport. */
+export const IMPORT_EXPIRY_JOB: Job = { name: 'import-expiry', run: (svc) => expireImportedMaterial(svc) };
 
 /**
  * Polls for due work. Deadlines live in storage, never in timers, so work that came due while the

@@ -5,6 +5,37 @@ export interface KeyVersion {
   readonly createdAt: number;
   /** How this version came to be; the initial version, made by CreateKey, has none. */
   readonly rotationType?: 'AUTOMATIC' | 'ON_DEMAND';
+  /** Keys with Origin EXTERNAL: what was imported for this version (absent until the first import). */
+  imported?: ImportedMaterial;
+}
+
+export type ExpirationModel = 'KEY_MATERIAL_EXPIRES' | 'KEY_MATERIAL_DOES_NOT_EXPIRE';
+
+/**
+ * Imported (BYOK) material of one version. The material itself is in the KeyStore; this is what
+ * outlives it: the id that recognizes the same material when it is imported again.
+ */
+export interface ImportedMaterial {
+  /** HMAC-SHA256 under the material of a fixed label and the key id, hex: names the material, reveals nothing of it. */
+  keyMaterialId: string;
+  expirationModel: ExpirationModel;
+  /** Epoch ms; only with KEY_MATERIAL_EXPIRES. */
+  validTo?: number;
+  importedAt: number;
+  /** False once the material was deleted (DeleteImportedKeyMaterial) or expired; re-import sets it again. */
+  present: boolean;
+}
+
+/** Epoch ms at which the earliest present imported material of the key expires, if any does. */
+export function importExpiryDue(k: KeyRecord | undefined): number | undefined {
+  if (!k || k.origin !== 'EXTERNAL') return undefined;
+  let due: number | undefined;
+  for (const v of k.versions) {
+    const m = v.imported;
+    if (!m || !m.present || m.expirationModel !== 'KEY_MATERIAL_EXPIRES' || m.validTo === undefined) continue;
+    if (due === undefined || m.validTo < due) due = m.validTo;
+  }
+  return due;
 }
 
 /** Automatic rotation schedule, plus the count that enforces AWS's on-demand limit. */
@@ -38,6 +69,8 @@ export interface KeyRecord {
   versions: KeyVersion[];
   /** The AWS_CLOUDHSM custom key store holding the material (origin AWS_CLOUDHSM); absent for software keys. */
   readonly customKeyStoreId?: string;
+  /** Origin EXTERNAL: a version imported with ImportType NEW_KEY_MATERIAL, current after RotateKeyOnDemand. */
+  pendingRotationVersion?: number;
   /** Absent on records written before rotation existed: read it through `rotationOf`. */
   rotation?: RotationState;
   /**

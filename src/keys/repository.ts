@@ -3,7 +3,7 @@ import {
   DisabledException, InvalidArnException, KMSInvalidStateException, NotFoundException,
 } from '../errors/index.js';
 import { KEY_ID_PATTERN } from '../types/index.js';
-import { aliasArn, keyArn, rotationOf, type AliasRecord, type KeyRecord } from './model.js';
+import { aliasArn, importExpiryDue, keyArn, rotationOf, type AliasRecord, type KeyRecord } from './model.js';
 import { UsageCounter } from './usage.js';
 
 /** Storage layout, in one place. */
@@ -19,6 +19,8 @@ const P = {
   deletion: (at: number, keyId: string) => `deletion/${String(at).padStart(15, '0')}/${keyId}`,
   rotationPrefix: 'rotation/',
   rotation: (at: number, keyId: string) => `rotation/${String(at).padStart(15, '0')}/${keyId}`,
+  importExpiryPrefix: 'import-expiry/',
+  importExpiry: (at: number, keyId: string) => `import-expiry/${String(at).padStart(15, '0')}/${keyId}`,
 };
 
 /**
@@ -98,6 +100,10 @@ export class KeyRepository {
     const after = rotationDue(k);
     if (before !== undefined && before !== after) await w.delete(P.rotation(before, k.keyId));
     if (after !== undefined) await w.put(P.rotation(after, k.keyId), Buffer.alloc(0));
+    const expiryBefore = importExpiryDue(previous);
+    const expiryAfter = importExpiryDue(k);
+    if (expiryBefore !== undefined && expiryBefore !== expiryAfter) await w.delete(P.importExpiry(expiryBefore, k.keyId));
+    if (expiryAfter !== undefined) await w.put(P.importExpiry(expiryAfter, k.keyId), Buffer.alloc(0));
   }
 
   /** Removes the key record and every index and alias pointing at it. */
@@ -110,6 +116,8 @@ export class KeyRepository {
     if (k.deletionDate !== undefined) await w.delete(P.deletion(k.deletionDate, k.keyId));
     const due = rotationDue(k);
     if (due !== undefined) await w.delete(P.rotation(due, k.keyId));
+    const expiry = importExpiryDue(k);
+    if (expiry !== undefined) await w.delete(P.importExpiry(expiry, k.keyId));
     await UsageCounter.deleteFor(w, k.keyId);
     await w.delete(P.keyIndex(k.accountId, k.region, k.keyId));
     await w.delete(P.key(k.keyId));
@@ -139,6 +147,11 @@ export class KeyRepository {
    */
   dueForRotation(nowMs: number, limit: number): Promise<string[]> {
     return this.dueIn(P.rotationPrefix, nowMs, limit);
+  }
+
+  /** EXTERNAL keys with imported material whose ValidTo has passed, oldest first (a hint, as above). */
+  dueForImportExpiry(nowMs: number, limit: number): Promise<string[]> {
+    return this.dueIn(P.importExpiryPrefix, nowMs, limit);
   }
 
   /** Reads a `<prefix><15-digit time>/<keyId>` index up to nowMs; the index is ordered by time. */

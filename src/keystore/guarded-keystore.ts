@@ -1,6 +1,7 @@
 import type { EncryptionContext } from '../types/index.js';
 import { decodeBlob, MAX_BLOB_BYTES, type CiphertextBlob } from '../format/index.js';
-import { InvalidCiphertextException, KMSInternalException } from '../errors/index.js';
+import { InvalidCiphertextException, KMSInternalException, UnsupportedOperationException } from '../errors/index.js';
+import type { SecretBytes } from '../crypto/index.js';
 import type { StorageWriter } from '../barrier/index.js';
 import type { KeyStore, MaterialRef } from './keystore.js';
 
@@ -48,6 +49,11 @@ export class GuardedKeyStore implements KeyStore {
   async decrypt(ref: MaterialRef, blob: CiphertextBlob, context: EncryptionContext | undefined): Promise<Buffer> {
     if (blob.keyId !== ref.keyId || blob.keyVersion !== ref.keyVersion) throw new InvalidCiphertextException();
     return this.inner.decrypt(ref, blob, context);
+  }
+
+  async importMaterial(ref: MaterialRef, material: SecretBytes, w: StorageWriter): Promise<void> {
+    if (!this.inner.importMaterial) throw new UnsupportedOperationException(`Key store ${this.inner.name} cannot hold imported key material.`);
+    return this.inner.importMaterial(ref, material, w);
   }
 
   destroy(ref: MaterialRef, w: StorageWriter): Promise<void> {

@@ -4,3 +4,4 @@ export { SoftwareKeyStore } from './software-keystore.js';
 export { GuardedKeyStore } from './guarded-keystore.js';
 export { AuditSigningKey } from './audit-signing-key.js';
 export { RoutingKeyStore } from './routing-keystore.js';
+export { ImportParameterStore, IMPORT_PARAMETERS_VALID_MS, UNWRAP_FAILED_MESSAGE, type ConsumedImportToken, type IssuedImportParameters } from './import-parameters.js';

@@ -1,6 +1,7 @@
 import type { EncryptionContext } from '../types/index.js';
 import type { CiphertextBlob } from '../format/index.js';
 import type { StorageWriter } from '../barrier/index.js';
+import type { SecretBytes } from '../crypto/index.js';
 
 /** Names one backing key: a KMS key's material for one rotation. */
 export interface MaterialRef {
@@ -27,6 +28,11 @@ export interface KeyStore {
   decrypt(ref: MaterialRef, blob: CiphertextBlob, context: EncryptionContext | undefined): Promise<Buffer>;
   /** A data key of `length` bytes from the store's random source, and its blob under ref. */
   generateDataKey(ref: MaterialRef, length: number, context: EncryptionContext | undefined): Promise<{ plaintext: Buffer; blob: Buffer }>;
+  /**
+   * Stores caller-supplied material (BYOK ImportKeyMaterial) for ref, inside the caller's transaction.
+   * Only stores that can hold imported material implement it; an HSM store does not.
+   */
+  importMaterial?(ref: MaterialRef, material: SecretBytes, w: StorageWriter): Promise<void>;
   /** Destroys the material for ref for good. */
   destroy(ref: MaterialRef, w: StorageWriter): Promise<void>;
 }

@@ -1,7 +1,8 @@
 import type { EncryptionContext } from '../types/index.js';
 import type { CiphertextBlob } from '../format/index.js';
 import type { StorageWriter } from '../barrier/index.js';
-import { KeyUnavailableException, KmsError } from '../errors/index.js';
+import { KeyUnavailableException, KmsError, UnsupportedOperationException } from '../errors/index.js';
+import type { SecretBytes } from '../crypto/index.js';
 import type { KeyStore, MaterialRef } from './keystore.js';
 
 /**
@@ -38,6 +39,12 @@ export class RoutingKeyStore implements KeyStore {
 
   async decrypt(ref: MaterialRef, blob: CiphertextBlob, context: EncryptionContext | undefined): Promise<Buffer> {
     return this.pick(ref).decrypt(ref, blob, context);
+  }
+
+  async importMaterial(ref: MaterialRef, material: SecretBytes, w: StorageWriter): Promise<void> {
+    const store = this.pick(ref);
+    if (!store.importMaterial) throw new UnsupportedOperationException(`Key store ${store.name} cannot hold imported key material.`);
+    return store.importMaterial(ref, material, w);
   }
 
   async destroy(ref: MaterialRef, w: StorageWriter): Promise<void> {

@@ -27,6 +27,13 @@ export class SoftwareKeyStore implements KeyStore {
     }
   }
 
+  async importMaterial(ref: MaterialRef, material: SecretBytes, w: StorageWriter): Promise<void> {
+    const path = materialPath(ref);
+    await this.barrier.put(w, path, material);
+    this.cache.get(path)?.zeroize();
+    this.cache.delete(path);
+  }
+
   async encrypt(ref: MaterialRef, plaintext: Buffer, context: EncryptionContext | undefined): Promise<Buffer> {
     return sealBlobV1(await this.material(ref), ref, plaintext, context);
   }

@@ -14,7 +14,9 @@ export const cancelKeyDeletion: Operation<KeyIdInput, { keyId: string }> = {
     await updateKey(svc, key.keyId, (k) => {
       if (k.state !== 'PendingDeletion') throw new KMSInvalidStateException(`${k.arn} is not pending deletion.`);
       // AWS returns a cancelled key to Disabled, never straight to Enabled.
-      k.state = 'Disabled';
+      // An imported key whose current material is gone goes back to PendingImport.
+      const current = k.versions.find((v) => v.version === k.currentVersion);
+      k.state = k.origin === 'EXTERNAL' && !current?.imported?.present ? 'PendingImport' : 'Disabled';
       delete k.deletionDate;
       delete k.pendingWindowInDays;
     });

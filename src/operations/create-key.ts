@@ -61,7 +61,7 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
     if (keyUsage !== 'ENCRYPT_DECRYPT') {
       throw new ValidationException(`KeyUsage ${keyUsage} is not compatible with KeySpec SYMMETRIC_DEFAULT`);
     }
-    if (origin !== 'AWS_KMS' && origin !== 'AWS_CLOUDHSM') throw new UnsupportedOperationException(`Origin ${origin} is not supported by this server yet.`);
+    if (origin !== 'AWS_KMS' && origin !== 'AWS_CLOUDHSM' && origin !== 'EXTERNAL') throw new UnsupportedOperationException(`Origin ${origin} is not supported by this server yet.`);
     // AWS_CLOUDHSM keys live in a custom key store, and a custom key store holds only those.
     if (origin === 'AWS_CLOUDHSM' && input.customKeyStoreId === undefined) {
       throw new ValidationException('A KMS key with Origin AWS_CLOUDHSM must be created in a custom key store: specify CustomKeyStoreId.');
@@ -88,7 +88,9 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
     const now = svc.clock.now();
     // Rotation is on unless the creator opts out: a key nobody remembers to rotate is the common failure.
     // Keys in custom key stores do not rotate (as in AWS).
-    const rotationOptOut = store !== undefined || tags.some((t) => t.tagKey === ROTATION_OPT_OUT_TAG.tagKey && t.tagValue === ROTATION_OPT_OUT_TAG.tagValue);
+    // Imported (EXTERNAL) keys rotate only on demand, by importing new material (as in AWS).
+    const external = origin === 'EXTERNAL';
+    const rotationOptOut = store !== undefined || external || tags.some((t) => t.tagKey === ROTATION_OPT_OUT_TAG.tagKey && t.tagValue === ROTATION_OPT_OUT_TAG.tagValue);
     const record: KeyRecord = {
       keyId,
       arn,
@@ -100,7 +102,8 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
       keySpec,
       origin,
       ...(store ? { customKeyStoreId: store.customKeyStoreId } : {}),
-      state: 'Enabled',
+      // An EXTERNAL key has no material until ImportKeyMaterial.
+      state: external ? 'PendingImport' : 'Enabled',
       policy,
       tags,
       createdBy: call.principal.arn,
@@ -120,7 +123,7 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
           throw new CustomKeyStoreInvalidStateException(`The HSM of custom key store ${store.customKeyStoreId} could not create the key material. Check the HSM and its connection.`);
         }
         await svc.customKeyStores.addKey(tx, store.customKeyStoreId, keyId);
-      } else {
+      } else if (!external) {
         await svc.keystore.generate({ keyId, keyVersion: 1 }, tx);
       }
       await svc.keys.putKey(tx, record);
@@ -128,7 +131,7 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
     if (store) audit.detail('customKeyStoreId', store.customKeyStoreId);
     audit.key(arn, 1);
     audit.detail('owner', ownerOf(record));
-    if (rotationOptOut) audit.detail('rotationOptOut', true);
+    if (rotationOptOut && !external) audit.detail('rotationOptOut', true);
     return { keyMetadata: keyMetadata(record, store ? { cloudHsmClusterId: store.cloudHsmClusterId } : {}) };
   },
 };

@@ -1,5 +1,6 @@
 import {
-  IncorrectKeyException, InvalidCiphertextException, InvalidKeyUsageException, KeyVersionRetiredException, UnsupportedOperationException,
+  IncorrectKeyException, InvalidCiphertextException, InvalidKeyUsageException, KeyVersionRetiredException, KMSInvalidStateException,
+  UnsupportedOperationException,
 } from '../errors/index.js';
 import { decodeBlob, type CiphertextBlob } from '../format/index.js';
 import { assertUsable, minDecryptionVersionOf, type KeyRecord } from '../keys/index.js';
@@ -69,7 +70,10 @@ export async function keyForBlob(
   await authorizeKey(svc, call, key, action, audit);
   assertUsable(key);
   assertSymmetricAlgorithm(key, undefined, action);
-  if (!key.versions.some((v) => v.version === blob.keyVersion)) throw new InvalidCiphertextException();
+  const version = key.versions.find((v) => v.version === blob.keyVersion);
+  if (!version) throw new InvalidCiphertextException();
+  // Imported material of an older version that expired or was deleted: the same state answer as the current one.
+  if (version.imported && !version.imported.present) throw new KMSInvalidStateException(`${key.arn} is pending import.`);
   assertNotRetired(key, blob.keyVersion);
   return { key, blob };
 }

@@ -20,6 +20,8 @@ export interface KeyMetadata {
   encryptionAlgorithms?: string[];
   multiRegion: boolean;
   currentKeyMaterialId?: string;
+  validTo?: Date;
+  expirationModel?: string;
 }
 
 /** `view` carries what the record alone does not know: the state shown while a custom key store is disconnected. */
@@ -43,5 +45,18 @@ export function keyMetadata(k: KeyRecord, view: { state?: string; cloudHsmCluste
     keySpec: k.keySpec,
     encryptionAlgorithms: k.keyUsage === 'ENCRYPT_DECRYPT' ? ['SYMMETRIC_DEFAULT'] : undefined,
     multiRegion: false,
+    ...importedView(k),
+  };
+}
+
+/** EXTERNAL keys: the current material's id and expiry, as AWS shows them (absent while pending import). */
+function importedView(k: KeyRecord): Pick<KeyMetadata, 'currentKeyMaterialId' | 'validTo' | 'expirationModel'> {
+  if (k.origin !== 'EXTERNAL') return {};
+  const m = k.versions.find((v) => v.version === k.currentVersion)?.imported;
+  if (!m?.present) return {};
+  return {
+    currentKeyMaterialId: m.keyMaterialId,
+    expirationModel: m.expirationModel,
+    ...(m.validTo !== undefined ? { validTo: new Date(m.validTo) } : {}),
   };
 }

@@ -1,5 +1,5 @@
-import { KMSInvalidStateException, LimitExceededException } from '../errors/index.js';
-import { assertNotPendingDeletion, rotationOf } from '../keys/index.js';
+import { KMSInvalidStateException, LimitExceededException, UnsupportedOperationException } from '../errors/index.js';
+import { assertNotPendingDeletion, rotationOf, type KeyRecord } from '../keys/index.js';
 import { authorizeKey, updateKey } from './common.js';
 import type { Operation } from './context.js';
 import type { KeyIdInput } from './enable-key.js';
@@ -23,7 +23,11 @@ export const rotateKeyOnDemand: Operation<KeyIdInput, { keyId: string }> = {
       if (rotationOf(k).onDemandCount >= MAX_ON_DEMAND_ROTATIONS) {
         throw new LimitExceededException(`${k.arn} has reached the limit of ${MAX_ON_DEMAND_ROTATIONS} on-demand rotations.`);
       }
-      version = await addVersion(svc, k, tx, 'ON_DEMAND', now);
+      if (k.origin === 'EXTERNAL') {
+        version = rotateToImported(k, now);
+      } else {
+        version = await addVersion(svc, k, tx, 'ON_DEMAND', now);
+      }
       setRotation(k, (r) => {
         r.onDemandCount += 1;
       });
@@ -33,3 +37,19 @@ export const rotateKeyOnDemand: Operation<KeyIdInput, { keyId: string }> = {
     return { keyId: key.arn };
   },
 };
+
+/**
+ * An EXTERNAL key rotates to the material imported with ImportType NEW_KEY_MATERIAL; without such
+ * material there is nothing to rotate to (Keyhold never generates material for an imported key).
+ */
+function rotateToImported(k: KeyRecord, now: number): number {
+  const pending = k.pendingRotationVersion;
+  const v = pending === undefined ? undefined : k.versions.find((x) => x.version === pending);
+  if (!v?.imported?.present) {
+    throw new UnsupportedOperationException(`${k.arn} has imported key material and no new key material to rotate to: import it with ImportType NEW_KEY_MATERIAL first.`);
+  }
+  k.versions = k.versions.map((x) => (x.version === v.version ? { ...x, rotationType: 'ON_DEMAND' as const, createdAt: now } : x));
+  k.currentVersion = v.version;
+  delete k.pendingRotationVersion;
+  return v.version;
+}

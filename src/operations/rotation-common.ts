@@ -17,6 +17,9 @@ export function setRotation(k: KeyRecord, mutate: (r: RotationState) => void): v
 
 /** AWS does not rotate keys in custom key stores, automatically or on demand. */
 export function assertRotatable(k: KeyRecord): void {
+  if (k.origin === 'EXTERNAL') {
+    throw new UnsupportedOperationException(`${k.arn} has imported key material: it rotates only on demand, after new key material is imported with ImportType NEW_KEY_MATERIAL.`);
+  }
   if (k.customKeyStoreId !== undefined) {
     throw new UnsupportedOperationException(`${k.arn} is in a custom key store; key rotation is not supported for keys in custom key stores.`);
   }

@@ -169,4 +169,33 @@ describe('audit log: CloudTrail LookupEvents', () => {
     assert.equal(two.code, 2);
     assert.match(two.stderr, /one filter at a time/);
   });
+
+  it('GetKeyLastUsage names the last successful cryptographic use; last use per principal and key', async () => {
+    const kms = s.kms();
+    const fresh = (await kms.createKey({})).KeyMetadata!;
+    const unused = await kms.getKeyLastUsage({ KeyId: fresh.KeyId! });
+    assert.equal(unused.KeyId, fresh.KeyId);
+    assert.equal(unused.KeyLastUsage, undefined);
+    assert.equal(unused.KeyCreationDate!.getTime(), fresh.CreationDate!.getTime());
+    assert.equal(unused.TrackingStartDate!.getTime(), fresh.CreationDate!.getTime());
+    const ct1 = await kms.encrypt({ KeyId: fresh.KeyId!, Plaintext: Buffer.from('a') });
+    await kms.decrypt({ CiphertextBlob: ct1.CiphertextBlob! });
+    await rejects(kms.decrypt({ CiphertextBlob: ct1.CiphertextBlob!, EncryptionContext: { wrong: 'x' } }), 'InvalidCiphertextException');
+    await kms.describeKey({ KeyId: fresh.KeyId! });
+    const used = await kms.getKeyLastUsage({ KeyId: fresh.Arn! });
+    assert.equal(used.KeyLastUsage!.Operation, 'Decrypt', 'the failed Decrypt and the DescribeKey do not count');
+    const decrypts = (await ct.lookupEvents({ LookupAttributes: [{ AttributeKey: 'EventName', AttributeValue: 'Decrypt' }] })).Events!;
+    const okDecrypt = decrypts.find((e) => !JSON.parse(e.CloudTrailEvent!).errorCode)!;
+    assert.equal(used.KeyLastUsage!.CloudTrailEventId, okDecrypt.EventId);
+    assert.equal(used.KeyLastUsage!.KmsRequestId, JSON.parse(okDecrypt.CloudTrailEvent!).requestID);
+    assert.ok(Math.abs(used.KeyLastUsage!.Timestamp!.getTime() - Date.now()) < 60_000);
+    await rejects(kms.getKeyLastUsage({ KeyId: 'alias/nope' }), 'NotFoundException');
+
+    const r = await runCli(['audit', 'last-use', '--principal', `arn:aws:iam::${s.accountId}:root`, '--json'], env());
+    assert.equal(r.code, 0, r.stderr);
+    const rows = JSON.parse(r.stdout) as { principalArn: string; keyArn: string; lastOperation: string; count: number }[];
+    assert.deepEqual(rows.map((x) => [x.keyArn, x.lastOperation, x.count]), [[fresh.Arn, 'Decrypt', 2], [keyArn, 'Encrypt', 3]]);
+    const one = await runCli(['audit', 'last-use', '--key', keyId, '--json'], env());
+    assert.equal((JSON.parse(one.stdout) as unknown[]).length, 1);
+  });
 });

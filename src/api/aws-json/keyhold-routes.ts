@@ -1,6 +1,6 @@
 import * as ops from '../../operations/index.js';
 import { route, type Route } from './kms-routes.js';
-import { bool, int, list, str, struct, timestamp } from './schema.js';
+import { bool, int, list, map, str, struct, timestamp } from './schema.js';
 
 const KeyIdType = str({ min: 1, max: 2048 });
 const LimitType = int({ min: 1, max: 1000 });
@@ -21,6 +21,15 @@ export const KEYHOLD_ROUTES = {
       Problem: struct({ Kind: str({ enum: ['altered', 'removed', 'reordered', 'digest'] }), Seq: int(), EventId: str(), Message: str() }, ['Kind', 'Message']),
     }, ['Valid', 'EventsChecked', 'DigestsChecked', 'FirstSeq', 'LastSeq', 'SignedThroughSeq', 'RetainedThroughSeq', 'PublicKeyFingerprint']),
     ops.verifyAuditLog,
+  ),
+  GetLastUsage: route(
+    struct({ PrincipalArn: str({ min: 1, max: 2048 }), KeyId: str({ min: 1, max: 2048 }), Limit: int({ min: 1, max: 1000 }) }),
+    struct({
+      Usage: list(struct({
+        PrincipalArn: str(), KeyArn: str(), Operation: str(), Timestamp: timestamp(), CloudTrailEventId: str(), Count: int(),
+      }, ['PrincipalArn', 'KeyArn', 'Operation', 'Timestamp', 'CloudTrailEventId', 'Count'])),
+    }, ['Usage']),
+    ops.getLastUsage,
   ),
   // Version retirement and per-version use (issue 3)
   SetMinimumDecryptionVersion: route(
@@ -56,6 +65,28 @@ export const KEYHOLD_ROUTES = {
       NotRotated: list(struct({ KeyArn: str(), Reason: str() }, ['KeyArn', 'Reason'])),
     }, ['UserName', 'UserArn', 'OffboardedAt', 'DeactivatedAccessKeys', 'EndedSessions', 'RemovedFromGroups', 'DeletedInlinePolicies', 'DetachedPolicies', 'RemovedGrants', 'KeysUsable', 'KeysDecrypted', 'RotatedKeys', 'NotRotated']),
     ops.offboardUser,
+  ),
+  // Backup registry (issue 6)
+  RegisterBackup: route(
+    struct({
+      MessageId: str({ min: 64, max: 64 }), Location: str({ min: 1, max: 4096 }), SizeBytes: int({ min: 0 }), Suite: str({ min: 1, max: 128 }),
+      WrappingKeys: list(struct({ KeyArn: str({ min: 1, max: 2048 }), KeyVersion: int({ min: 1 }) }, ['KeyArn'])),
+      EncryptionContext: map(str()), Verified: bool(), VerifyMessage: str({ max: 4096 }),
+    }, ['MessageId', 'Location', 'SizeBytes', 'Suite', 'WrappingKeys']),
+    struct({ MessageId: str(), RegisteredDate: timestamp() }, ['MessageId', 'RegisteredDate']),
+    ops.registerBackup,
+  ),
+  ListBackups: route(
+    struct({ KeyId: KeyIdType, KeyVersion: int({ min: 1 }), AtRiskWithoutKeyId: KeyIdType }),
+    struct({
+      Backups: list(struct({
+        MessageId: str(), Location: str(), SizeBytes: int(), Suite: str(),
+        WrappingKeys: list(struct({ KeyArn: str(), KeyVersion: int(), KeyState: str(), Usable: bool() }, ['KeyArn', 'KeyState', 'Usable'])),
+        EncryptionContext: map(str()), RegisteredDate: timestamp(), RegisteredBy: str(), Decryptable: bool(),
+        LastVerifiedDate: timestamp(), LastVerifiedBy: str(), LastVerifyOk: bool(), LastVerifyMessage: str(),
+      }, ['MessageId', 'Location', 'SizeBytes', 'Suite', 'WrappingKeys', 'EncryptionContext', 'RegisteredDate', 'RegisteredBy', 'Decryptable'])),
+    }, ['Backups']),
+    ops.listBackups,
   ),
 } satisfies Record<string, Route>;
 

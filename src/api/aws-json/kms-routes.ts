@@ -26,6 +26,12 @@ const DryRunModifierList = list(str({ enum: ['IGNORE_CIPHERTEXT'] }));
 const RecipientInfo = any();
 const RotationPeriodInDaysType = int({ min: 90, max: 2560 });
 const ROTATION_TYPES = ['AUTOMATIC', 'ON_DEMAND'] as const;
+// BYOK enums as the AWS model lists them; the operation says which it supports.
+const WRAPPING_ALGORITHM_NAMES = ['RSAES_PKCS1_V1_5', 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'RSA_AES_KEY_WRAP_SHA_1', 'RSA_AES_KEY_WRAP_SHA_256', 'SM2PKE'] as const;
+const WRAPPING_KEY_SPEC_NAMES = ['RSA_2048', 'RSA_3072', 'RSA_4096', 'SM2'] as const;
+const EXPIRATION_MODELS = ['KEY_MATERIAL_EXPIRES', 'KEY_MATERIAL_DOES_NOT_EXPIRE'] as const;
+const IMPORT_TYPES = ['NEW_KEY_MATERIAL', 'EXISTING_KEY_MATERIAL'] as const;
+const BackingKeyIdType = str({ min: 64, max: 64, pattern: /^[a-f0-9]+$/ });
 
 const KeyMetadata = struct({
   AWSAccountId: str(),
@@ -234,6 +240,36 @@ export const KMS_ROUTES = {
     ops.updateCustomKeyStore,
   ),
   DeleteCustomKeyStore: route(CustomKeyStoreIdOnly, Empty, ops.deleteCustomKeyStore),
+  GetKeyLastUsage: route(
+    KeyIdOnly,
+    struct({
+      KeyId: str(),
+      KeyLastUsage: struct({ Operation: str(), Timestamp: timestamp(), CloudTrailEventId: str(), KmsRequestId: str() }),
+      TrackingStartDate: timestamp(),
+      KeyCreationDate: timestamp(),
+    }, ['KeyId', 'TrackingStartDate', 'KeyCreationDate']),
+    ops.getKeyLastUsage,
+  ),
+  // BYOK: key import (Origin EXTERNAL)
+  GetParametersForImport: route(
+    struct({ KeyId: KeyIdType, WrappingAlgorithm: str({ enum: WRAPPING_ALGORITHM_NAMES }), WrappingKeySpec: str({ enum: WRAPPING_KEY_SPEC_NAMES }) }, ['KeyId', 'WrappingAlgorithm', 'WrappingKeySpec']),
+    struct({ KeyId: str(), ImportToken: blob(), PublicKey: blob(), ParametersValidTo: timestamp() }),
+    ops.getParametersForImport,
+  ),
+  ImportKeyMaterial: route(
+    struct({
+      KeyId: KeyIdType, ImportToken: CiphertextType, EncryptedKeyMaterial: blob({ min: 1, max: 6144, sensitive: true }), ValidTo: timestamp(),
+      ExpirationModel: str({ enum: EXPIRATION_MODELS }), ImportType: str({ enum: IMPORT_TYPES }),
+      KeyMaterialDescription: str({ min: 0, max: 256 }), KeyMaterialId: BackingKeyIdType,
+    }, ['KeyId', 'ImportToken', 'EncryptedKeyMaterial']),
+    struct({ KeyId: str(), KeyMaterialId: str() }),
+    ops.importKeyMaterial,
+  ),
+  DeleteImportedKeyMaterial: route(
+    struct({ KeyId: KeyIdType, KeyMaterialId: BackingKeyIdType }, ['KeyId']),
+    struct({ KeyId: str(), KeyMaterialId: str() }),
+    ops.deleteImportedKeyMaterial,
+  ),
 } satisfies Record<string, Route>;
 
 export const KMS_TARGET_PREFIX = 'TrentService.';

@@ -1,0 +1,127 @@
+/** File plumbing for backups: sources, sinks, atomic outputs, a TTY-only progress line. */
+import { createReadStream } from 'node:fs';
+import { open, rename, unlink, stat, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Sink } from './message-stream.js';
+
+export const READ_CHUNK = 1 << 20;
+
+export function source(path: string | undefined): AsyncIterable<Buffer> {
+  if (!path || path === '-') return process.stdin as AsyncIterable<Buffer>;
+  return createReadStream(path, { highWaterMark: READ_CHUNK });
+}
+
+export async function sizeOf(path: string | undefined): Promise<number | undefined> {
+  if (!path || path === '-') return undefined;
+  try {
+    const s = await stat(path);
+    return s.isFile() ? s.size : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A sink that writes to stdout, honouring back-pressure. */
+export function stdoutSink(): Sink {
+  return {
+    write: (b) =>
+      new Promise<void>((resolve, reject) => {
+        process.stdout.write(b, (err) => (err ? reject(err) : resolve()));
+      }),
+  };
+}
+
+/** Discards everything (verify). */
+export const nullSink: Sink = { write: () => undefined };
+
+/**
+ * A file written under a temporary name in the target directory and renamed over the target only
+ * by commit(): nothing at the target path is ever partial or unauthenticated.
+ */
+export class AtomicFile implements Sink {
+  private constructor(
+    readonly target: string,
+    readonly temp: string,
+    private readonly fh: FileHandle,
+  ) {}
+  private pending: Promise<unknown> = Promise.resolve();
+  private failed: unknown;
+
+  static async create(target: string, mode = 0o600): Promise<AtomicFile> {
+    const temp = join(dirname(target), `.${basename(target)}.keyhold-tmp-${randomBytes(6).toString('hex')}`);
+    const fh = await open(temp, 'wx', mode);
+    return new AtomicFile(target, temp, fh);
+  }
+
+  /** Writes overlap with the caller's next frame: at most one write is in flight. */
+  async write(b: Buffer): Promise<void> {
+    await this.pending;
+    if (this.failed) throw this.failed;
+    this.pending = this.fh.write(b).catch((e) => {
+      this.failed = e;
+    });
+  }
+
+  async commit(): Promise<void> {
+    await this.pending;
+    if (this.failed) throw this.failed;
+    await this.fh.sync();
+    await this.fh.close();
+    await rename(this.temp, this.target);
+    try {
+      const dir = await open(dirname(this.target), 'r');
+      await dir.sync().catch(() => undefined);
+      await dir.close();
+    } catch {
+      /* directory fsync is best effort */
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.pending.catch(() => undefined);
+    await this.fh.close().catch(() => undefined);
+    await unlink(this.temp).catch(() => undefined);
+  }
+}
+
+/** Bytes, rate and ETA on stderr, only when stderr is a terminal. */
+export class Progress {
+  private last = 0;
+  private readonly start = Date.now();
+  private readonly enabled: boolean;
+  constructor(private readonly label: string, private readonly total: number | undefined, quiet = false) {
+    this.enabled = !quiet && !!process.stderr.isTTY;
+  }
+  update(done: number): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (now - this.last < 200) return;
+    this.last = now;
+    const secs = Math.max((now - this.start) / 1000, 0.001);
+    const rate = done / secs;
+    let line = `${this.label} ${fmtBytes(done)}`;
+    if (this.total) {
+      const frac = Math.min(done / this.total, 1);
+      const width = 24;
+      const fill = Math.round(frac * width);
+      line += ` / ${fmtBytes(this.total)} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0)}%`;
+      if (rate > 0) line += ` ETA ${Math.ceil((this.total - done) / rate)}s`;
+    }
+    line += ` ${fmtBytes(rate)}/s`;
+    process.stderr.write(`\r${line}\x1b[K`);
+  }
+  done(): void {
+    if (this.enabled && this.last) process.stderr.write('\r\x1b[K');
+  }
+}
+
+export function fmtBytes(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
+}
