@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import type { GetKeyRotationStatusCommandOutput, KMS } from '@aws-sdk/client-kms';
 import { clientSettings, kmsClient, type ClientSettings } from './client.js';
 import { callKeyhold } from './keyhold-client.js';
+import { atRiskWithout, listBackups, type RegisteredBackup } from './backup/registry.js';
 
 const DAY = 86400_000;
 
@@ -27,7 +28,7 @@ export const DEFAULT_EXPIRY_WARNING_DAYS = 30;
  * `import-expiring`: its ValidTo is within the warning window. `import-missing`: its material expired
  * or was deleted (PendingImport): nothing under it decrypts until the same material is imported again.
  */
-export type ReportFlag = 'rotation-off' | 'rotation-overdue' | 'never-rotated' | 'owner-inactive' | 'imported' | 'import-expiring' | 'import-missing';
+export type ReportFlag = 'rotation-off' | 'rotation-overdue' | 'never-rotated' | 'owner-inactive' | 'imported' | 'import-expiring' | 'import-missing' | 'sole-key-of-backups';
 
 export interface KeyReportRow {
   keyId: string;
@@ -54,6 +55,8 @@ export interface KeyReportRow {
   /** Imported keys: the current material's expiry (null when it does not expire or is missing). */
   importValidTo: string | null;
   flags: ReportFlag[];
+  /** Registered backups wrapped under this key, and how many no other usable key could open. */
+  backups?: { dependent: number; undecryptableWithout: number };
 }
 
 type Out = (line: string) => void;
@@ -188,7 +191,7 @@ function table(rows: KeyReportRow[], out: Out): void {
   for (const c of cells) out(line(c));
   const count = (f: ReportFlag) => rows.filter((r) => r.flags.includes(f)).length;
   out('');
-  out(`${rows.length} keys: ${count('rotation-off')} rotation-off, ${count('rotation-overdue')} rotation-overdue, ${count('never-rotated')} never-rotated, ${count('owner-inactive')} owner-inactive, ${count('imported')} imported`);
+  out(`${rows.length} keys: ${count('rotation-off')} rotation-off, ${count('rotation-overdue')} rotation-overdue, ${count('never-rotated')} never-rotated, ${count('owner-inactive')} owner-inactive, ${count('imported')} imported${count('sole-key-of-backups') ? `, ${count('sole-key-of-backups')} sole-key-of-backups` : ''}`);
   // Lose imported material, lose the data: say so where nobody can miss it.
   for (const r of rows) {
     if (r.flags.includes('import-missing')) {
@@ -196,6 +199,18 @@ function table(rows: KeyReportRow[], out: Out): void {
     } else if (r.flags.includes('import-expiring')) {
       out(`WARNING: imported key material of ${r.keyId} expires ${r.importValidTo}: re-import it with a later ValidTo, or it is deleted then.`);
     }
+  }
+}
+
+/** Backups registered with the server (`keyhold backup`) that depend on each key. */
+export async function addBackupDependencies(rows: KeyReportRow[], backups: RegisteredBackup[]): Promise<void> {
+  for (const r of rows) {
+    const mine = backups.filter((b) => b.WrappingKeys.some((k) => k.KeyArn.endsWith(`/${r.keyId}`)));
+    if (!mine.length) continue;
+    const arn = mine[0]!.WrappingKeys.find((k) => k.KeyArn.endsWith(`/${r.keyId}`))!.KeyArn;
+    const risky = mine.filter((b) => atRiskWithout(b, arn)).length;
+    r.backups = { dependent: mine.length, undecryptableWithout: risky };
+    if (risky) r.flags.push('sole-key-of-backups');
   }
 }
 
@@ -209,6 +224,7 @@ export async function keysReport(argv: string[], out: Out): Promise<number> {
   if (!Number.isFinite(warnDays) || warnDays < 0) throw new Error('--expiry-warning-days takes a number of days (0 or more)');
   const settings = clientSettings(values);
   const rows = await buildReport(kmsClient(settings), settings, Date.now(), warnDays);
+  await addBackupDependencies(rows, await listBackups(settings));
   if (values.json) out(JSON.stringify(rows, null, 2));
   else table(rows, out);
   return 0;

@@ -267,8 +267,13 @@ describe('BYOK: key import (Origin EXTERNAL)', () => {
     assert.equal(rotations.length, 1);
     assert.equal(rotations[0]!.RotationType, 'ON_DEMAND');
     const ct2 = (await kms.encrypt({ KeyId: k.KeyId!, Plaintext: Buffer.from('two') })).CiphertextBlob!;
-    assert.equal(Buffer.from((await kms.decrypt({ CiphertextBlob: ct1 })).Plaintext!).toString(), 'one');
-    assert.equal(Buffer.from((await kms.decrypt({ CiphertextBlob: ct2 })).Plaintext!).toString(), 'two');
+    const d1 = await kms.decrypt({ CiphertextBlob: ct1 });
+    const d2 = await kms.decrypt({ CiphertextBlob: ct2 });
+    assert.equal(Buffer.from(d1.Plaintext!).toString(), 'one');
+    assert.equal(Buffer.from(d2.Plaintext!).toString(), 'two');
+    // Decrypt names the material that decrypted.
+    assert.equal(d1.KeyMaterialId, id1);
+    assert.equal(d2.KeyMaterialId, imp2.KeyMaterialId);
     // Nothing pending any more: another rotation has nothing to rotate to.
     await rejects(kms.rotateKeyOnDemand({ KeyId: k.KeyId! }), 'UnsupportedOperationException');
     // Deleting the old (non-current) material: its ciphertexts stop decrypting, the key stays Enabled.
@@ -276,6 +281,58 @@ describe('BYOK: key import (Origin EXTERNAL)', () => {
     assert.equal((await kms.describeKey({ KeyId: k.KeyId! })).KeyMetadata!.KeyState, 'Enabled');
     await rejects(kms.decrypt({ CiphertextBlob: ct1 }), 'KMSInvalidStateException');
     assert.equal(Buffer.from((await kms.decrypt({ CiphertextBlob: ct2 })).Plaintext!).toString(), 'two');
+  });
+
+  it('a token used by three concurrent imports serves exactly one of them', async () => {
+    const k = await external();
+    const p = await params(kms, k.KeyId!);
+    const enc = wrap(p.publicKey, 'RSAES_OAEP_SHA_256', randomBytes(32));
+    const req = () => kms.importKeyMaterial({ KeyId: k.KeyId!, ImportToken: p.token, EncryptedKeyMaterial: enc, ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+    const results = await Promise.allSettled([req(), req(), req()]);
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, JSON.stringify(results.map((r) => r.status)));
+    for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as Error).name, 'InvalidImportTokenException');
+  });
+
+  it('the audit log and the data dir never hold the imported material or the import token in the clear', async () => {
+    const k = await external();
+    const material = randomBytes(32);
+    const p = await params(kms, k.KeyId!, 'RSA_AES_KEY_WRAP_SHA_256');
+    await kms.importKeyMaterial({ KeyId: k.KeyId!, ImportToken: p.token, EncryptedKeyMaterial: wrap(p.publicKey, 'RSA_AES_KEY_WRAP_SHA_256', material), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+    const events = readAuditEvents(dataDir).filter((e) => e.resources.some((r) => r.arn === k.Arn));
+    assert.deepEqual(events.map((e) => e.eventName).filter((n) => n !== 'DescribeKey'), ['CreateKey', 'GetParametersForImport', 'ImportKeyMaterial']);
+    const text = JSON.stringify(events);
+    for (const secret of [material, Buffer.from(p.token)]) {
+      for (const form of [secret.toString('hex'), secret.toString('base64'), secret.toString('base64url')]) assert.ok(!text.includes(form), 'secret in the audit log');
+    }
+    // The store on disk: neither the material nor the token appear in any file of the data dir.
+    const { readdirSync, readFileSync, statSync } = await import('node:fs');
+    const walk = (dir: string): string[] => readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? walk(join(dir, n)) : [join(dir, n)]));
+    for (const f of walk(dataDir)) {
+      const bytes = readFileSync(f);
+      assert.equal(bytes.indexOf(material), -1, `material in ${f}`);
+      assert.equal(bytes.indexOf(Buffer.from(p.token)), -1, `token in ${f}`);
+    }
+  });
+
+  it('key deletion: a PendingImport key can be scheduled for deletion, and cancelling returns it to PendingImport', async () => {
+    const k = await external();
+    await kms.scheduleKeyDeletion({ KeyId: k.KeyId!, PendingWindowInDays: 7 });
+    await rejects(kms.getParametersForImport({ KeyId: k.KeyId!, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }), 'KMSInvalidStateException', /pending deletion/);
+    await kms.cancelKeyDeletion({ KeyId: k.KeyId! });
+    assert.equal((await kms.describeKey({ KeyId: k.KeyId! })).KeyMetadata!.KeyState, 'PendingImport');
+    await importInto(kms, k.KeyId!, randomBytes(32));
+    await kms.scheduleKeyDeletion({ KeyId: k.KeyId!, PendingWindowInDays: 7 });
+    await kms.cancelKeyDeletion({ KeyId: k.KeyId! });
+    assert.equal((await kms.describeKey({ KeyId: k.KeyId! })).KeyMetadata!.KeyState, 'Disabled');
+    // Deleted by the job after the window, material and all.
+    await kms.scheduleKeyDeletion({ KeyId: k.KeyId!, PendingWindowInDays: 7 });
+    offset += 8 * DAY;
+    try {
+      await s.jobs.tick();
+      await rejects(kms.describeKey({ KeyId: k.KeyId! }), 'NotFoundException');
+    } finally {
+      offset -= 8 * DAY;
+    }
   });
 
   it('import parameters survive a restart', async () => {
