@@ -7,6 +7,7 @@ import { open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { describeEdks, type EdkDescription } from './edks.js';
 import { listBackups, registerBackup } from './registry.js';
+import { scanTree } from './scan.js';
 import { BackupFormatError, parseHeader, IncompleteHeader, SUITES, SUITE_COMMIT_KEY, SUITE_COMMIT_KEY_ECDSA_P384, type ParsedHeader, type EncryptedDataKey } from '../../format/backup-message/index.js';
 import { clientSettings, UsageError, type ClientSettings } from '../client.js';
 import { KmsKeyring, NoDecryptableKey } from './kms-keyring.js';
@@ -398,6 +399,22 @@ async function callRecordFailure(settings: ClientSettings, b: Awaited<ReturnType
   });
 }
 
+async function scanCmd(argv: string[], out: Out): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...COMMON, 'no-registry': { type: 'boolean' } } });
+  if (positionals.length !== 1) throw new UsageError('backup scan takes one DIR');
+  const findings = await scanTree(positionals[0]!, clientSettings(values), { registry: !values['no-registry'] });
+  const atRisk = findings.filter((f) => f.problems.length);
+  if (values.json) out(JSON.stringify({ files: findings.length, atRisk: atRisk.length, findings }, null, 2));
+  else {
+    for (const f of findings) {
+      out(`${f.problems.length ? 'AT RISK' : 'ok     '}  ${f.path}  (${f.kind}${f.messageId ? ` ${f.messageId.slice(0, 16)}` : ''})`);
+      for (const p of f.problems) out(`           - ${p}`);
+    }
+    out(`scan: ${findings.length} files, ${atRisk.length} at risk`);
+  }
+  return atRisk.length ? EXIT_INTEGRITY : 0;
+}
+
 export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--context k=v ...] [--frame-size BYTES] [--signed] [IN|-] [-o OUT|-]
                                  AWS Encryption SDK v2 message (suite 0x0478, or 0x0578 with --signed),
                                  data key wrapped under every --key (a key ARN's region picks the region)
@@ -411,6 +428,10 @@ export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--c
                                  registered backups (encrypt -o FILE registers; --no-register, --register-as LOC),
                                  each wrapping key's version and state, decryptable now, last proven decryptable
   keyhold backup drill [--sample N] [--json]  fully verify N random registered backups, record the results
+  keyhold backup scan DIR [--json] [--no-registry]
+                                 every file not encrypted (by content: SQL, pg_dump, tar, gzip, zip, ...),
+                                 encrypted with keys disabled/pending deletion/unknown/without rotation,
+                                 or not in the registry; exit 3 when anything is at risk
   Exit status: 0 ok, 1 error, 2 usage, 3 the message is malformed or fails authentication.
 `;
 
@@ -424,6 +445,7 @@ export async function backupCommand(argv: string[], out: Out): Promise<number> {
     case 'rewrap': return rewrapCmd(rest, out);
     case 'list': return listCmd(rest, out);
     case 'drill': return drillCmd(rest, out);
+    case 'scan': return scanCmd(rest, out);
     default: throw new UsageError(`unknown backup command: ${sub ?? '(none)'}\n\n${BACKUP_HELP}`);
   }
 }
