@@ -98,6 +98,12 @@ export interface GrantRecord {
   readonly createdBy: string;
 }
 
+/** Per-account settings (Keyhold's own; UpdateAccountSettings). */
+export interface AccountSettings {
+  /** The rotation period a new key gets; DEFAULT_ROTATION_PERIOD_DAYS when absent. */
+  defaultRotationPeriodDays?: number;
+}
+
 export interface AliasRecord {
   readonly aliasName: string;
   readonly accountId: string;
