@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { clientSettings, kmsClient, UsageError } from './client.js';
 import { keysReport } from './keys-report.js';
-import { keysRetire, keysVersions } from './keys-versions.js';
+import { accountSettings, keysRetire, keysVersions } from './keys-versions.js';
 import { auditCommand } from './audit.js';
 import { backupCommand, BACKUP_HELP } from './backup/command.js';
 
@@ -27,6 +27,8 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
   keyhold keys retire <key> --min-version N [--json]
                                  versions below N no longer decrypt (KeyVersionRetiredException); a lower N
                                  restores them
+  keyhold settings [--default-rotation-period-days N] [--json]
+                                 the account's settings; N (90 to 2560) is the rotation period new keys get
   keyhold audit [lookup] [--event-name N | --username U | --resource-name KEY-ARN-OR-ID | --resource-type T |
                 --access-key-id A | --event-source S | --read-only true|false | --event-id ID]
                 [--start-time T] [--end-time T] [--max-results N] [--json]
@@ -100,6 +102,7 @@ export async function cliMain(argv: string[], out: Out = (l) => process.stdout.w
     if (group === 'keys' && sub === 'report') return await keysReport(rest, out);
     if (group === 'keys' && sub === 'versions') return await keysVersions(rest, out);
     if (group === 'keys' && sub === 'retire') return await keysRetire(rest, out);
+    if (group === 'settings') return await accountSettings(argv.slice(1), out);
     if (group === 'backup') return await backupCommand(argv.slice(1), out);
     if (group === 'audit') return await auditCommand(sub === undefined ? [] : [sub, ...rest], out);
     throw new UsageError(`unknown command: ${[group, sub].filter(Boolean).join(' ')}\n\n${HELP}`);

@@ -87,3 +87,20 @@ export async function keysRetire(argv: string[], out: Out): Promise<number> {
   }
   return 0;
 }
+
+/** keyhold settings [--default-rotation-period-days N] [--json]: the account's settings (Get/UpdateAccountSettings). */
+export async function accountSettings(argv: string[], out: Out): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { ...COMMON, 'default-rotation-period-days': { type: 'string' } } });
+  const given = values['default-rotation-period-days'];
+  const days = Number(given);
+  if (given !== undefined && (!Number.isInteger(days) || days < 90 || days > 2560)) {
+    throw new UsageError('--default-rotation-period-days takes a whole number of days from 90 to 2560');
+  }
+  const settings = clientSettings(values);
+  const r = given === undefined
+    ? await callKeyhold<{ AccountId: string; DefaultRotationPeriodInDays: number }>(settings, 'GetAccountSettings', {})
+    : await callKeyhold<{ AccountId: string; DefaultRotationPeriodInDays: number }>(settings, 'UpdateAccountSettings', { DefaultRotationPeriodInDays: days });
+  if (values.json) out(JSON.stringify({ accountId: r.AccountId, defaultRotationPeriodInDays: r.DefaultRotationPeriodInDays }, null, 2));
+  else out(`account ${r.AccountId}: new keys rotate every ${r.DefaultRotationPeriodInDays} days`);
+  return 0;
+}

@@ -46,5 +46,6 @@ export { lookupEvents, LOOKUP_ATTRIBUTE_KEYS } from './lookup-events.js';
 export { getKeyLastUsage, getLastUsage, TRACKED_CRYPTO_OPERATIONS } from './get-key-last-usage.js';
 export { setMinimumDecryptionVersion } from './set-minimum-decryption-version.js';
 export { listKeyVersions } from './list-key-versions.js';
+export { getAccountSettings, updateAccountSettings } from './account-settings.js';
 export { registerBackup } from './register-backup.js';
 export { listBackups } from './list-backups.js';

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { KMS } from '@aws-sdk/client-kms';
 import { parseServerConfig } from '../../src/config.js';
 import { startServer as startInProcess, type RunningServer } from '../../src/main.js';
+import { callKeyhold } from '../../src/cli/keyhold-client.js';
 import { rejects } from '../helpers/assert.js';
 import { readAuditEvents } from '../helpers/audit.js';
 import { inProcessClient, newCredentials, startServer, tempDir } from '../helpers/server.js';
@@ -333,6 +334,46 @@ describe('BYOK: key import (Origin EXTERNAL)', () => {
     } finally {
       offset -= 8 * DAY;
     }
+  });
+
+  it('loss protection: deleting or expiring imported material that registered backups depend on is flagged in its audit event', async () => {
+    const settings = { endpoint: s.url, region: 'us-east-1', credentials: creds, caBundle: join(dataDir, 'tls', 'ca.pem') };
+    const register = (arn: string, messageId: string, keyVersion?: number) => callKeyhold(settings, 'RegisterBackup', {
+      MessageId: messageId, Location: `s3://backups/${messageId.slice(0, 8)}`, SizeBytes: 1024, Suite: 'AES_256_GCM_HKDF_SHA512_COMMIT_KEY',
+      WrappingKeys: [{ KeyArn: arn, ...(keyVersion ? { KeyVersion: keyVersion } : {}) }],
+    });
+    const withBackup = await external();
+    const without = await external();
+    await importInto(kms, withBackup.KeyId!, randomBytes(32));
+    await importInto(kms, without.KeyId!, randomBytes(32));
+    const b1 = randomBytes(32).toString('hex');
+    const b2 = randomBytes(32).toString('hex');
+    await register(withBackup.Arn!, b1, 1);
+    await register(withBackup.Arn!, b2);
+    // A backup of another version of the key does not count.
+    await register(without.Arn!, randomBytes(32).toString('hex'), 2);
+    await kms.deleteImportedKeyMaterial({ KeyId: withBackup.KeyId! });
+    await kms.deleteImportedKeyMaterial({ KeyId: without.KeyId! });
+    const deletion = (arn: string) => readAuditEvents(dataDir).find((e) => e.eventName === 'DeleteImportedKeyMaterial' && e.resources.some((r) => r.arn === arn))!;
+    assert.equal(deletion(withBackup.Arn!).details?.backupsDependOnMaterial, true);
+    assert.equal(deletion(withBackup.Arn!).details?.dependentBackupCount, 2);
+    assert.deepEqual(((deletion(withBackup.Arn!).details?.dependentBackups as { messageId: string }[]).map((b) => b.messageId)).sort(), [b1, b2].sort());
+    assert.equal(deletion(without.Arn!).details?.backupsDependOnMaterial, false);
+
+    // Expiry by the job is flagged the same way.
+    const expiring = await external();
+    await importInto(kms, expiring.KeyId!, randomBytes(32), { validTo: new Date(clock.now() + 2 * DAY) });
+    const b3 = randomBytes(32).toString('hex');
+    await register(expiring.Arn!, b3, 1);
+    offset += 3 * DAY;
+    try {
+      await s.jobs.tick();
+    } finally {
+      offset -= 3 * DAY;
+    }
+    const exp = readAuditEvents(dataDir).find((e) => e.eventName === 'DeleteExpiredKeyMaterial' && e.resources.some((r) => r.arn === expiring.Arn))!;
+    assert.equal(exp.details?.backupsDependOnMaterial, true);
+    assert.deepEqual((exp.details?.dependentBackups as { messageId: string }[]).map((b) => b.messageId), [b3]);
   });
 
   it('import parameters survive a restart', async () => {

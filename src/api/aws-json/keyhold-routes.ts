@@ -5,6 +5,7 @@ import { bool, int, list, map, str, struct, timestamp } from './schema.js';
 const KeyIdType = str({ min: 1, max: 2048 });
 const LimitType = int({ min: 1, max: 1000 });
 const MarkerType = str({ min: 1, max: 1024, pattern: /^[\u0020-\u00FF]*$/ });
+const AccountSettingsOutput = struct({ AccountId: str(), DefaultRotationPeriodInDays: int() }, ['AccountId', 'DefaultRotationPeriodInDays']);
 
 /**
  * Keyhold's own operations, beyond the AWS KMS model (version retirement, audit, backups registry,
@@ -50,6 +51,9 @@ export const KEYHOLD_ROUTES = {
     }, ['KeyId', 'CurrentVersion', 'MinimumDecryptionVersion', 'Owner', 'Creator', 'OwnerActive', 'RotationOptOut', 'KeyRotationEnabled', 'Versions', 'Truncated']),
     ops.listKeyVersions,
   ),
+  // Account settings: the rotation period new keys get (issue 3)
+  GetAccountSettings: route(struct({}), AccountSettingsOutput, ops.getAccountSettings),
+  UpdateAccountSettings: route(struct({ DefaultRotationPeriodInDays: int({ min: 90, max: 2560 }) }), AccountSettingsOutput, ops.updateAccountSettings),
   // Backup registry (issue 6)
   RegisterBackup: route(
     struct({
