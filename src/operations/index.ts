@@ -55,3 +55,4 @@ export { offboardUser } from './offboard-user.js';
 export { getAccountSettings, updateAccountSettings } from './account-settings.js';
 export { registerBackup } from './register-backup.js';
 export { listBackups } from './list-backups.js';
+export { createGrant, listGrants, listRetirableGrants, revokeGrant, retireGrant } from './grants.js';

@@ -64,6 +64,11 @@ const CustomKeyStoreNameType = str({ min: 1, max: 256 });
 const CloudHsmClusterIdType = str({ min: 19, max: 24, pattern: /^cluster-[2-7a-zA-Z]{11,16}$/ });
 const KeyStorePasswordType = str({ min: 7, max: 32, sensitive: true });
 const CustomKeyStoreIdOnly = struct({ CustomKeyStoreId: CustomKeyStoreIdType }, ['CustomKeyStoreId']);
+const GrantConstraints = struct({ EncryptionContextSubset: EncryptionContextType, EncryptionContextEquals: EncryptionContextType });
+const GrantListEntry = struct({
+  KeyId: str(), GrantId: str(), Name: str(), CreationDate: timestamp(), GranteePrincipal: str(), RetiringPrincipal: str(),
+  IssuingAccount: str(), Operations: list(str()), Constraints: GrantConstraints,
+});
 const KeyIdOnly = struct({ KeyId: KeyIdType }, ['KeyId']);
 const Empty = struct({});
 const Paged = { NextMarker: str(), Truncated: bool() } as const;
@@ -208,6 +213,31 @@ export const KMS_ROUTES = {
     struct({ Rotations: list(struct({ KeyId: str(), RotationDate: timestamp(), RotationType: str({ enum: ROTATION_TYPES }) })), ...Paged }),
     ops.listKeyRotations,
   ),
+  // Grants
+  CreateGrant: route(
+    struct({
+      KeyId: KeyIdType, GranteePrincipal: str({ min: 1, max: 256 }), RetiringPrincipal: str({ min: 1, max: 256 }),
+      Operations: list(str()), Constraints: GrantConstraints, GrantTokens: GrantTokenList, Name: str({ min: 1, max: 256 }), DryRun,
+    }, ['KeyId', 'GranteePrincipal', 'Operations']),
+    struct({ GrantToken: str(), GrantId: str() }),
+    ops.createGrant,
+  ),
+  ListGrants: route(
+    struct({ KeyId: KeyIdType, Limit: LimitType, Marker: MarkerType, GrantId: str({ min: 1, max: 128 }), GranteePrincipal: str({ min: 1, max: 256 }) }, ['KeyId']),
+    struct({ Grants: list(GrantListEntry), ...Paged }),
+    ops.listGrants,
+  ),
+  ListRetirableGrants: route(
+    struct({ RetiringPrincipal: str({ min: 1, max: 256 }), Limit: LimitType, Marker: MarkerType }, ['RetiringPrincipal']),
+    struct({ Grants: list(GrantListEntry), ...Paged }),
+    ops.listRetirableGrants,
+  ),
+  RetireGrant: route(
+    struct({ GrantToken: str({ min: 1, max: 8192 }), KeyId: KeyIdType, GrantId: str({ min: 1, max: 128 }), DryRun }),
+    Empty,
+    ops.retireGrant,
+  ),
+  RevokeGrant: route(struct({ KeyId: KeyIdType, GrantId: str({ min: 1, max: 128 }), DryRun }, ['KeyId', 'GrantId']), Empty, ops.revokeGrant),
   // Custom key stores (AWS_CLOUDHSM over a declared PKCS#11 HSM)
   CreateCustomKeyStore: route(
     struct({
