@@ -24,7 +24,11 @@ function cachedPolicy(text: string): PolicyDocument {
  * its reason in the audit draft; throws AccessDeniedException unless allowed. Evaluated on every
  * request (never cached across policy changes).
  */
+/** A key tagged `KeyholdDecoy=true` is a honey key: nothing legitimate uses it, so any touch raises an alert. */
+export const DECOY_TAG = 'KeyholdDecoy';
+
 export function authorizeKey(call: CallContext, key: KeyRecord, action: string, audit: AuditDraft): void {
+  if (key.tags.some((t) => t.tagKey === DECOY_TAG && t.tagValue.toLowerCase() === 'true')) audit.detail('decoyKey', key.arn);
   const decision = evaluate(cachedPolicy(key.policy), {
     principal: { arn: call.principal.arn, accountId: call.principal.accountId },
     action: `kms:${action}`,
