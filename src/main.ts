@@ -15,7 +15,7 @@ import { Barrier, FileSeal, PassphraseSeal, type Seal } from './barrier/index.js
 import { MemoryStorage, SqliteStorage, type Storage } from './storage/index.js';
 import { AuditSigningKey, GuardedKeyStore, ImportParameterStore, NO_HSMS, RoutingKeyStore, SoftwareKeyStore, type KeyStore } from './keystore/index.js';
 import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
-import { CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
+import { BackupRegistry, CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
 import { AlertEngine, AuditDb, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
 import { printVerification } from './cli/audit.js';
@@ -136,6 +136,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     hsms: hsms ?? NO_HSMS,
     audit,
     usage: new UsageCounter(storage),
+    backups: new BackupRegistry(storage),
     clock: opts.clock ?? systemClock,
     log,
   };

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { clientSettings, kmsClient, UsageError } from './client.js';
 import { keysReport } from './keys-report.js';
+import { accountSettings, keysRetire, keysVersions } from './keys-versions.js';
 import { alertsCommand, auditCommand } from './audit.js';
 import { backupCommand, BACKUP_HELP } from './backup/command.js';
 
@@ -13,11 +14,21 @@ Client (find the server and credentials as the AWS tools do: --endpoint-url or A
 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_CA_BUNDLE):
   keyhold keys list [--json]     every key in the region with its state and aliases
   keyhold keys create [--description D] [--alias alias/NAME] [--json]
-  keyhold keys report [--json]   every key with aliases, owner, state, rotation (on/off, period, last and
-                                 next date), age of the newest version, versions in use and the flags
-                                 rotation-off, rotation-overdue, never-rotated. The owner is the Owner tag;
-                                 without one it shows "creator (see audit)" (the creator is in the audit
-                                 log, not in the API). Keys pending deletion show no rotation data.
+  keyhold keys report [--json] [--expiry-warning-days N]
+                                 every key with aliases, owner (the Owner tag, else the creator), state,
+                                 rotation (on/off, opt-out, period, last and next date), age of the newest
+                                 version, versions in use (not retired), versions used in the last 30 days,
+                                 key material origin and the flags rotation-off, rotation-overdue,
+                                 never-rotated, owner-inactive, imported, import-expiring, import-missing.
+                                 Keys pending deletion show no rotation data.
+  keyhold keys versions <key> [--json]
+                                 every version of a key: creation time, type, current/retired, encrypt and
+                                 decrypt counts, last use
+  keyhold keys retire <key> --min-version N [--json]
+                                 versions below N no longer decrypt (KeyVersionRetiredException); a lower N
+                                 restores them
+  keyhold settings [--default-rotation-period-days N] [--json]
+                                 the account's settings; N (90 to 2560) is the rotation period new keys get
   keyhold audit [lookup] [--event-name N | --username U | --resource-name KEY-ARN-OR-ID | --resource-type T |
                 --access-key-id A | --event-source S | --read-only true|false | --event-id ID]
                 [--start-time T] [--end-time T] [--max-results N] [--json]
@@ -92,6 +103,9 @@ export async function cliMain(argv: string[], out: Out = (l) => process.stdout.w
     if (group === 'keys' && sub === 'list') return await keysList(rest, out);
     if (group === 'keys' && sub === 'create') return await keysCreate(rest, out);
     if (group === 'keys' && sub === 'report') return await keysReport(rest, out);
+    if (group === 'keys' && sub === 'versions') return await keysVersions(rest, out);
+    if (group === 'keys' && sub === 'retire') return await keysRetire(rest, out);
+    if (group === 'settings') return await accountSettings(argv.slice(1), out);
     if (group === 'backup') return await backupCommand(argv.slice(1), out);
     if (group === 'alerts') return await alertsCommand(sub === undefined ? [] : [sub, ...rest], out);
     if (group === 'audit') return await auditCommand(sub === undefined ? [] : [sub, ...rest], out);

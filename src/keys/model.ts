@@ -80,6 +80,12 @@ export interface KeyRecord {
   minDecryptionVersion?: number;
 }
 
+/** Per-account settings (Keyhold's own; UpdateAccountSettings). */
+export interface AccountSettings {
+  /** The rotation period a new key gets; DEFAULT_ROTATION_PERIOD_DAYS when absent. */
+  defaultRotationPeriodDays?: number;
+}
+
 export interface AliasRecord {
   readonly aliasName: string;
   readonly accountId: string;

@@ -3,7 +3,7 @@ import {
   DisabledException, InvalidArnException, KMSInvalidStateException, NotFoundException,
 } from '../errors/index.js';
 import { KEY_ID_PATTERN } from '../types/index.js';
-import { aliasArn, importExpiryDue, keyArn, rotationOf, type AliasRecord, type KeyRecord } from './model.js';
+import { aliasArn, importExpiryDue, keyArn, rotationOf, type AccountSettings, type AliasRecord, type KeyRecord } from './model.js';
 import { UsageCounter } from './usage.js';
 
 /** Storage layout, in one place. */
@@ -17,6 +17,7 @@ const P = {
   aliasByKey: (keyId: string, name: string) => `aliasbykey/${keyId}/${name}`,
   deletionPrefix: 'deletion/',
   deletion: (at: number, keyId: string) => `deletion/${String(at).padStart(15, '0')}/${keyId}`,
+  accountSettings: (account: string) => `settings/account/${account}`,
   rotationPrefix: 'rotation/',
   rotation: (at: number, keyId: string) => `rotation/${String(at).padStart(15, '0')}/${keyId}`,
   importExpiryPrefix: 'import-expiry/',
@@ -184,6 +185,17 @@ export class KeyRepository {
       throw new NotFoundException(`Key '${keyArn(region, accountId, keyId)}' does not exist`);
     }
     return k;
+  }
+
+  // ---- account settings ----
+
+  async getAccountSettings(accountId: string, r: StorageReader = this.reader): Promise<AccountSettings> {
+    const b = await r.get(P.accountSettings(accountId));
+    return b ? dec<AccountSettings>(b) : {};
+  }
+
+  async putAccountSettings(w: StorageWriter, accountId: string, s: AccountSettings): Promise<void> {
+    await w.put(P.accountSettings(accountId), enc(s));
   }
 
   // ---- aliases ----

@@ -1,5 +1,5 @@
 import type { Principal } from '../types/index.js';
-import type { CustomKeyStoreRepository, KeyRepository, UsageCounter } from '../keys/index.js';
+import type { BackupRegistry, CustomKeyStoreRepository, KeyRepository, UsageCounter } from '../keys/index.js';
 import type { HsmDirectory, ImportParameterStore, KeyStore } from '../keystore/index.js';
 import type { IdentityStore } from '../identity/index.js';
 import type { AuditEvent, AuditLog } from '../audit/index.js';
@@ -24,6 +24,8 @@ export interface Services {
   readonly audit: AuditLog;
   /** Per-version use counts (ListKeyVersions), kept in memory and flushed by main.ts. */
   readonly usage: UsageCounter;
+  /** Registered backups and the keys they depend on (RegisterBackup, ListBackups). */
+  readonly backups: BackupRegistry;
   readonly clock: Clock;
   /** Logs internal failures with the request id; never sent to clients. */
   readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;

@@ -85,6 +85,7 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
       if (!input.bypassPolicyLockoutSafetyCheck) assertNoLockout(policy, call.principal, arn);
     }
     const now = svc.clock.now();
+    const periodDays = (await svc.keys.getAccountSettings(call.principal.accountId)).defaultRotationPeriodDays ?? DEFAULT_ROTATION_PERIOD_DAYS;
     // Rotation is on unless the creator opts out: a key nobody remembers to rotate is the common failure.
     // Keys in custom key stores do not rotate (as in AWS).
     // Imported (EXTERNAL) keys rotate only on demand, by importing new material (as in AWS).
@@ -109,8 +110,8 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
       currentVersion: 1,
       versions: [{ version: 1, createdAt: now }],
       rotation: rotationOptOut
-        ? { enabled: false, periodDays: DEFAULT_ROTATION_PERIOD_DAYS, onDemandCount: 0 }
-        : { enabled: true, periodDays: DEFAULT_ROTATION_PERIOD_DAYS, nextRotationAt: now + DEFAULT_ROTATION_PERIOD_DAYS * DAY_MS, onDemandCount: 0 },
+        ? { enabled: false, periodDays, onDemandCount: 0 }
+        : { enabled: true, periodDays, nextRotationAt: now + periodDays * DAY_MS, onDemandCount: 0 },
     };
     await svc.keys.storage.transaction(async (tx) => {
       if (store) {

@@ -19,6 +19,8 @@ export interface DecryptOutput {
   keyId: string;
   plaintext: Buffer;
   encryptionAlgorithm: 'SYMMETRIC_DEFAULT';
+  /** Imported (EXTERNAL) keys: the material that decrypted, as AWS returns it. */
+  keyMaterialId?: string;
 }
 
 export const decrypt: Operation<DecryptInput, DecryptOutput> = {
@@ -34,6 +36,7 @@ export const decrypt: Operation<DecryptInput, DecryptOutput> = {
     }
     throwIfDryRun(input.dryRun);
     const plaintext = await decryptOpened(svc, opened, input.encryptionContext);
-    return { keyId: opened.key.arn, plaintext, encryptionAlgorithm: 'SYMMETRIC_DEFAULT' };
+    const keyMaterialId = opened.key.versions.find((v) => v.version === opened.blob.keyVersion)?.imported?.keyMaterialId;
+    return { keyId: opened.key.arn, plaintext, encryptionAlgorithm: 'SYMMETRIC_DEFAULT', ...(keyMaterialId ? { keyMaterialId } : {}) };
   },
 };

@@ -2,7 +2,7 @@ import { KMSInvalidStateException, NotFoundException } from '../errors/index.js'
 import type { KeyRecord, StorageWriter } from '../keys/index.js';
 import { authorizeKey, updateKey } from './common.js';
 import type { Operation, Services } from './context.js';
-import { assertExternal } from './import-common.js';
+import { assertExternal, backupsDependingOn } from './import-common.js';
 
 export interface DeleteImportedKeyMaterialInput {
   keyId: string;
@@ -58,6 +58,14 @@ export const deleteImportedKeyMaterial: Operation<DeleteImportedKeyMaterialInput
     audit.key(key.arn, version);
     audit.detail('keyMaterialId', keyMaterialId);
     audit.detail('currentMaterial', wasCurrent);
+    // Loss protection: flag the deletion when registered backups depend on this material.
+    const dependents = await backupsDependingOn(svc, key, version);
+    audit.detail('backupsDependOnMaterial', dependents.count > 0);
+    if (dependents.count > 0) {
+      audit.detail('dependentBackupCount', dependents.count);
+      audit.detail('dependentBackups', dependents.named);
+      svc.log('warn', 'imported key material deleted while registered backups depend on it', { keyArn: key.arn, keyVersion: version, backups: dependents.count });
+    }
     return { keyId: key.arn, keyMaterialId };
   },
 };

@@ -1,3 +1,4 @@
+import { flagDependentBackups } from './backup-common.js';
 import { assertNotPendingDeletion } from '../keys/index.js';
 import { KMSInvalidStateException } from '../errors/index.js';
 import { authorizeKey, updateKey } from './common.js';
@@ -17,6 +18,7 @@ export const disableKey: Operation<KeyIdInput, Record<string, never>> = {
       if (k.state === 'PendingImport') throw new KMSInvalidStateException(`${k.arn} is pending import.`);
       k.state = 'Disabled';
     });
+    await flagDependentBackups(svc, call.accountId, key.arn, (n, v) => audit.detail(n, v));
     return {};
   },
 };

@@ -1,5 +1,6 @@
 import type { Services } from './context.js';
 import { removeImportedMaterial } from './delete-imported-key-material.js';
+import { backupsDependingOn } from './import-common.js';
 
 /**
  * Carries out imported material's ValidTo: deletes every material whose ValidTo has passed (the key
@@ -24,11 +25,12 @@ export async function expireImportedMaterial(svc: Services, batch = 100): Promis
       }
       if (versions.length === 0) return undefined;
       await svc.keys.putKey(tx, k, current);
-      return { arn: k.arn, versions, state: k.state };
+      return { arn: k.arn, versions, state: k.state, record: k };
     });
     if (!done) continue;
     expired.push(done.arn);
     for (const v of done.versions) {
+      const dependents = await backupsDependingOn(svc, done.record, v.version);
       await svc.audit.record({
         eventTime: new Date(now).toISOString(),
         eventName: 'DeleteExpiredKeyMaterial',
@@ -39,7 +41,11 @@ export async function expireImportedMaterial(svc: Services, batch = 100): Promis
         userAgent: 'keyhold-jobs',
         readOnly: false,
         resources: [{ arn: done.arn, keyVersion: v.version }],
-        details: { reason: 'imported key material reached its ValidTo', keyMaterialId: v.keyMaterialId, keyState: done.state },
+        details: {
+          reason: 'imported key material reached its ValidTo', keyMaterialId: v.keyMaterialId, keyState: done.state,
+          backupsDependOnMaterial: dependents.count > 0,
+          ...(dependents.count > 0 ? { dependentBackupCount: dependents.count, dependentBackups: dependents.named } : {}),
+        },
       });
     }
   }

@@ -1,6 +1,7 @@
 import { hmacSha256, type SecretBytes } from '../crypto/index.js';
 import { KMSInvalidStateException, UnsupportedOperationException } from '../errors/index.js';
 import type { KeyRecord, KeyVersion } from '../keys/index.js';
+import type { Services } from './context.js';
 
 /** AWS: ValidTo may be at most 365 days after the import. */
 export const MAX_IMPORT_VALIDITY_DAYS = 365;
@@ -34,4 +35,18 @@ export function currentVersionOf(k: KeyRecord): KeyVersion | undefined {
 export function currentKeyMaterialId(k: KeyRecord): string | undefined {
   const m = currentVersionOf(k)?.imported;
   return m?.present ? m.keyMaterialId : undefined;
+}
+
+/** At most this many dependent backups are named in one audit event (the count is always complete). */
+const MAX_NAMED_BACKUPS = 20;
+
+/**
+ * Registered backups (KeyholdService.RegisterBackup) that need this key's material of `version`:
+ * those wrapped under the key at that version, or at an unrecorded version. Imported material that
+ * is deleted cannot be regenerated, so an event that removes it names what it strands.
+ */
+export async function backupsDependingOn(svc: Services, k: KeyRecord, version: number): Promise<{ count: number; named: { messageId: string; location: string }[] }> {
+  const all = await svc.backups.list(k.accountId);
+  const hit = all.filter((b) => b.wrappingKeys.some((w) => w.keyArn === k.arn && (w.keyVersion === undefined || w.keyVersion === version)));
+  return { count: hit.length, named: hit.slice(0, MAX_NAMED_BACKUPS).map((b) => ({ messageId: b.messageId, location: b.location })) };
 }

@@ -47,3 +47,6 @@ export { getKeyLastUsage, getLastUsage, TRACKED_CRYPTO_OPERATIONS } from './get-
 export { setMinimumDecryptionVersion } from './set-minimum-decryption-version.js';
 export { listKeyVersions } from './list-key-versions.js';
 export { listAlerts, acknowledgeAlert } from './alerts.js';
+export { getAccountSettings, updateAccountSettings } from './account-settings.js';
+export { registerBackup } from './register-backup.js';
+export { listBackups } from './list-backups.js';

@@ -1,5 +1,5 @@
 import { InvalidMarkerException } from '../errors/index.js';
-import { assertNotPendingDeletion, minDecryptionVersionOf, ownerOf, rotationOf } from '../keys/index.js';
+import { minDecryptionVersionOf, ownerOf, rotationOf } from '../keys/index.js';
 import { authorizeKey, decodeMarker, page } from './common.js';
 import type { Operation } from './context.js';
 import { ROTATION_OPT_OUT_TAG } from './create-key.js';
@@ -57,7 +57,7 @@ export const listKeyVersions: Operation<ListKeyVersionsInput, ListKeyVersionsOut
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: true });
     audit.key(key.arn);
     authorizeKey(call, key, 'ListKeyVersions', audit);
-    assertNotPendingDeletion(key);
+    // Unlike ListKeyRotations this answers for keys pending deletion too: reports need their owner.
     const usage = await svc.usage.read(key.keyId);
     const min = minDecryptionVersionOf(key);
     const versions = [...key.versions].sort((a, b) => a.version - b.version).filter((v) => v.version > afterVersion).slice(0, limit + 1);

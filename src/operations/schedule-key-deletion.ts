@@ -1,3 +1,4 @@
+import { flagDependentBackups } from './backup-common.js';
 import { validationError } from '../errors/index.js';
 import { assertNotPendingDeletion } from '../keys/index.js';
 import { authorizeKey, updateKey } from './common.js';
@@ -43,6 +44,7 @@ export const scheduleKeyDeletion: Operation<ScheduleKeyDeletionInput, ScheduleKe
       k.pendingWindowInDays = days;
     });
     audit.detail('deletionDate', new Date(deletionDate).toISOString());
+    await flagDependentBackups(svc, call.accountId, key.arn, (n, v) => audit.detail(n, v));
     return { keyId: updated.arn, deletionDate: new Date(deletionDate), keyState: 'PendingDeletion', pendingWindowInDays: days };
   },
 };

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { KMS } from '@aws-sdk/client-kms';
 import { parseServerConfig } from '../../src/config.js';
 import { startServer as startInProcess, type RunningServer } from '../../src/main.js';
+import { callKeyhold } from '../../src/cli/keyhold-client.js';
 import { rejects } from '../helpers/assert.js';
 import { readAuditEvents } from '../helpers/audit.js';
 import { inProcessClient, newCredentials, startServer, tempDir } from '../helpers/server.js';
@@ -267,8 +268,13 @@ describe('BYOK: key import (Origin EXTERNAL)', () => {
     assert.equal(rotations.length, 1);
     assert.equal(rotations[0]!.RotationType, 'ON_DEMAND');
     const ct2 = (await kms.encrypt({ KeyId: k.KeyId!, Plaintext: Buffer.from('two') })).CiphertextBlob!;
-    assert.equal(Buffer.from((await kms.decrypt({ CiphertextBlob: ct1 })).Plaintext!).toString(), 'one');
-    assert.equal(Buffer.from((await kms.decrypt({ CiphertextBlob: ct2 })).Plaintext!).toString(), 'two');
+    const d1 = await kms.decrypt({ CiphertextBlob: ct1 });
+    const d2 = await kms.decrypt({ CiphertextBlob: ct2 });
+    assert.equal(Buffer.from(d1.Plaintext!).toString(), 'one');
+    assert.equal(Buffer.from(d2.Plaintext!).toString(), 'two');
+    // Decrypt names the material that decrypted.
+    assert.equal(d1.KeyMaterialId, id1);
+    assert.equal(d2.KeyMaterialId, imp2.KeyMaterialId);
     // Nothing pending any more: another rotation has nothing to rotate to.
     await rejects(kms.rotateKeyOnDemand({ KeyId: k.KeyId! }), 'UnsupportedOperationException');
     // Deleting the old (non-current) material: its ciphertexts stop decrypting, the key stays Enabled.
@@ -276,6 +282,98 @@ describe('BYOK: key import (Origin EXTERNAL)', () => {
     assert.equal((await kms.describeKey({ KeyId: k.KeyId! })).KeyMetadata!.KeyState, 'Enabled');
     await rejects(kms.decrypt({ CiphertextBlob: ct1 }), 'KMSInvalidStateException');
     assert.equal(Buffer.from((await kms.decrypt({ CiphertextBlob: ct2 })).Plaintext!).toString(), 'two');
+  });
+
+  it('a token used by three concurrent imports serves exactly one of them', async () => {
+    const k = await external();
+    const p = await params(kms, k.KeyId!);
+    const enc = wrap(p.publicKey, 'RSAES_OAEP_SHA_256', randomBytes(32));
+    const req = () => kms.importKeyMaterial({ KeyId: k.KeyId!, ImportToken: p.token, EncryptedKeyMaterial: enc, ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+    const results = await Promise.allSettled([req(), req(), req()]);
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, JSON.stringify(results.map((r) => r.status)));
+    for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as Error).name, 'InvalidImportTokenException');
+  });
+
+  it('the audit log and the data dir never hold the imported material or the import token in the clear', async () => {
+    const k = await external();
+    const material = randomBytes(32);
+    const p = await params(kms, k.KeyId!, 'RSA_AES_KEY_WRAP_SHA_256');
+    await kms.importKeyMaterial({ KeyId: k.KeyId!, ImportToken: p.token, EncryptedKeyMaterial: wrap(p.publicKey, 'RSA_AES_KEY_WRAP_SHA_256', material), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+    const events = readAuditEvents(dataDir).filter((e) => e.resources.some((r) => r.arn === k.Arn));
+    assert.deepEqual(events.map((e) => e.eventName).filter((n) => n !== 'DescribeKey'), ['CreateKey', 'GetParametersForImport', 'ImportKeyMaterial']);
+    const text = JSON.stringify(events);
+    for (const secret of [material, Buffer.from(p.token)]) {
+      for (const form of [secret.toString('hex'), secret.toString('base64'), secret.toString('base64url')]) assert.ok(!text.includes(form), 'secret in the audit log');
+    }
+    // The store on disk: neither the material nor the token appear in any file of the data dir.
+    const { readdirSync, readFileSync, statSync } = await import('node:fs');
+    const walk = (dir: string): string[] => readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? walk(join(dir, n)) : [join(dir, n)]));
+    for (const f of walk(dataDir)) {
+      const bytes = readFileSync(f);
+      assert.equal(bytes.indexOf(material), -1, `material in ${f}`);
+      assert.equal(bytes.indexOf(Buffer.from(p.token)), -1, `token in ${f}`);
+    }
+  });
+
+  it('key deletion: a PendingImport key can be scheduled for deletion, and cancelling returns it to PendingImport', async () => {
+    const k = await external();
+    await kms.scheduleKeyDeletion({ KeyId: k.KeyId!, PendingWindowInDays: 7 });
+    await rejects(kms.getParametersForImport({ KeyId: k.KeyId!, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }), 'KMSInvalidStateException', /pending deletion/);
+    await kms.cancelKeyDeletion({ KeyId: k.KeyId! });
+    assert.equal((await kms.describeKey({ KeyId: k.KeyId! })).KeyMetadata!.KeyState, 'PendingImport');
+    await importInto(kms, k.KeyId!, randomBytes(32));
+    await kms.scheduleKeyDeletion({ KeyId: k.KeyId!, PendingWindowInDays: 7 });
+    await kms.cancelKeyDeletion({ KeyId: k.KeyId! });
+    assert.equal((await kms.describeKey({ KeyId: k.KeyId! })).KeyMetadata!.KeyState, 'Disabled');
+    // Deleted by the job after the window, material and all.
+    await kms.scheduleKeyDeletion({ KeyId: k.KeyId!, PendingWindowInDays: 7 });
+    offset += 8 * DAY;
+    try {
+      await s.jobs.tick();
+      await rejects(kms.describeKey({ KeyId: k.KeyId! }), 'NotFoundException');
+    } finally {
+      offset -= 8 * DAY;
+    }
+  });
+
+  it('loss protection: deleting or expiring imported material that registered backups depend on is flagged in its audit event', async () => {
+    const settings = { endpoint: s.url, region: 'us-east-1', credentials: creds, caBundle: join(dataDir, 'tls', 'ca.pem') };
+    const register = (arn: string, messageId: string, keyVersion?: number) => callKeyhold(settings, 'RegisterBackup', {
+      MessageId: messageId, Location: `s3://backups/${messageId.slice(0, 8)}`, SizeBytes: 1024, Suite: 'AES_256_GCM_HKDF_SHA512_COMMIT_KEY',
+      WrappingKeys: [{ KeyArn: arn, ...(keyVersion ? { KeyVersion: keyVersion } : {}) }],
+    });
+    const withBackup = await external();
+    const without = await external();
+    await importInto(kms, withBackup.KeyId!, randomBytes(32));
+    await importInto(kms, without.KeyId!, randomBytes(32));
+    const b1 = randomBytes(32).toString('hex');
+    const b2 = randomBytes(32).toString('hex');
+    await register(withBackup.Arn!, b1, 1);
+    await register(withBackup.Arn!, b2);
+    // A backup of another version of the key does not count.
+    await register(without.Arn!, randomBytes(32).toString('hex'), 2);
+    await kms.deleteImportedKeyMaterial({ KeyId: withBackup.KeyId! });
+    await kms.deleteImportedKeyMaterial({ KeyId: without.KeyId! });
+    const deletion = (arn: string) => readAuditEvents(dataDir).find((e) => e.eventName === 'DeleteImportedKeyMaterial' && e.resources.some((r) => r.arn === arn))!;
+    assert.equal(deletion(withBackup.Arn!).details?.backupsDependOnMaterial, true);
+    assert.equal(deletion(withBackup.Arn!).details?.dependentBackupCount, 2);
+    assert.deepEqual(((deletion(withBackup.Arn!).details?.dependentBackups as { messageId: string }[]).map((b) => b.messageId)).sort(), [b1, b2].sort());
+    assert.equal(deletion(without.Arn!).details?.backupsDependOnMaterial, false);
+
+    // Expiry by the job is flagged the same way.
+    const expiring = await external();
+    await importInto(kms, expiring.KeyId!, randomBytes(32), { validTo: new Date(clock.now() + 2 * DAY) });
+    const b3 = randomBytes(32).toString('hex');
+    await register(expiring.Arn!, b3, 1);
+    offset += 3 * DAY;
+    try {
+      await s.jobs.tick();
+    } finally {
+      offset -= 3 * DAY;
+    }
+    const exp = readAuditEvents(dataDir).find((e) => e.eventName === 'DeleteExpiredKeyMaterial' && e.resources.some((r) => r.arn === expiring.Arn))!;
+    assert.equal(exp.details?.backupsDependOnMaterial, true);
+    assert.deepEqual((exp.details?.dependentBackups as { messageId: string }[]).map((b) => b.messageId), [b3]);
   });
 
   it('import parameters survive a restart', async () => {

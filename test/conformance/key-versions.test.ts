@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { KMS } from '@aws-sdk/client-kms';
 import { callKeyhold } from '../../src/cli/keyhold-client.js';
 import type { ClientSettings } from '../../src/cli/client.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { runCli, startServer, type TestServer } from '../helpers/server.js';
 import { readAuditEvents } from '../helpers/audit.js';
 
 interface VersionRow {
@@ -201,6 +201,35 @@ describe('key versions: retirement and use counts (black box)', () => {
     const denied = readAuditEvents(server.dataDir).filter((e) => e.eventName === 'SetMinimumDecryptionVersion' && e.errorCode === 'AccessDeniedException');
     assert.equal(denied.length, 1);
     assert.equal(denied[0]!.decision?.effect, 'Deny');
+  });
+
+  it('new keys rotate at the account\'s default period, which UpdateAccountSettings (and keyhold settings) sets', async () => {
+    const env = {
+      AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
+      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!,
+    };
+    const before = await callKeyhold<{ DefaultRotationPeriodInDays: number }>(settings, 'GetAccountSettings', {});
+    assert.equal(before.DefaultRotationPeriodInDays, 365);
+    await rejectsWith(callKeyhold(settings, 'UpdateAccountSettings', { DefaultRotationPeriodInDays: 89 }), 'ValidationException');
+    const set = await runCli(['settings', '--default-rotation-period-days', '180', '--json'], env);
+    assert.equal(set.code, 0, set.stderr);
+    assert.deepEqual(JSON.parse(set.stdout), { accountId: server.accountId, defaultRotationPeriodInDays: 180 });
+    const bad = await runCli(['settings', '--default-rotation-period-days', '3000'], env);
+    assert.equal(bad.code, 2);
+    const key = (await kms.createKey({})).KeyMetadata!;
+    const status = await kms.getKeyRotationStatus({ KeyId: key.KeyId! });
+    assert.equal(status.KeyRotationEnabled, true);
+    assert.equal(status.RotationPeriodInDays, 180);
+    assert.ok(Math.abs(status.NextRotationDate!.getTime() - (Date.now() + 180 * 86400_000)) < 5 * 60_000);
+    // EnableKeyRotation without a period keeps AWS's default of 365.
+    await kms.enableKeyRotation({ KeyId: key.KeyId! });
+    assert.equal((await kms.getKeyRotationStatus({ KeyId: key.KeyId! })).RotationPeriodInDays, 365);
+    const shown = await runCli(['settings'], env);
+    assert.match(shown.stdout, /new keys rotate every 180 days/);
+    await callKeyhold(settings, 'UpdateAccountSettings', { DefaultRotationPeriodInDays: 365 });
+    await sleep(300);
+    const updates = readAuditEvents(server.dataDir).filter((e) => e.eventName === 'UpdateAccountSettings' && !e.errorCode);
+    assert.deepEqual(updates[0]!.details, { previousDefaultRotationPeriodInDays: 365, defaultRotationPeriodInDays: 180 });
   });
 
   it('keeps the counts across a clean restart (flushed at shutdown)', async () => {

@@ -63,6 +63,8 @@ export function tempDir(prefix = 'keyhold-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+const START_TIMEOUT_MS = 60_000;
+
 export async function startServer(opts: StartOptions = {}): Promise<TestServer> {
   const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? join(tempDir(), 'data');
@@ -85,7 +87,13 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     server.stderr += d.toString();
   });
   const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s:\n${server.stdout}\n${server.stderr}`)), 20_000);
+    // Generous: a cluster of workers on a loaded 2-core machine can take a while. A server that does
+    // not come up is stopped (SIGTERM, then SIGKILL) so that it cannot keep the test file alive.
+    const timer = setTimeout(() => {
+      reject(new Error(`server did not start in ${START_TIMEOUT_MS / 1000} s:\n${server.stdout}\n${server.stderr}`));
+      proc.kill('SIGTERM');
+      setTimeout(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); }, 5_000).unref();
+    }, START_TIMEOUT_MS);
     proc.stdout!.on('data', (d: Buffer) => {
       server.stdout += d.toString();
       const m = /keyhold listening on (\S+)/.exec(server.stdout);

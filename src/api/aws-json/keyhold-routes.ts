@@ -1,10 +1,11 @@
 import * as ops from '../../operations/index.js';
 import { route, type Route } from './kms-routes.js';
-import { bool, int, list, str, struct, timestamp } from './schema.js';
+import { bool, int, list, map, str, struct, timestamp } from './schema.js';
 
 const KeyIdType = str({ min: 1, max: 2048 });
 const LimitType = int({ min: 1, max: 1000 });
 const MarkerType = str({ min: 1, max: 1024, pattern: /^[\u0020-\u00FF]*$/ });
+const AccountSettingsOutput = struct({ AccountId: str(), DefaultRotationPeriodInDays: int() }, ['AccountId', 'DefaultRotationPeriodInDays']);
 
 /**
  * Keyhold's own operations, beyond the AWS KMS model (version retirement, audit, backups registry,
@@ -60,6 +61,31 @@ export const KEYHOLD_ROUTES = {
       NextMarker: str(), Truncated: bool(),
     }, ['KeyId', 'CurrentVersion', 'MinimumDecryptionVersion', 'Owner', 'Creator', 'OwnerActive', 'RotationOptOut', 'KeyRotationEnabled', 'Versions', 'Truncated']),
     ops.listKeyVersions,
+  ),
+  // Account settings: the rotation period new keys get (issue 3)
+  GetAccountSettings: route(struct({}), AccountSettingsOutput, ops.getAccountSettings),
+  UpdateAccountSettings: route(struct({ DefaultRotationPeriodInDays: int({ min: 90, max: 2560 }) }), AccountSettingsOutput, ops.updateAccountSettings),
+  // Backup registry (issue 6)
+  RegisterBackup: route(
+    struct({
+      MessageId: str({ min: 64, max: 64 }), Location: str({ min: 1, max: 4096 }), SizeBytes: int({ min: 0 }), Suite: str({ min: 1, max: 128 }),
+      WrappingKeys: list(struct({ KeyArn: str({ min: 1, max: 2048 }), KeyVersion: int({ min: 1 }) }, ['KeyArn'])),
+      EncryptionContext: map(str()), Verified: bool(), VerifyMessage: str({ max: 4096 }),
+    }, ['MessageId', 'Location', 'SizeBytes', 'Suite', 'WrappingKeys']),
+    struct({ MessageId: str(), RegisteredDate: timestamp() }, ['MessageId', 'RegisteredDate']),
+    ops.registerBackup,
+  ),
+  ListBackups: route(
+    struct({ KeyId: KeyIdType, KeyVersion: int({ min: 1 }), AtRiskWithoutKeyId: KeyIdType }),
+    struct({
+      Backups: list(struct({
+        MessageId: str(), Location: str(), SizeBytes: int(), Suite: str(),
+        WrappingKeys: list(struct({ KeyArn: str(), KeyVersion: int(), KeyState: str(), Usable: bool() }, ['KeyArn', 'KeyState', 'Usable'])),
+        EncryptionContext: map(str()), RegisteredDate: timestamp(), RegisteredBy: str(), Decryptable: bool(),
+        LastVerifiedDate: timestamp(), LastVerifiedBy: str(), LastVerifyOk: bool(), LastVerifyMessage: str(),
+      }, ['MessageId', 'Location', 'SizeBytes', 'Suite', 'WrappingKeys', 'EncryptionContext', 'RegisteredDate', 'RegisteredBy', 'Decryptable'])),
+    }, ['Backups']),
+    ops.listBackups,
   ),
 } satisfies Record<string, Route>;
 

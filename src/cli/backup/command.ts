@@ -5,7 +5,9 @@
 import { parseArgs } from 'node:util';
 import { open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { decodeBlob } from '../../format/index.js';
+import { describeEdks, type EdkDescription } from './edks.js';
+import { listBackups, registerBackup } from './registry.js';
+import { scanTree } from './scan.js';
 import { BackupFormatError, parseHeader, IncompleteHeader, SUITES, SUITE_COMMIT_KEY, SUITE_COMMIT_KEY_ECDSA_P384, type ParsedHeader, type EncryptedDataKey } from '../../format/backup-message/index.js';
 import { clientSettings, UsageError, type ClientSettings } from '../client.js';
 import { KmsKeyring, NoDecryptableKey } from './kms-keyring.js';
@@ -33,24 +35,6 @@ function parseContext(pairs: string[] | undefined): Record<string, string> {
     ctx[p.slice(0, i)] = p.slice(i + 1);
   }
   return ctx;
-}
-
-export interface EdkDescription {
-  provider: string;
-  keyArn: string;
-  keyVersion?: number;
-}
-
-export function describeEdks(edks: EncryptedDataKey[]): EdkDescription[] {
-  return edks.map((e) => {
-    let keyVersion: number | undefined;
-    try {
-      keyVersion = decodeBlob(e.ciphertext).keyVersion;
-    } catch {
-      /* not a Keyhold blob (e.g. real AWS KMS): version unknown */
-    }
-    return { provider: e.providerId, keyArn: e.providerInfo, ...(keyVersion !== undefined ? { keyVersion } : {}) };
-  });
 }
 
 function headerSummary(h: ParsedHeader) {
@@ -81,7 +65,10 @@ async function withOutput<T>(outPath: string | undefined, run: (sink: AtomicFile
 async function encryptCmd(argv: string[], out: Out): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true,
-    options: { ...COMMON, key: { type: 'string', multiple: true }, context: { type: 'string', multiple: true }, output: { type: 'string', short: 'o' }, 'frame-size': { type: 'string' }, signed: { type: 'boolean' } },
+    options: {
+      ...COMMON, key: { type: 'string', multiple: true }, context: { type: 'string', multiple: true }, output: { type: 'string', short: 'o' }, 'frame-size': { type: 'string' },
+      signed: { type: 'boolean' }, 'no-register': { type: 'boolean' }, 'register-as': { type: 'string' },
+    },
   });
   if (!values.key?.length) throw new UsageError('backup encrypt needs at least one --key <id|alias|arn>');
   if (positionals.length > 1) throw new UsageError('backup encrypt takes one input (a file or -)');
@@ -100,7 +87,10 @@ async function encryptCmd(argv: string[], out: Out): Promise<number> {
     }),
   );
   progress.done();
-  const info = { ...headerSummary(r.header), plaintextBytes: r.plaintextBytes, ciphertextBytes: r.ciphertextBytes, frames: r.frames };
+  // Register with the server (lineage): a file output by its path, stdout only with --register-as.
+  const location = values['register-as'] ?? (values.output && values.output !== '-' ? values.output : undefined);
+  if (location && !values['no-register']) await registerBackup(settings, r.header, location, r.ciphertextBytes);
+  const info = { ...headerSummary(r.header), plaintextBytes: r.plaintextBytes, ciphertextBytes: r.ciphertextBytes, frames: r.frames, registered: !!location && !values['no-register'] };
   if (values.output && values.output !== '-') {
     if (values.json) out(JSON.stringify(info, null, 2));
     else if (!values.quiet) process.stderr.write(`encrypted ${r.plaintextBytes} bytes into ${values.output} (message ${info.messageId}, ${r.frames} frames, keys ${info.wrappingKeys.map((k) => k.keyArn).join(', ')})\n`);
@@ -323,6 +313,108 @@ async function rewrapCmd(argv: string[], out: Out): Promise<number> {
   }
 }
 
+async function listCmd(argv: string[], out: Out): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { ...COMMON, key: { type: 'string' }, 'key-version': { type: 'string' }, 'at-risk-without': { type: 'string' } } });
+  const settings = clientSettings(values);
+  const filter: { KeyId?: string; KeyVersion?: number; AtRiskWithoutKeyId?: string } = {};
+  if (values.key) filter.KeyId = values.key;
+  if (values['key-version']) {
+    if (!values.key) throw new UsageError('--key-version needs --key');
+    filter.KeyVersion = Number(values['key-version']);
+    if (!Number.isInteger(filter.KeyVersion) || filter.KeyVersion < 1) throw new UsageError('--key-version wants a positive integer');
+  }
+  if (values['at-risk-without']) filter.AtRiskWithoutKeyId = values['at-risk-without'];
+  const rows = await listBackups(settings, filter);
+  if (values.json) {
+    out(JSON.stringify(rows.map((b) => ({
+      ...b, RegisteredDate: new Date(b.RegisteredDate * 1000).toISOString(),
+      ...(b.LastVerifiedDate !== undefined ? { LastVerifiedDate: new Date(b.LastVerifiedDate * 1000).toISOString() } : {}),
+    })), null, 2));
+    return 0;
+  }
+  out(['MESSAGE ID', 'LOCATION', 'SIZE', 'WRAPPING KEYS (version, state)', 'DECRYPTABLE', 'LAST PROVEN DECRYPTABLE'].join('  '));
+  for (const b of rows) {
+    const keys = b.WrappingKeys.map((k) => `${k.KeyArn.split('/').pop()!.slice(0, 8)}@${k.KeyArn.split(':')[3]} v${k.KeyVersion ?? '?'} ${k.KeyState}`).join('; ');
+    const proven = b.LastVerifiedDate !== undefined ? `${new Date(b.LastVerifiedDate * 1000).toISOString()} ${b.LastVerifyOk ? 'ok' : 'FAILED'}` : 'never';
+    out([b.MessageId.slice(0, 16), b.Location, String(b.SizeBytes), keys, b.Decryptable ? 'yes' : 'NO', proven].join('  '));
+  }
+  out(`${rows.length} backups${filter.AtRiskWithoutKeyId ? ` would become undecryptable without ${filter.AtRiskWithoutKeyId}` : ''}`);
+  return 0;
+}
+
+/**
+ * Restore drill: fully authenticates a random sample of registered backups (as whatever identity
+ * the credentials are: use a restore-only one) and records each result in the registry.
+ */
+async function drillCmd(argv: string[], out: Out): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { ...COMMON, sample: { type: 'string' } } });
+  const settings = clientSettings(values);
+  const all = await listBackups(settings);
+  const n = values.sample ? Number(values.sample) : all.length;
+  if (!Number.isInteger(n) || n < 1) throw new UsageError('--sample wants a positive integer');
+  const pool = [...all];
+  for (let i = pool.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+  }
+  const sample = pool.slice(0, n);
+  const keyring = new KmsKeyring(settings);
+  const results: { messageId: string; location: string; ok: boolean; message?: string; keyArn?: string }[] = [];
+  for (const b of sample) {
+    let ok = false;
+    let message: string | undefined;
+    let keyArn: string | undefined;
+    let header: ParsedHeader | undefined;
+    try {
+      const r = await decryptStream(source(b.Location), nullSink, { keyring });
+      if (r.header.messageId.toString('hex') !== b.MessageId) throw new BackupFormatError(`the file at ${b.Location} holds message ${r.header.messageId.toString('hex')}, not ${b.MessageId}`);
+      header = r.header;
+      keyArn = r.keyArn;
+      ok = true;
+    } catch (e) {
+      message = `${(e as Error).name}: ${(e as Error).message}`;
+    }
+    if (header) await registerBackup(settings, header, b.Location, b.SizeBytes, { ok: true });
+    else {
+      await callRecordFailure(settings, b, message!);
+    }
+    results.push({ messageId: b.MessageId, location: b.Location, ok, ...(message ? { message } : {}), ...(keyArn ? { keyArn } : {}) });
+  }
+  const failed = results.filter((r) => !r.ok).length;
+  if (values.json) out(JSON.stringify({ checked: results.length, failed, results }, null, 2));
+  else {
+    for (const r of results) out(`${r.ok ? 'OK    ' : 'FAILED'}  ${r.messageId.slice(0, 16)}  ${r.location}${r.ok ? `  (via ${r.keyArn})` : `  ${r.message}`}`);
+    out(`drill: ${results.length} of ${all.length} registered backups checked, ${failed} failed`);
+  }
+  return failed ? EXIT_INTEGRITY : 0;
+}
+
+/** Records a failed drill on the registered record as it stands (the file may be gone or altered). */
+async function callRecordFailure(settings: ClientSettings, b: Awaited<ReturnType<typeof listBackups>>[number], message: string): Promise<void> {
+  const { callKeyhold } = await import('../keyhold-client.js');
+  await callKeyhold(settings, 'RegisterBackup', {
+    MessageId: b.MessageId, Location: b.Location, SizeBytes: b.SizeBytes, Suite: b.Suite,
+    WrappingKeys: b.WrappingKeys.map((k) => ({ KeyArn: k.KeyArn, ...(k.KeyVersion !== undefined ? { KeyVersion: k.KeyVersion } : {}) })),
+    EncryptionContext: b.EncryptionContext, Verified: false, VerifyMessage: message.slice(0, 4000),
+  });
+}
+
+async function scanCmd(argv: string[], out: Out): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...COMMON, 'no-registry': { type: 'boolean' } } });
+  if (positionals.length !== 1) throw new UsageError('backup scan takes one DIR');
+  const findings = await scanTree(positionals[0]!, clientSettings(values), { registry: !values['no-registry'] });
+  const atRisk = findings.filter((f) => f.problems.length);
+  if (values.json) out(JSON.stringify({ files: findings.length, atRisk: atRisk.length, findings }, null, 2));
+  else {
+    for (const f of findings) {
+      out(`${f.problems.length ? 'AT RISK' : 'ok     '}  ${f.path}  (${f.kind}${f.messageId ? ` ${f.messageId.slice(0, 16)}` : ''})`);
+      for (const p of f.problems) out(`           - ${p}`);
+    }
+    out(`scan: ${findings.length} files, ${atRisk.length} at risk`);
+  }
+  return atRisk.length ? EXIT_INTEGRITY : 0;
+}
+
 export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--context k=v ...] [--frame-size BYTES] [--signed] [IN|-] [-o OUT|-]
                                  AWS Encryption SDK v2 message (suite 0x0478, or 0x0578 with --signed),
                                  data key wrapped under every --key (a key ARN's region picks the region)
@@ -332,6 +424,14 @@ export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--c
   keyhold backup verify [IN|-] [--json]    authenticate every frame, write nothing; each key's version and state
   keyhold backup rewrap FILE [--to-key K ...]   re-wrap the data key (newest version, or other keys),
                                  rewriting only the header in place
+  keyhold backup list [--key K [--key-version V]] [--at-risk-without K] [--json]
+                                 registered backups (encrypt -o FILE registers; --no-register, --register-as LOC),
+                                 each wrapping key's version and state, decryptable now, last proven decryptable
+  keyhold backup drill [--sample N] [--json]  fully verify N random registered backups, record the results
+  keyhold backup scan DIR [--json] [--no-registry]
+                                 every file not encrypted (by content: SQL, pg_dump, tar, gzip, zip, ...),
+                                 encrypted with keys disabled/pending deletion/unknown/without rotation,
+                                 or not in the registry; exit 3 when anything is at risk
   Exit status: 0 ok, 1 error, 2 usage, 3 the message is malformed or fails authentication.
 `;
 
@@ -343,6 +443,9 @@ export async function backupCommand(argv: string[], out: Out): Promise<number> {
     case 'verify': return decryptCmd(rest, out, true);
     case 'inspect': return inspectCmd(rest, out);
     case 'rewrap': return rewrapCmd(rest, out);
+    case 'list': return listCmd(rest, out);
+    case 'drill': return drillCmd(rest, out);
+    case 'scan': return scanCmd(rest, out);
     default: throw new UsageError(`unknown backup command: ${sub ?? '(none)'}\n\n${BACKUP_HELP}`);
   }
 }

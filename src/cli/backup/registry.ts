@@ -1,0 +1,44 @@
+/** The server's backup registry from the CLI (KeyholdService.RegisterBackup / ListBackups). */
+import { resolve } from 'node:path';
+import { SUITES, type ParsedHeader } from '../../format/backup-message/index.js';
+import type { ClientSettings } from '../client.js';
+import { callKeyhold } from '../keyhold-client.js';
+import { describeEdks } from './edks.js';
+
+export interface RegisteredBackup {
+  MessageId: string;
+  Location: string;
+  SizeBytes: number;
+  Suite: string;
+  WrappingKeys: { KeyArn: string; KeyVersion?: number; KeyState: string; Usable: boolean }[];
+  EncryptionContext: Record<string, string>;
+  RegisteredDate: number;
+  RegisteredBy: string;
+  Decryptable: boolean;
+  LastVerifiedDate?: number;
+  LastVerifiedBy?: string;
+  LastVerifyOk?: boolean;
+  LastVerifyMessage?: string;
+}
+
+export async function registerBackup(settings: ClientSettings, h: ParsedHeader, location: string, sizeBytes: number, verified?: { ok: boolean; message?: string }): Promise<void> {
+  await callKeyhold(settings, 'RegisterBackup', {
+    MessageId: h.messageId.toString('hex'),
+    Location: /^[a-z][a-z0-9+.-]*:\/\//i.test(location) ? location : resolve(location),
+    SizeBytes: sizeBytes,
+    Suite: `0x${h.suiteId.toString(16).padStart(4, '0')} ${SUITES[h.suiteId]!.name}`,
+    WrappingKeys: describeEdks(h.encryptedDataKeys).filter((k) => k.provider === 'aws-kms').map((k) => ({ KeyArn: k.keyArn, ...(k.keyVersion !== undefined ? { KeyVersion: k.keyVersion } : {}) })),
+    EncryptionContext: h.encryptionContext,
+    ...(verified ? { Verified: verified.ok, ...(verified.message ? { VerifyMessage: verified.message } : {}) } : {}),
+  });
+}
+
+export async function listBackups(settings: ClientSettings, filter: { KeyId?: string; KeyVersion?: number; AtRiskWithoutKeyId?: string } = {}): Promise<RegisteredBackup[]> {
+  const r = await callKeyhold<{ Backups: RegisteredBackup[] }>(settings, 'ListBackups', filter);
+  return r.Backups;
+}
+
+/** A backup is at risk without key K when no other wrapping key of it is usable now. */
+export function atRiskWithout(b: RegisteredBackup, keyArn: string): boolean {
+  return b.WrappingKeys.some((k) => k.KeyArn === keyArn) && !b.WrappingKeys.some((k) => k.KeyArn !== keyArn && k.Usable);
+}

@@ -1,0 +1,106 @@
+import { parseArgs } from 'node:util';
+import { clientSettings, UsageError } from './client.js';
+import { callKeyhold } from './keyhold-client.js';
+
+type Out = (line: string) => void;
+
+interface VersionRow {
+  Version: number;
+  CreationDate: number;
+  RotationType?: string;
+  Current: boolean;
+  Retired: boolean;
+  EncryptCount: number;
+  DecryptCount: number;
+  LastUsedDate?: number;
+}
+
+interface KeyVersions {
+  KeyId: string;
+  CurrentVersion: number;
+  MinimumDecryptionVersion: number;
+  Owner: string;
+  OwnerActive: boolean;
+  Versions: VersionRow[];
+  Truncated: boolean;
+  NextMarker?: string;
+}
+
+const COMMON = { json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' } } as const;
+const iso = (epochSeconds: number | undefined) => (epochSeconds === undefined ? null : new Date(epochSeconds * 1000).toISOString());
+
+/** keyhold keys versions <key> [--json]: every version with its use counts (KeyholdService.ListKeyVersions). */
+export async function keysVersions(argv: string[], out: Out): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: COMMON, allowPositionals: true });
+  if (positionals.length !== 1) throw new UsageError('usage: keyhold keys versions <key id|key ARN|alias> [--json]');
+  const settings = clientSettings(values);
+  let all: KeyVersions | undefined;
+  for (let marker: string | undefined; ; ) {
+    const page = await callKeyhold<KeyVersions>(settings, 'ListKeyVersions', { KeyId: positionals[0], Marker: marker });
+    if (all) all.Versions.push(...page.Versions);
+    else all = page;
+    if (!page.Truncated) break;
+    marker = page.NextMarker;
+  }
+  const k = all!;
+  const rows = k.Versions.map((v) => ({
+    version: v.Version,
+    created: iso(v.CreationDate)!,
+    rotationType: v.RotationType ?? null,
+    status: v.Current ? 'current' : v.Retired ? 'retired' : 'decrypt-only',
+    encryptCount: v.EncryptCount,
+    decryptCount: v.DecryptCount,
+    lastUsed: iso(v.LastUsedDate),
+  }));
+  if (values.json) {
+    out(JSON.stringify({
+      keyArn: k.KeyId, currentVersion: k.CurrentVersion, minimumDecryptionVersion: k.MinimumDecryptionVersion,
+      owner: k.Owner, ownerActive: k.OwnerActive, versions: rows,
+    }, null, 2));
+    return 0;
+  }
+  out(`${k.KeyId}  current version ${k.CurrentVersion}, minimum decryption version ${k.MinimumDecryptionVersion}, owner ${k.Owner}${k.OwnerActive ? '' : ' (no longer active)'}`);
+  const head = ['VERSION', 'CREATED', 'TYPE', 'STATUS', 'ENCRYPTS', 'DECRYPTS', 'LAST USED'];
+  const cells = rows.map((r) => [String(r.version), r.created, r.rotationType ?? 'initial', r.status, String(r.encryptCount), String(r.decryptCount), r.lastUsed ?? 'never']);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]!))).join('  ');
+  out(line(head));
+  for (const c of cells) out(line(c));
+  return 0;
+}
+
+/** keyhold keys retire <key> --min-version N [--json] (KeyholdService.SetMinimumDecryptionVersion). */
+export async function keysRetire(argv: string[], out: Out): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: { ...COMMON, 'min-version': { type: 'string' } }, allowPositionals: true });
+  const min = Number(values['min-version']);
+  if (positionals.length !== 1 || values['min-version'] === undefined || !Number.isSafeInteger(min) || min < 1) {
+    throw new UsageError('usage: keyhold keys retire <key id|key ARN> --min-version N   (N: a whole number from 1 to the newest version)');
+  }
+  const r = await callKeyhold<{ KeyId: string; MinimumDecryptionVersion: number; PreviousMinimumDecryptionVersion: number }>(
+    clientSettings(values), 'SetMinimumDecryptionVersion', { KeyId: positionals[0], MinimumDecryptionVersion: min },
+  );
+  if (values.json) out(JSON.stringify({ keyArn: r.KeyId, minimumDecryptionVersion: r.MinimumDecryptionVersion, previousMinimumDecryptionVersion: r.PreviousMinimumDecryptionVersion }, null, 2));
+  else {
+    out(r.MinimumDecryptionVersion > 1
+      ? `${r.KeyId}: versions below ${r.MinimumDecryptionVersion} are retired (minimum was ${r.PreviousMinimumDecryptionVersion})`
+      : `${r.KeyId}: every version decrypts (minimum was ${r.PreviousMinimumDecryptionVersion})`);
+  }
+  return 0;
+}
+
+/** keyhold settings [--default-rotation-period-days N] [--json]: the account's settings (Get/UpdateAccountSettings). */
+export async function accountSettings(argv: string[], out: Out): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { ...COMMON, 'default-rotation-period-days': { type: 'string' } } });
+  const given = values['default-rotation-period-days'];
+  const days = Number(given);
+  if (given !== undefined && (!Number.isInteger(days) || days < 90 || days > 2560)) {
+    throw new UsageError('--default-rotation-period-days takes a whole number of days from 90 to 2560');
+  }
+  const settings = clientSettings(values);
+  const r = given === undefined
+    ? await callKeyhold<{ AccountId: string; DefaultRotationPeriodInDays: number }>(settings, 'GetAccountSettings', {})
+    : await callKeyhold<{ AccountId: string; DefaultRotationPeriodInDays: number }>(settings, 'UpdateAccountSettings', { DefaultRotationPeriodInDays: days });
+  if (values.json) out(JSON.stringify({ accountId: r.AccountId, defaultRotationPeriodInDays: r.DefaultRotationPeriodInDays }, null, 2));
+  else out(`account ${r.AccountId}: new keys rotate every ${r.DefaultRotationPeriodInDays} days`);
+  return 0;
+}

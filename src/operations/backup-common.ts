@@ -1,0 +1,50 @@
+import { minDecryptionVersionOf, type BackupKeyRef, type BackupRecord } from '../keys/index.js';
+import type { Services } from './context.js';
+
+/** A wrapping key of a backup as it stands now: unknown, its state, and whether its version is retired. */
+export interface WrappingKeyStatus extends BackupKeyRef {
+  keyState: string;
+  /** The key is Enabled and the version (if known) is not below its minimum decryption version. */
+  usable: boolean;
+}
+
+export async function wrappingKeyStatus(svc: Services, ref: BackupKeyRef): Promise<WrappingKeyStatus> {
+  const keyId = /key\/([^/]+)$/.exec(ref.keyArn)?.[1];
+  const key = keyId ? await svc.keys.getKey(keyId) : undefined;
+  if (!key || key.arn !== ref.keyArn) return { ...ref, keyState: 'Unknown', usable: false };
+  const retired = ref.keyVersion !== undefined && ref.keyVersion < minDecryptionVersionOf(key);
+  return { ...ref, keyState: retired ? `${key.state} (version retired)` : key.state, usable: key.state === 'Enabled' && !retired };
+}
+
+/**
+ * The registered backups that depend on keyArn and that nothing else could open if it became
+ * unusable (disabled, deleted): every other wrapping key is unknown, not Enabled or retired.
+ */
+export async function backupsAtRiskWithout(svc: Services, accountId: string, keyArn: string): Promise<{ dependent: BackupRecord[]; atRisk: BackupRecord[] }> {
+  const dependent = (await svc.backups.list(accountId)).filter((b) => b.wrappingKeys.some((k) => k.keyArn === keyArn));
+  const atRisk: BackupRecord[] = [];
+  for (const b of dependent) {
+    let other = false;
+    for (const k of b.wrappingKeys) {
+      if (k.keyArn === keyArn) continue;
+      if ((await wrappingKeyStatus(svc, k)).usable) {
+        other = true;
+        break;
+      }
+    }
+    if (!other) atRisk.push(b);
+  }
+  return { dependent, atRisk };
+}
+
+/**
+ * For DisableKey and ScheduleKeyDeletion: puts into the audit event how many registered backups
+ * depend on the key and which would become undecryptable (their message ids and locations, first 20).
+ */
+export async function flagDependentBackups(svc: Services, accountId: string, keyArn: string, detail: (name: string, value: unknown) => void): Promise<void> {
+  const { dependent, atRisk } = await backupsAtRiskWithout(svc, accountId, keyArn);
+  if (!dependent.length) return;
+  detail('dependentBackups', dependent.length);
+  detail('backupsMadeUndecryptable', atRisk.length);
+  if (atRisk.length) detail('undecryptableBackups', atRisk.slice(0, 20).map((b) => ({ messageId: b.messageId, location: b.location })));
+}

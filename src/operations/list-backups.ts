@@ -1,0 +1,59 @@
+import type { Operation } from './context.js';
+import { backupsAtRiskWithout, wrappingKeyStatus, type WrappingKeyStatus } from './backup-common.js';
+
+export interface ListBackupsInput {
+  /** Only backups with a data key wrapped under this key (id, ARN or alias in the caller's region). */
+  keyId?: string;
+  /** With keyId: only those wrapped under this version of it. */
+  keyVersion?: number;
+  /** Only the backups that would become undecryptable if this key were disabled or deleted. */
+  atRiskWithoutKeyId?: string;
+}
+
+export interface BackupEntry {
+  messageId: string;
+  location: string;
+  sizeBytes: number;
+  suite: string;
+  wrappingKeys: WrappingKeyStatus[];
+  encryptionContext: Record<string, string>;
+  registeredDate: Date;
+  registeredBy: string;
+  /** Some wrapping key is usable now. */
+  decryptable: boolean;
+  lastVerifiedDate?: Date;
+  lastVerifiedBy?: string;
+  lastVerifyOk?: boolean;
+  lastVerifyMessage?: string;
+}
+
+/** Keyhold's own: the backup registry, with each wrapping key's current state. */
+export const listBackups: Operation<ListBackupsInput, { backups: BackupEntry[] }> = {
+  name: 'ListBackups',
+  eventSource: 'kms.amazonaws.com',
+  readOnly: true,
+  async run(svc, call, input) {
+    let records = await svc.backups.list(call.accountId);
+    if (input.keyId !== undefined) {
+      const key = await svc.keys.resolve(input.keyId, call, { allowAlias: true });
+      records = records.filter((b) => b.wrappingKeys.some((k) => k.keyArn === key.arn && (input.keyVersion === undefined || k.keyVersion === input.keyVersion)));
+    }
+    if (input.atRiskWithoutKeyId !== undefined) {
+      const key = await svc.keys.resolve(input.atRiskWithoutKeyId, call, { allowAlias: true });
+      const ids = new Set((await backupsAtRiskWithout(svc, call.accountId, key.arn)).atRisk.map((b) => b.messageId));
+      records = records.filter((b) => ids.has(b.messageId));
+    }
+    const backups: BackupEntry[] = [];
+    for (const b of records) {
+      const wrappingKeys = await Promise.all(b.wrappingKeys.map((k) => wrappingKeyStatus(svc, k)));
+      backups.push({
+        messageId: b.messageId, location: b.location, sizeBytes: b.sizeBytes, suite: b.suite, wrappingKeys,
+        encryptionContext: b.encryptionContext, registeredDate: new Date(b.registeredAt), registeredBy: b.registeredBy,
+        decryptable: wrappingKeys.some((k) => k.usable),
+        ...(b.lastVerifiedAt !== undefined ? { lastVerifiedDate: new Date(b.lastVerifiedAt), lastVerifiedBy: b.lastVerifiedBy, lastVerifyOk: b.lastVerifyOk } : {}),
+        ...(b.lastVerifyMessage !== undefined ? { lastVerifyMessage: b.lastVerifyMessage } : {}),
+      });
+    }
+    return { backups };
+  },
+};

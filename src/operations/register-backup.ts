@@ -1,0 +1,55 @@
+import { validationError } from '../errors/index.js';
+import type { BackupKeyRef, BackupRecord } from '../keys/index.js';
+import type { Operation } from './context.js';
+
+export interface RegisterBackupInput {
+  messageId: string;
+  location: string;
+  sizeBytes: number;
+  suite: string;
+  wrappingKeys: { keyArn: string; keyVersion?: number }[];
+  encryptionContext?: Record<string, string>;
+  /** A verification result to record with it (`keyhold backup verify`, drills). */
+  verified?: boolean;
+  verifyMessage?: string;
+}
+
+export interface RegisterBackupOutput {
+  messageId: string;
+  registeredDate: Date;
+}
+
+const KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
+
+/**
+ * Keyhold's own: records a backup the CLI wrote (or verified) in the registry, so the server can
+ * answer which backups depend on a key or version. Any authenticated principal of the account may
+ * register; the registry is per account. Re-registering a message id updates the record.
+ */
+export const registerBackup: Operation<RegisterBackupInput, RegisterBackupOutput> = {
+  name: 'RegisterBackup',
+  eventSource: 'kms.amazonaws.com',
+  readOnly: false,
+  async run(svc, call, input, audit) {
+    if (!/^[0-9a-f]{64}$/.test(input.messageId)) throw validationError([`Value at 'messageId' failed to satisfy constraint: Member must be 64 lowercase hex digits`]);
+    if (!input.wrappingKeys.length) throw validationError([`Value at 'wrappingKeys' failed to satisfy constraint: Member must have length greater than or equal to 1`]);
+    const keys: BackupKeyRef[] = [];
+    for (const k of input.wrappingKeys) {
+      if (!KEY_ARN.test(k.keyArn)) throw validationError([`Value '${k.keyArn}' at 'wrappingKeys.member.keyArn' failed to satisfy constraint: Member must be a KMS key ARN`]);
+      keys.push(k.keyVersion !== undefined ? { keyArn: k.keyArn, keyVersion: k.keyVersion } : { keyArn: k.keyArn });
+      audit.key(k.keyArn, k.keyVersion);
+    }
+    const now = svc.clock.now();
+    const rec: BackupRecord = {
+      messageId: input.messageId, location: input.location, sizeBytes: input.sizeBytes, suite: input.suite, wrappingKeys: keys,
+      encryptionContext: input.encryptionContext ?? {}, registeredAt: now, registeredBy: call.principal.arn,
+    };
+    const saved = await svc.backups.register(call.accountId, rec);
+    if (input.verified !== undefined) {
+      await svc.backups.recordVerification(call.accountId, input.messageId, { at: now, by: call.principal.arn, ok: input.verified, ...(input.verifyMessage !== undefined ? { message: input.verifyMessage } : {}) });
+    }
+    audit.detail('messageId', input.messageId);
+    audit.detail('location', input.location);
+    return { messageId: saved.messageId, registeredDate: new Date(saved.registeredAt) };
+  },
+};

@@ -1,0 +1,152 @@
+/**
+ * `keyhold backup` lineage: backups written by the CLI are registered with the server
+ * (KeyholdService.RegisterBackup); ListBackups / `backup list` answer which backups depend on a key
+ * or a version and which would become undecryptable without a key; DisableKey and
+ * ScheduleKeyDeletion carry that in their audit event; `keys report` flags the key; drills record
+ * when each backup was last proven decryptable.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
+import { readAuditEvents } from '../helpers/audit.js';
+
+interface Listed {
+  MessageId: string;
+  Location: string;
+  Decryptable: boolean;
+  WrappingKeys: { KeyArn: string; KeyVersion?: number; KeyState: string; Usable: boolean }[];
+  LastVerifiedDate?: string;
+  LastVerifyOk?: boolean;
+  LastVerifyMessage?: string;
+}
+
+describe('keyhold backup: registry, dependencies, drills', () => {
+  let server: TestServer;
+  let env: Record<string, string>;
+  let dir: string;
+  let keyA: string;
+  let keyB: string;
+  let keyC: string;
+  const files: Record<string, string> = {};
+
+  const cli = (args: string[]) => runCli(args, env);
+  async function list(args: string[] = []): Promise<Listed[]> {
+    const r = await cli(['backup', 'list', '--json', ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as Listed[];
+  }
+  const names = (rows: Listed[]) => rows.map((b) => Object.entries(files).find(([, p]) => p === b.Location)?.[0] ?? b.Location).sort();
+
+  before(async () => {
+    server = await startServer();
+    dir = tempDir('keyhold-backup-reg-');
+    env = {
+      AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
+      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!,
+    };
+    keyA = (await server.kms().createKey({})).KeyMetadata!.Arn!;
+    keyB = (await server.kms({ region: 'us-west-2' }).createKey({})).KeyMetadata!.Arn!;
+    keyC = (await server.kms().createKey({})).KeyMetadata!.Arn!;
+    const enc = async (name: string, keys: string[]) => {
+      const plain = join(dir, `${name}.sql`);
+      writeFileSync(plain, randomBytes(20_000));
+      files[name] = resolve(dir, `${name}.kh`);
+      const r = await cli(['backup', 'encrypt', ...keys.flatMap((k) => ['--key', k]), '--context', `name=${name}`, plain, '-o', files[name]!]);
+      assert.equal(r.code, 0, r.stderr);
+    };
+    await enc('onlyA', [keyA]);
+    await enc('AandB', [keyA, keyB]);
+    await enc('onlyC', [keyC]);
+    await server.kms().rotateKeyOnDemand({ KeyId: keyA });
+    await enc('onlyA-v2', [keyA]);
+    // Not registered: written to stdout.
+    const r = await cli(['backup', 'encrypt', '--key', keyA, '--no-register', join(dir, 'onlyA.sql'), '-o', join(dir, 'unregistered.kh')]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  after(async () => {
+    await server.stop();
+    server.cleanup();
+  });
+
+  it('every backup the CLI wrote to a file is registered with its location, keys and versions', async () => {
+    const rows = await list();
+    assert.deepEqual(names(rows), ['AandB', 'onlyA', 'onlyA-v2', 'onlyC']);
+    const ab = rows.find((b) => b.Location === files.AandB)!;
+    assert.deepEqual(ab.WrappingKeys.map((k) => [k.KeyArn, k.KeyVersion, k.KeyState, k.Usable]), [[keyA, 1, 'Enabled', true], [keyB, 1, 'Enabled', true]]);
+    const inspect = JSON.parse((await cli(['backup', 'inspect', '--json', files.AandB!])).stdout);
+    assert.equal(ab.MessageId, inspect.messageId);
+    assert.ok(rows.every((b) => b.Decryptable && b.LastVerifiedDate === undefined));
+  });
+
+  it('answers which backups depend on a key, and on one version of it', async () => {
+    assert.deepEqual(names(await list(['--key', keyA])), ['AandB', 'onlyA', 'onlyA-v2']);
+    assert.deepEqual(names(await list(['--key', keyA, '--key-version', '1'])), ['AandB', 'onlyA']);
+    assert.deepEqual(names(await list(['--key', keyA, '--key-version', '2'])), ['onlyA-v2']);
+    assert.deepEqual(names(await list(['--key', keyC])), ['onlyC']);
+  });
+
+  it('answers what would become undecryptable without a key (a second usable key saves a backup)', async () => {
+    assert.deepEqual(names(await list(['--at-risk-without', keyA])), ['onlyA', 'onlyA-v2']);
+    assert.deepEqual(names(await list(['--at-risk-without', keyC])), ['onlyC']);
+  });
+
+  it('keys report flags a key that is the only way into registered backups', async () => {
+    const r = await cli(['keys', 'report', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = JSON.parse(r.stdout) as { keyId: string; flags: string[]; backups?: { dependent: number; undecryptableWithout: number } }[];
+    const a = rows.find((x) => keyA.endsWith(x.keyId))!;
+    assert.deepEqual(a.backups, { dependent: 3, undecryptableWithout: 2 });
+    assert.ok(a.flags.includes('sole-key-of-backups'));
+    const text = await cli(['keys', 'report']);
+    assert.match(text.stdout, /2 sole-key-of-backups/);
+  });
+
+  it('DisableKey and ScheduleKeyDeletion record the dependent and stranded backups in their audit event', async () => {
+    await server.kms().disableKey({ KeyId: keyA });
+    await server.kms().scheduleKeyDeletion({ KeyId: keyC, PendingWindowInDays: 7 });
+    const events = readAuditEvents(server.dataDir);
+    const disable = events.filter((e) => e.eventName === 'DisableKey').at(-1)!;
+    assert.equal(disable.details?.dependentBackups, 3);
+    assert.equal(disable.details?.backupsMadeUndecryptable, 2);
+    const stranded = (disable.details?.undecryptableBackups as { location: string }[]).map((b) => b.location).sort();
+    assert.deepEqual(stranded, [files.onlyA, files['onlyA-v2']].sort());
+    const del = events.filter((e) => e.eventName === 'ScheduleKeyDeletion').at(-1)!;
+    assert.equal(del.details?.dependentBackups, 1);
+    assert.equal(del.details?.backupsMadeUndecryptable, 1);
+    const rows = await list();
+    const dec = Object.fromEntries(rows.map((b) => [names([b])[0], b.Decryptable]));
+    assert.deepEqual(dec, { onlyA: false, AandB: true, onlyC: false, 'onlyA-v2': false });
+    assert.equal(rows.find((b) => b.Location === files.onlyC)!.WrappingKeys[0]!.KeyState, 'PendingDeletion');
+    // A key no backup depends on is not flagged.
+    const free = (await server.kms().createKey({})).KeyMetadata!.KeyId!;
+    await server.kms().disableKey({ KeyId: free });
+    const last = readAuditEvents(server.dataDir).filter((e) => e.eventName === 'DisableKey').at(-1)!;
+    assert.equal(last.details?.dependentBackups, undefined);
+    await server.kms().enableKey({ KeyId: keyA });
+    await server.kms().cancelKeyDeletion({ KeyId: keyC });
+    await server.kms().enableKey({ KeyId: keyC });
+  });
+
+  it('a drill proves each backup decryptable and records it; a damaged one is recorded as failed', async () => {
+    const ok = await cli(['backup', 'drill', '--json']);
+    assert.equal(ok.code, 0, ok.stderr + ok.stdout);
+    assert.equal(JSON.parse(ok.stdout).checked, 4);
+    let rows = await list();
+    assert.ok(rows.every((b) => b.LastVerifyOk === true && b.LastVerifiedDate), JSON.stringify(rows));
+    // Damage one frame of one backup.
+    const bytes = readFileSync(files.onlyC!);
+    bytes[bytes.length - 30]! ^= 1;
+    writeFileSync(files.onlyC!, bytes);
+    const bad = await cli(['backup', 'drill', '--sample', '4']);
+    assert.equal(bad.code, 3, bad.stdout + bad.stderr);
+    assert.match(bad.stdout, /FAILED .*onlyC\.kh.*fails authentication/);
+    rows = await list();
+    const c = rows.find((b) => b.Location === files.onlyC)!;
+    assert.equal(c.LastVerifyOk, false);
+    assert.match(c.LastVerifyMessage!, /fails authentication/);
+    assert.ok(rows.filter((b) => b !== c).every((b) => b.LastVerifyOk === true));
+  });
+});
