@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { clientSettings, kmsClient, UsageError } from './client.js';
 import { keysReport } from './keys-report.js';
+import { accessCommand } from './access.js';
 import { accountSettings, keysRetire, keysVersions } from './keys-versions.js';
 import { alertsCommand, auditCommand } from './audit.js';
 import { backupCommand, BACKUP_HELP } from './backup/command.js';
@@ -44,6 +45,11 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
                                  Exit 0 if intact, 3 if not.
   keyhold audit verify --data-dir DIR [--seal passphrase --seal-passphrase-file F] [--json]
                                  the same check offline, on a data dir (the server may be running)
+  keyhold access offboard <user-name> [--no-rotate] [--json]
+                                 offboard an IAM user in one audited step: deactivate its access keys, end
+                                 its role sessions, remove its grants, groups and policies; report the keys
+                                 it could use and those it decrypted with (audit log); rotate those keys
+                                 unless --no-rotate
 
 Backups (AWS Encryption SDK message format v2; any ESDK with a KMS keyring pointed here reads them):
 ${BACKUP_HELP}
@@ -103,6 +109,7 @@ export async function cliMain(argv: string[], out: Out = (l) => process.stdout.w
     if (group === 'keys' && sub === 'list') return await keysList(rest, out);
     if (group === 'keys' && sub === 'create') return await keysCreate(rest, out);
     if (group === 'keys' && sub === 'report') return await keysReport(rest, out);
+    if (group === 'access') return await accessCommand(sub === undefined ? [] : [sub, ...rest], out);
     if (group === 'keys' && sub === 'versions') return await keysVersions(rest, out);
     if (group === 'keys' && sub === 'retire') return await keysRetire(rest, out);
     if (group === 'settings') return await accountSettings(argv.slice(1), out);

@@ -91,6 +91,17 @@ export class UnrecognizedClientException extends define('UnrecognizedClientExcep
 export class InvalidSignatureException extends define('InvalidSignatureException') {}
 export class IncompleteSignatureException extends define('IncompleteSignatureException') {}
 export class ExpiredTokenException extends define('ExpiredTokenException') {}
+// --- IAM and STS (query protocol) modelled errors; the codes are what AWS sends in <Code> ---
+export class NoSuchEntityException extends define('NoSuchEntity', 404) {}
+export class EntityAlreadyExistsException extends define('EntityAlreadyExists', 409) {}
+export class DeleteConflictException extends define('DeleteConflict', 409) {}
+export class IamLimitExceededException extends define('LimitExceeded', 409) {}
+export class InvalidInputException extends define('InvalidInput') {}
+export class IamValidationError extends define('ValidationError') {}
+export class IamMalformedPolicyDocumentException extends define('MalformedPolicyDocument') {}
+export class IamAccessDeniedException extends define('AccessDenied', 403) {}
+export class InvalidActionException extends define('InvalidAction') {}
+
 /** Whole-body limit: AWS documents no `__type`; we answer 413 with ValidationException. */
 export class RequestTooLargeException extends define('ValidationException', 413) {}
 

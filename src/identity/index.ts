@@ -1,1 +1,2 @@
 export * from './identity-store.js';
+export type * from './records.js';

@@ -78,6 +78,24 @@ export interface KeyRecord {
    * Their material is kept, so lowering it again restores them. Absent: 1, every version decrypts.
    */
   minDecryptionVersion?: number;
+  /** Grants on this key (CreateGrant); absent when there are none. */
+  grants?: GrantRecord[];
+}
+
+/** A grant, kept on its key's record (so a key's access is read in one place). */
+export interface GrantRecord {
+  readonly grantId: string;
+  /** Hash of the grant token (the token is shown once, to the creator). */
+  readonly tokenSha256: string;
+  readonly name?: string;
+  readonly granteePrincipal: string;
+  readonly retiringPrincipal?: string;
+  readonly issuingAccount: string;
+  readonly operations: string[];
+  readonly constraints?: { encryptionContextSubset?: Record<string, string>; encryptionContextEquals?: Record<string, string> };
+  readonly createdAt: number;
+  /** The principal ARN that created the grant. */
+  readonly createdBy: string;
 }
 
 /** Per-account settings (Keyhold's own; UpdateAccountSettings). */

@@ -125,6 +125,12 @@ export class KeyRepository {
     this.decodedKeys.forget(P.key(k.keyId));
   }
 
+  /** Every key id of an account, in every region (offboarding and access review). */
+  async listAccountKeyIds(accountId: string): Promise<string[]> {
+    const prefix = `keyidx/${accountId}/`;
+    return (await this.storage.list(prefix)).map((r) => r.key.slice(prefix.length).split('/')[1]!);
+  }
+
   async listKeyIds(scope: Scope, after: string | undefined, limit: number): Promise<string[]> {
     const prefix = P.keyIndexPrefix(scope.accountId, scope.region);
     const rows = await this.storage.list(prefix, { after: after ? prefix + after : undefined, limit });

@@ -15,7 +15,7 @@ export const getAccountSettings: Operation<Record<string, never>, AccountSetting
   eventSource: 'kms.amazonaws.com',
   readOnly: true,
   async run(svc, call, _input, audit) {
-    authorizeAccount(call, 'GetAccountSettings', audit);
+    await authorizeAccount(svc, call, 'GetAccountSettings', audit);
     const s = await svc.keys.getAccountSettings(call.principal.accountId);
     return { accountId: call.principal.accountId, defaultRotationPeriodInDays: s.defaultRotationPeriodDays ?? DEFAULT_ROTATION_PERIOD_DAYS };
   },
@@ -30,7 +30,7 @@ export const updateAccountSettings: Operation<{ defaultRotationPeriodInDays?: nu
   eventSource: 'kms.amazonaws.com',
   readOnly: false,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'UpdateAccountSettings', audit);
+    await authorizeAccount(svc, call, 'UpdateAccountSettings', audit);
     const days = input.defaultRotationPeriodInDays;
     if (days !== undefined && (!Number.isInteger(days) || days < MIN_ROTATION_PERIOD_DAYS || days > MAX_ROTATION_PERIOD_DAYS)) {
       throw validationError([`Value '${days}' at 'defaultRotationPeriodInDays' failed to satisfy constraint: Member must have value between ${MIN_ROTATION_PERIOD_DAYS} and ${MAX_ROTATION_PERIOD_DAYS}`]);

@@ -10,7 +10,7 @@ export const listAlerts: Operation<{ includeAcknowledged?: boolean; limit?: numb
   eventSource: KEYHOLD_EVENT_SOURCE,
   readOnly: true,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'ListAlerts', audit);
+    await authorizeAccount(svc, call, 'ListAlerts', audit);
     const rows = await svc.audit.listAlerts({ accountId: call.accountId, includeAcknowledged: input.includeAcknowledged === true, limit: input.limit ?? 100 });
     return { alerts: rows.map(wire) };
   },
@@ -22,7 +22,7 @@ export const acknowledgeAlert: Operation<{ alertId: string }, Record<string, nev
   eventSource: KEYHOLD_EVENT_SOURCE,
   readOnly: false,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'AcknowledgeAlert', audit);
+    await authorizeAccount(svc, call, 'AcknowledgeAlert', audit);
     audit.detail('alertId', input.alertId);
     if (!(await svc.audit.ackAlert(input.alertId, call.accountId, call.principal.arn))) {
       throw new NotFoundException(`Alert '${input.alertId}' does not exist`);

@@ -10,7 +10,7 @@ export const cancelKeyDeletion: Operation<KeyIdInput, { keyId: string }> = {
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'CancelKeyDeletion', audit);
+    await authorizeKey(svc, call, key, 'CancelKeyDeletion', audit);
     await updateKey(svc, key.keyId, (k) => {
       if (k.state !== 'PendingDeletion') throw new KMSInvalidStateException(`${k.arn} is not pending deletion.`);
       // AWS returns a cancelled key to Disabled, never straight to Enabled.

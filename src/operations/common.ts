@@ -3,42 +3,117 @@ import {
   NotAuthorizedException, TagException,
 } from '../errors/index.js';
 import { assertUsable, type KeyRecord, type StorageWriter } from '../keys/index.js';
-import { evaluate, parsePolicy, type PolicyDocument } from '../policy/index.js';
-import type { Tag } from '../types/index.js';
+import {
+  authorize, MANAGED_POLICIES, parsePolicy, type ConditionContext, type Decision, type IdentityPolicy, type PolicyDocument,
+} from '../policy/index.js';
+import type { Principal, Tag } from '../types/index.js';
 import type { AuditDraft, CallContext, Services } from './context.js';
 
 const policyCache = new Map<string, PolicyDocument>();
 
-function cachedPolicy(text: string): PolicyDocument {
-  let doc = policyCache.get(text);
+/** Parsed policies by text: key policies (requirePrincipal) and identity policies apart. */
+export function cachedPolicy(text: string, kind: 'key' | 'identity' = 'key'): PolicyDocument {
+  const cacheKey = kind === 'key' ? text : 'identity\u0000' + text;
+  let doc = policyCache.get(cacheKey);
   if (!doc) {
-    doc = parsePolicy(text, { requirePrincipal: true });
+    doc = parsePolicy(text, { requirePrincipal: kind === 'key' });
     if (policyCache.size > 1000) policyCache.clear();
-    policyCache.set(text, doc);
+    policyCache.set(cacheKey, doc);
   }
   return doc;
 }
 
-/**
- * Asks the key policy whether the caller may perform `action` on `key`; records the decision and
- * its reason in the audit draft; throws AccessDeniedException unless allowed. Evaluated on every
- * request (never cached across policy changes).
- */
+/** The caller's identity policies, parsed, with where each comes from. Root has none. */
+export async function identityPoliciesOf(svc: Services, principal: Principal): Promise<IdentityPolicy[]> {
+  if (principal.type === 'Root') return [];
+  const out: IdentityPolicy[] = [];
+  for (const p of await svc.identity.policiesFor(principal)) {
+    const text = p.document ?? (p.managedArn ? MANAGED_POLICIES.get(p.managedArn)?.document : undefined);
+    if (text === undefined) continue;
+    out.push({ source: p.source, document: cachedPolicy(text, 'identity') });
+  }
+  return out;
+}
+
+export interface RequestFacts {
+  /** The alias the caller named the key by (kms:RequestAlias). */
+  requestAlias?: string;
+  /** kms:GrantOperations of a CreateGrant. */
+  grantOperations?: string[];
+  /** Set when evaluating for someone other than the caller (offboarding, access review). */
+  encryptionContext?: Record<string, string>;
+}
+
+/** The request's condition keys (aws:* and kms:*). */
+export async function conditionContext(
+  svc: Services, call: CallContext, audit: AuditDraft | undefined, key: KeyRecord | undefined, facts: RequestFacts = {},
+): Promise<ConditionContext> {
+  const p = call.principal;
+  const ctx: Record<string, string | string[]> = {
+    'aws:principalarn': p.type === 'AssumedRole' && p.roleArn ? p.roleArn : p.arn,
+    'aws:principalaccount': p.accountId,
+    'aws:principaltype': p.type === 'Root' ? 'Account' : p.type === 'IAMUser' ? 'User' : 'AssumedRole',
+    'aws:userid': p.userId,
+    'aws:sourceip': call.sourceIp,
+    'aws:currenttime': new Date(svc.clock.now()).toISOString(),
+    'aws:epochtime': String(Math.floor(svc.clock.now() / 1000)),
+    'aws:securetransport': call.secureTransport ? 'true' : 'false',
+    'kms:calleraccount': p.accountId,
+  };
+  if (p.userName) ctx['aws:username'] = p.userName;
+  if (p.type !== 'Root') {
+    for (const [k, v] of Object.entries(await svc.identity.principalTags(p))) ctx[`aws:principaltag/${k.toLowerCase()}`] = v;
+  }
+  if (key) {
+    ctx['kms:keyspec'] = key.keySpec;
+    ctx['kms:keyorigin'] = key.origin;
+    ctx['kms:keyusage'] = key.keyUsage;
+  }
+  const ec = facts.encryptionContext ?? audit?.encryptionContext;
+  if (ec) {
+    for (const [k, v] of Object.entries(ec)) ctx[`kms:encryptioncontext:${k.toLowerCase()}`] = v;
+    ctx['kms:encryptioncontextkeys'] = Object.keys(ec);
+  }
+  if (facts.requestAlias) ctx['kms:requestalias'] = facts.requestAlias;
+  if (facts.grantOperations) ctx['kms:grantoperations'] = facts.grantOperations;
+  return ctx;
+}
+
+/** The authorization decision for the caller on a key, without side effects (offboarding and reviews use it too). */
+export async function decideOnKey(
+  svc: Services, call: CallContext, key: KeyRecord, action: string, audit: AuditDraft | undefined, facts: RequestFacts = {},
+): Promise<Decision> {
+  const p = call.principal;
+  return authorize({
+    principal: { arn: p.arn, accountId: p.accountId, roleArn: p.roleArn, isRoot: p.type === 'Root' },
+    action: `kms:${action}`,
+    resource: key.arn,
+    context: await conditionContext(svc, call, audit, key, facts),
+    keyPolicy: cachedPolicy(key.policy),
+    identityPolicies: await identityPoliciesOf(svc, p),
+    grants: key.grants,
+    encryptionContext: facts.encryptionContext ?? audit?.encryptionContext,
+  });
+}
+
 /** A key tagged `KeyholdDecoy=true` is a honey key: nothing legitimate uses it, so any touch raises an alert. */
 export const DECOY_TAG = 'KeyholdDecoy';
 
-export function authorizeKey(call: CallContext, key: KeyRecord, action: string, audit: AuditDraft): void {
+/**
+ * Asks the key policy, the caller's identity policies and the key's grants whether the caller may
+ * perform `action` on `key`; records the decision and its reason in the audit draft; throws
+ * AccessDeniedException unless allowed. Evaluated on every request (never cached across changes).
+ */
+export async function authorizeKey(
+  svc: Services, call: CallContext, key: KeyRecord, action: string, audit: AuditDraft, facts: RequestFacts = {},
+): Promise<void> {
   if (key.tags.some((t) => t.tagKey === DECOY_TAG && t.tagValue.toLowerCase() === 'true')) audit.detail('decoyKey', key.arn);
-  const decision = evaluate(cachedPolicy(key.policy), {
-    principal: { arn: call.principal.arn, accountId: call.principal.accountId },
-    action: `kms:${action}`,
-    resource: key.arn,
-  });
+  const decision = await decideOnKey(svc, call, key, action, audit, facts);
   audit.decision = decision;
   if (decision.effect !== 'Allow') {
     const because =
       decision.effect === 'Deny'
-        ? `with an explicit deny in a resource-based policy`
+        ? `with an explicit deny in ${decision.reason.includes('key policy') ? 'a resource-based policy' : 'an identity-based policy'}`
         : `because no resource-based policy allows the kms:${action} action`;
     throw new AccessDeniedException(
       `User: ${call.principal.arn} is not authorized to perform: kms:${action} on resource: ${key.arn} ${because}`,
@@ -46,14 +121,24 @@ export function authorizeKey(call: CallContext, key: KeyRecord, action: string, 
   }
 }
 
-/** Operations that name no key (CreateKey, ListKeys, GenerateRandom): the caller's own account decides. */
-export function authorizeAccount(call: CallContext, action: string, audit: AuditDraft): void {
-  if (call.principal.type === 'Root') {
-    audit.decision = { effect: 'Allow', reason: `account root may perform kms:${action}` };
-    return;
+/** Operations that name no key (CreateKey, ListKeys, GenerateRandom, IAM, STS): the caller's identity policies decide; root may do all. */
+export async function authorizeAccount(
+  svc: Services, call: CallContext, action: string, audit: AuditDraft, resource = '*', service = 'kms',
+): Promise<void> {
+  const p = call.principal;
+  const full = `${service}:${action}`;
+  const decision = authorize({
+    principal: { arn: p.arn, accountId: p.accountId, roleArn: p.roleArn, isRoot: p.type === 'Root' },
+    action: full,
+    resource,
+    context: await conditionContext(svc, call, audit, undefined),
+    identityPolicies: await identityPoliciesOf(svc, p),
+  });
+  audit.decision = decision;
+  if (decision.effect !== 'Allow') {
+    const because = decision.effect === 'Deny' ? 'with an explicit deny in an identity-based policy' : `because no identity-based policy allows the ${full} action`;
+    throw new AccessDeniedException(`User: ${p.arn} is not authorized to perform: ${full} on resource: ${resource} ${because}`);
   }
-  audit.decision = { effect: 'ImplicitDeny', reason: `no identity policy allows kms:${action}` };
-  throw new AccessDeniedException(`User: ${call.principal.arn} is not authorized to perform: kms:${action} on resource: * because no identity-based policy allows the kms:${action} action`);
 }
 
 /** Resolve, record, authorize, check state: the start of every cryptographic operation. */
@@ -62,7 +147,8 @@ export async function usableKeyFor(
 ): Promise<KeyRecord> {
   const key = await svc.keys.resolve(keyIdInput, call, { allowAlias: true });
   audit.key(key.arn);
-  authorizeKey(call, key, action, audit);
+  const requestAlias = keyIdInput.startsWith('alias/') ? keyIdInput : /^arn:aws:kms:[^:]*:\d{12}:(alias\/.+)$/.exec(keyIdInput)?.[1];
+  await authorizeKey(svc, call, key, action, audit, requestAlias ? { requestAlias } : {});
   assertUsable(key);
   return key;
 }

@@ -14,7 +14,7 @@ export const connectCustomKeyStore: Operation<{ customKeyStoreId: string }, Reco
   eventSource: 'kms.amazonaws.com',
   readOnly: false,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'ConnectCustomKeyStore', audit);
+    await authorizeAccount(svc, call, 'ConnectCustomKeyStore', audit);
     audit.detail('customKeyStoreId', input.customKeyStoreId);
     const store = await storeInScope(svc, call, input.customKeyStoreId);
     if (store.connectionState === 'CONNECTED') return {};

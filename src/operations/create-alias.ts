@@ -16,7 +16,7 @@ export const createAlias: Operation<AliasInput, Record<string, never>> = {
     validateAliasName(input.aliasName);
     const key = await svc.keys.resolve(input.targetKeyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'CreateAlias', audit);
+    await authorizeKey(svc, call, key, 'CreateAlias', audit);
     assertNotPendingDeletion(key);
     const now = svc.clock.now();
     const created = await svc.keys.storage.transaction(async (tx) => {

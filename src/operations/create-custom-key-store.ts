@@ -25,7 +25,7 @@ export const createCustomKeyStore: Operation<CreateCustomKeyStoreInput, { custom
   eventSource: 'kms.amazonaws.com',
   readOnly: false,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'CreateCustomKeyStore', audit);
+    await authorizeAccount(svc, call, 'CreateCustomKeyStore', audit);
     const type = input.customKeyStoreType ?? 'AWS_CLOUDHSM';
     if (type !== 'AWS_CLOUDHSM') throw new UnsupportedOperationException(`Custom key stores of type ${type} are not supported by this server; use AWS_CLOUDHSM.`);
     const missing = (['cloudHsmClusterId', 'trustAnchorCertificate', 'keyStorePassword'] as const)

@@ -6,6 +6,7 @@ import {
 import { DAY_MS, DEFAULT_ROTATION_PERIOD_DAYS, keyArn, ownerOf, type KeyRecord } from '../keys/index.js';
 import { defaultKeyPolicy, evaluate, parsePolicy } from '../policy/index.js';
 import type { KeySpec, KeyUsage, Origin, Tag } from '../types/index.js';
+import { assertSodForKeyPolicy } from './sod.js';
 import { authorizeAccount, validateTags, MAX_TAGS_PER_KEY } from './common.js';
 import type { Operation } from './context.js';
 import { keyMetadata, type KeyMetadata } from './key-metadata.js';
@@ -47,7 +48,7 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
   eventSource: 'kms.amazonaws.com',
   readOnly: false,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'CreateKey', audit);
+    await authorizeAccount(svc, call, 'CreateKey', audit);
     if (input.keySpec && input.customerMasterKeySpec) {
       throw new ValidationException('You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.');
     }
@@ -81,7 +82,7 @@ export const createKey: Operation<CreateKeyInput, { keyMetadata: KeyMetadata }> 
     const arn = keyArn(call.region, call.principal.accountId, keyId);
     const policy = input.policy ?? defaultKeyPolicy(call.principal.accountId);
     if (input.policy !== undefined) {
-      parsePolicy(policy, { requirePrincipal: true });
+      await assertSodForKeyPolicy(svc, call.principal.accountId, arn, parsePolicy(policy, { requirePrincipal: true }));
       if (!input.bypassPolicyLockoutSafetyCheck) assertNoLockout(policy, call.principal, arn);
     }
     const now = svc.clock.now();

@@ -67,7 +67,7 @@ export async function keyForBlob(
   const key = named ?? (await svc.keys.getKey(blob.keyId));
   if (!key || key.region !== call.region) throw new InvalidCiphertextException();
   audit.key(key.arn, blob.keyVersion);
-  authorizeKey(call, key, action, audit);
+  await authorizeKey(svc, call, key, action, audit);
   assertUsable(key);
   assertSymmetricAlgorithm(key, undefined, action);
   const version = key.versions.find((v) => v.version === blob.keyVersion);

@@ -15,7 +15,7 @@ export const deleteAlias: Operation<{ aliasName: string }, Record<string, never>
       const key = await svc.keys.getKey(alias.targetKeyId, tx);
       if (key) {
         audit.key(key.arn);
-        authorizeKey(call, key, 'DeleteAlias', audit);
+        await authorizeKey(svc, call, key, 'DeleteAlias', audit);
       }
       await svc.keys.deleteAlias(tx, alias);
     });

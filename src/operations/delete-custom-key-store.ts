@@ -9,7 +9,7 @@ export const deleteCustomKeyStore: Operation<{ customKeyStoreId: string }, Recor
   eventSource: 'kms.amazonaws.com',
   readOnly: false,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'DeleteCustomKeyStore', audit);
+    await authorizeAccount(svc, call, 'DeleteCustomKeyStore', audit);
     audit.detail('customKeyStoreId', input.customKeyStoreId);
     const store = await storeInScope(svc, call, input.customKeyStoreId);
     await svc.customKeyStores.storage.transaction(async (tx) => {

@@ -37,7 +37,7 @@ export const deleteImportedKeyMaterial: Operation<DeleteImportedKeyMaterialInput
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'DeleteImportedKeyMaterial', audit);
+    await authorizeKey(svc, call, key, 'DeleteImportedKeyMaterial', audit);
     assertExternal(key, 'DeleteImportedKeyMaterial');
     let keyMaterialId = '';
     let version = 0;

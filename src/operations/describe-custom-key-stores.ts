@@ -21,7 +21,7 @@ export const describeCustomKeyStores: Operation<DescribeCustomKeyStoresInput, De
   eventSource: 'kms.amazonaws.com',
   readOnly: true,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'DescribeCustomKeyStores', audit);
+    await authorizeAccount(svc, call, 'DescribeCustomKeyStores', audit);
     if (input.customKeyStoreId !== undefined && input.customKeyStoreName !== undefined) {
       throw new ValidationException('Specify either CustomKeyStoreId or CustomKeyStoreName, not both.');
     }

@@ -15,7 +15,7 @@ export const describeKey: Operation<DescribeKeyInput, { keyMetadata: KeyMetadata
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: true });
     audit.key(key.arn);
-    authorizeKey(call, key, 'DescribeKey', audit);
+    await authorizeKey(svc, call, key, 'DescribeKey', audit);
     return { keyMetadata: keyMetadata(key, await keyStoreView(svc, key)) };
   },
 };

@@ -10,7 +10,7 @@ export const disableKeyRotation: Operation<KeyIdInput, Record<string, never>> = 
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'DisableKeyRotation', audit);
+    await authorizeKey(svc, call, key, 'DisableKeyRotation', audit);
     await updateKey(svc, key.keyId, (k) => {
       assertRotationConfigurable(k);
       // The period is kept so a later EnableKeyRotation without one is the only thing that resets it.

@@ -12,7 +12,7 @@ export const disableKey: Operation<KeyIdInput, Record<string, never>> = {
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'DisableKey', audit);
+    await authorizeKey(svc, call, key, 'DisableKey', audit);
     await updateKey(svc, key.keyId, (k) => {
       assertNotPendingDeletion(k);
       if (k.state === 'PendingImport') throw new KMSInvalidStateException(`${k.arn} is pending import.`);

@@ -12,7 +12,7 @@ export const disconnectCustomKeyStore: Operation<{ customKeyStoreId: string }, R
   eventSource: 'kms.amazonaws.com',
   readOnly: false,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'DisconnectCustomKeyStore', audit);
+    await authorizeAccount(svc, call, 'DisconnectCustomKeyStore', audit);
     audit.detail('customKeyStoreId', input.customKeyStoreId);
     const store = await storeInScope(svc, call, input.customKeyStoreId);
     await svc.customKeyStores.storage.transaction(async (tx) => {

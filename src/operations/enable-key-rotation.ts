@@ -24,7 +24,7 @@ export const enableKeyRotation: Operation<EnableKeyRotationInput, Record<string,
     }
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'EnableKeyRotation', audit);
+    await authorizeKey(svc, call, key, 'EnableKeyRotation', audit);
     const next = svc.clock.now() + days * DAY_MS;
     await updateKey(svc, key.keyId, (k) => {
       assertRotationConfigurable(k);

@@ -14,7 +14,7 @@ export const enableKey: Operation<KeyIdInput, Record<string, never>> = {
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'EnableKey', audit);
+    await authorizeKey(svc, call, key, 'EnableKey', audit);
     await updateKey(svc, key.keyId, (k) => {
       assertNotPendingDeletion(k);
       if (k.state === 'PendingImport') throw new KMSInvalidStateException(`${k.arn} is pending import.`);

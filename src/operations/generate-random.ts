@@ -12,7 +12,7 @@ export const generateRandom: Operation<
   eventSource: 'kms.amazonaws.com',
   readOnly: true,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'GenerateRandom', audit);
+    await authorizeAccount(svc, call, 'GenerateRandom', audit);
     assertNoRecipient(input.recipient);
     if (input.customKeyStoreId !== undefined) throw new UnsupportedOperationException('Custom key stores are not supported by this server yet.');
     if (input.numberOfBytes === undefined) throw new ValidationException('NumberOfBytes is required.');

@@ -21,7 +21,7 @@ export const getKeyLastUsage: Operation<
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'GetKeyLastUsage', audit);
+    await authorizeKey(svc, call, key, 'GetKeyLastUsage', audit);
     const [last] = await svc.audit.lookup({
       accountId: call.accountId, region: call.region, attribute: { key: 'ResourceName', value: key.arn },
       eventNames: TRACKED_CRYPTO_OPERATIONS, succeededOnly: true, limit: 1,
@@ -53,7 +53,7 @@ export const getLastUsage: Operation<
   eventSource: 'keyhold',
   readOnly: true,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'GetLastUsage', audit);
+    await authorizeAccount(svc, call, 'GetLastUsage', audit);
     let keyArn: string | undefined;
     if (input.keyId !== undefined) {
       const key = await svc.keys.resolve(input.keyId, call, { allowAlias: true });

@@ -16,7 +16,7 @@ export const getKeyPolicy: Operation<{ keyId: string; policyName?: string }, { p
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'GetKeyPolicy', audit);
+    await authorizeKey(svc, call, key, 'GetKeyPolicy', audit);
     assertPolicyName(input.policyName);
     return { policy: key.policy, policyName: POLICY_NAME };
   },

@@ -18,7 +18,7 @@ export const getKeyRotationStatus: Operation<KeyIdInput, GetKeyRotationStatusOut
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'GetKeyRotationStatus', audit);
+    await authorizeKey(svc, call, key, 'GetKeyRotationStatus', audit);
     assertNotPendingDeletion(key);
     const r = rotationOf(key);
     const lastOnDemand = key.versions.filter((v) => v.rotationType === 'ON_DEMAND').at(-1);

@@ -28,7 +28,7 @@ export const getParametersForImport: Operation<GetParametersForImportInput, GetP
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'GetParametersForImport', audit);
+    await authorizeKey(svc, call, key, 'GetParametersForImport', audit);
     assertExternal(key, 'GetParametersForImport');
     if (!(input.wrappingAlgorithm in IMPORT_WRAPPING_ALGORITHMS)) {
       // RSAES_PKCS1_V1_5 is refused on purpose (it is the padding-oracle scheme); SM2PKE is China-Regions only.

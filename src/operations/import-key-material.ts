@@ -70,7 +70,7 @@ export const importKeyMaterial: Operation<ImportKeyMaterialInput, ImportKeyMater
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'ImportKeyMaterial', audit);
+    await authorizeKey(svc, call, key, 'ImportKeyMaterial', audit);
     assertExternal(key, 'ImportKeyMaterial');
     const now = svc.clock.now();
     const expiration = expirationOf(input, now);

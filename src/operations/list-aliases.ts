@@ -33,12 +33,12 @@ export const listAliases: Operation<ListAliasesInput, ListAliasesOutput> = {
     if (input.keyId !== undefined) {
       const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
       audit.key(key.arn);
-      authorizeKey(call, key, 'ListAliases', audit);
+      await authorizeKey(svc, call, key, 'ListAliases', audit);
       const names = (await svc.keys.aliasNamesForKey(key.keyId)).filter((n) => after === undefined || n > after);
       const found = await Promise.all(names.slice(0, limit + 1).map((n) => svc.keys.getAlias(call, n)));
       rows = found.filter((a): a is AliasRecord => a !== undefined);
     } else {
-      authorizeAccount(call, 'ListAliases', audit);
+      await authorizeAccount(svc, call, 'ListAliases', audit);
       rows = await svc.keys.listAliases(call, after, limit + 1);
     }
     const p = page(rows, limit, (a) => a.aliasName);

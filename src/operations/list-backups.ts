@@ -34,13 +34,16 @@ export const listBackups: Operation<ListBackupsInput, { backups: BackupEntry[] }
   readOnly: true,
   async run(svc, call, input) {
     let records = await svc.backups.list(call.accountId);
+    // A key ARN names its region, and backups span regions: take it as given. Ids and aliases are
+    // resolved in the caller's region.
+    const arnOf = async (id: string) => (/^arn:[^:]+:kms:[^:]+:\d{12}:key\//.test(id) ? id : (await svc.keys.resolve(id, call, { allowAlias: true })).arn);
     if (input.keyId !== undefined) {
-      const key = await svc.keys.resolve(input.keyId, call, { allowAlias: true });
-      records = records.filter((b) => b.wrappingKeys.some((k) => k.keyArn === key.arn && (input.keyVersion === undefined || k.keyVersion === input.keyVersion)));
+      const arn = await arnOf(input.keyId);
+      records = records.filter((b) => b.wrappingKeys.some((k) => k.keyArn === arn && (input.keyVersion === undefined || k.keyVersion === input.keyVersion)));
     }
     if (input.atRiskWithoutKeyId !== undefined) {
-      const key = await svc.keys.resolve(input.atRiskWithoutKeyId, call, { allowAlias: true });
-      const ids = new Set((await backupsAtRiskWithout(svc, call.accountId, key.arn)).atRisk.map((b) => b.messageId));
+      const arn = await arnOf(input.atRiskWithoutKeyId);
+      const ids = new Set((await backupsAtRiskWithout(svc, call.accountId, arn)).atRisk.map((b) => b.messageId));
       records = records.filter((b) => ids.has(b.messageId));
     }
     const backups: BackupEntry[] = [];

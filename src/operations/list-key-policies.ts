@@ -12,7 +12,7 @@ export const listKeyPolicies: Operation<
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'ListKeyPolicies', audit);
+    await authorizeKey(svc, call, key, 'ListKeyPolicies', audit);
     return { policyNames: [POLICY_NAME], truncated: false };
   },
 };

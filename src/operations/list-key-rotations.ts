@@ -25,7 +25,7 @@ export const listKeyRotations: Operation<ListKeyRotationsInput, ListKeyRotations
     const after = decodeMarker(input.marker);
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'ListKeyRotations', audit);
+    await authorizeKey(svc, call, key, 'ListKeyRotations', audit);
     assertNotPendingDeletion(key);
     const afterVersion = after === undefined ? 0 : Number(after);
     if (!Number.isSafeInteger(afterVersion) || afterVersion < 0) {

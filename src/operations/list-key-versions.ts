@@ -56,7 +56,7 @@ export const listKeyVersions: Operation<ListKeyVersionsInput, ListKeyVersionsOut
     }
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: true });
     audit.key(key.arn);
-    authorizeKey(call, key, 'ListKeyVersions', audit);
+    await authorizeKey(svc, call, key, 'ListKeyVersions', audit);
     // Unlike ListKeyRotations this answers for keys pending deletion too: reports need their owner.
     const usage = await svc.usage.read(key.keyId);
     const min = minDecryptionVersionOf(key);

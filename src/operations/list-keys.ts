@@ -18,7 +18,7 @@ export const listKeys: Operation<ListKeysInput, ListKeysOutput> = {
   eventSource: 'kms.amazonaws.com',
   readOnly: true,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'ListKeys', audit);
+    await authorizeAccount(svc, call, 'ListKeys', audit);
     const limit = input.limit ?? 100;
     const after = decodeMarker(input.marker);
     const ids = await svc.keys.listKeyIds(call, after, limit + 1);

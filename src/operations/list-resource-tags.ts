@@ -15,7 +15,7 @@ export const listResourceTags: Operation<{ keyId: string; limit?: number; marker
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'ListResourceTags', audit);
+    await authorizeKey(svc, call, key, 'ListResourceTags', audit);
     const limit = input.limit ?? 50;
     const after = decodeMarker(input.marker);
     const sorted = [...key.tags].sort((a, b) => (a.tagKey < b.tagKey ? -1 : a.tagKey > b.tagKey ? 1 : 0));

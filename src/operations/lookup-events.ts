@@ -38,7 +38,7 @@ export const lookupEvents: Operation<
   eventSource: 'cloudtrail.amazonaws.com',
   readOnly: true,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'LookupEvents', audit);
+    await authorizeAccount(svc, call, 'LookupEvents', audit);
     const attrs = input.lookupAttributes ?? [];
     if (attrs.length > 1) throw new InvalidLookupAttributesException('You can specify only one lookup attribute.');
     const attr = attrs[0];

@@ -4,6 +4,7 @@ import { parsePolicy } from '../policy/index.js';
 import { authorizeKey, updateKey } from './common.js';
 import type { Operation } from './context.js';
 import { assertNoLockout } from './create-key.js';
+import { assertSodForKeyPolicy } from './sod.js';
 import { assertPolicyName } from './get-key-policy.js';
 
 export interface PutKeyPolicyInput {
@@ -22,9 +23,10 @@ export const putKeyPolicy: Operation<PutKeyPolicyInput, Record<string, never>> =
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'PutKeyPolicy', audit);
+    await authorizeKey(svc, call, key, 'PutKeyPolicy', audit);
     assertPolicyName(input.policyName);
-    parsePolicy(input.policy, { requirePrincipal: true });
+    const doc = parsePolicy(input.policy, { requirePrincipal: true });
+    await assertSodForKeyPolicy(svc, call.accountId, key.arn, doc);
     if (!input.bypassPolicyLockoutSafetyCheck) assertNoLockout(input.policy, call.principal, key.arn);
     let before = '';
     await updateKey(svc, key.keyId, (k) => {

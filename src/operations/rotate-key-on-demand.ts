@@ -13,7 +13,7 @@ export const rotateKeyOnDemand: Operation<KeyIdInput, { keyId: string }> = {
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'RotateKeyOnDemand', audit);
+    await authorizeKey(svc, call, key, 'RotateKeyOnDemand', audit);
     const now = svc.clock.now();
     let version = 0;
     // Limit check, material and record in one transaction: two concurrent calls cannot both be the 25th.

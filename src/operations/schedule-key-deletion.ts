@@ -35,7 +35,7 @@ export const scheduleKeyDeletion: Operation<ScheduleKeyDeletionInput, ScheduleKe
     }
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'ScheduleKeyDeletion', audit);
+    await authorizeKey(svc, call, key, 'ScheduleKeyDeletion', audit);
     const deletionDate = svc.clock.now() + days * DAY_MS;
     const updated = await updateKey(svc, key.keyId, (k) => {
       assertNotPendingDeletion(k);

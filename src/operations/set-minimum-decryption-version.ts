@@ -32,7 +32,7 @@ export const setMinimumDecryptionVersion: Operation<SetMinimumDecryptionVersionI
     }
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'SetMinimumDecryptionVersion', audit);
+    await authorizeKey(svc, call, key, 'SetMinimumDecryptionVersion', audit);
     let previous = 1;
     const updated = await updateKey(svc, key.keyId, (k) => {
       assertNotPendingDeletion(k);

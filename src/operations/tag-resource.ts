@@ -11,7 +11,7 @@ export const tagResource: Operation<{ keyId: string; tags: Tag[] }, Record<strin
     validateTags(input.tags);
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'TagResource', audit);
+    await authorizeKey(svc, call, key, 'TagResource', audit);
     await updateKey(svc, key.keyId, (k) => {
       assertNotPendingDeletion(k);
       k.tags = mergeTags(k.tags, input.tags);

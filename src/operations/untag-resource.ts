@@ -11,7 +11,7 @@ export const untagResource: Operation<{ keyId: string; tagKeys: string[] }, Reco
     if (input.tagKeys.some((t) => t.toLowerCase().startsWith('aws:'))) throw new TagException('Tags beginning with aws: are reserved');
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'UntagResource', audit);
+    await authorizeKey(svc, call, key, 'UntagResource', audit);
     const remove = new Set(input.tagKeys);
     await updateKey(svc, key.keyId, (k) => {
       assertNotPendingDeletion(k);

@@ -12,7 +12,7 @@ export const updateAlias: Operation<AliasInput, Record<string, never>> = {
     validateAliasName(input.aliasName);
     const target = await svc.keys.resolve(input.targetKeyId, call, { allowAlias: false });
     audit.key(target.arn);
-    authorizeKey(call, target, 'UpdateAlias', audit);
+    await authorizeKey(svc, call, target, 'UpdateAlias', audit);
     assertNotPendingDeletion(target);
     await svc.keys.storage.transaction(async (tx) => {
       const alias = await svc.keys.getAlias(call, input.aliasName, tx);
@@ -20,7 +20,7 @@ export const updateAlias: Operation<AliasInput, Record<string, never>> = {
       const previous = await svc.keys.getKey(alias.targetKeyId, tx);
       if (previous) {
         audit.key(previous.arn);
-        authorizeKey(call, previous, 'UpdateAlias', audit);
+        await authorizeKey(svc, call, previous, 'UpdateAlias', audit);
         if (previous.keyUsage !== target.keyUsage || previous.keySpec !== target.keySpec) {
           throw new ValidationException('The new target key must have the same key usage and key spec as the current one.');
         }

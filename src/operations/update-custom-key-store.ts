@@ -26,7 +26,7 @@ export const updateCustomKeyStore: Operation<UpdateCustomKeyStoreInput, Record<s
   eventSource: 'kms.amazonaws.com',
   readOnly: false,
   async run(svc, call, input, audit) {
-    authorizeAccount(call, 'UpdateCustomKeyStore', audit);
+    await authorizeAccount(svc, call, 'UpdateCustomKeyStore', audit);
     audit.detail('customKeyStoreId', input.customKeyStoreId);
     if (input.xksProxyUriEndpoint !== undefined || input.xksProxyUriPath !== undefined) {
       throw new UnsupportedOperationException('External key store (XKS) settings do not apply to an AWS_CLOUDHSM custom key store.');

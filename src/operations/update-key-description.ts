@@ -14,7 +14,7 @@ export const updateKeyDescription: Operation<UpdateKeyDescriptionInput, Record<s
   async run(svc, call, input, audit) {
     const key = await svc.keys.resolve(input.keyId, call, { allowAlias: false });
     audit.key(key.arn);
-    authorizeKey(call, key, 'UpdateKeyDescription', audit);
+    await authorizeKey(svc, call, key, 'UpdateKeyDescription', audit);
     await updateKey(svc, key.keyId, (k) => {
       assertNotPendingDeletion(k);
       k.description = input.description;

@@ -14,7 +14,7 @@ export const verifyAuditLog: Operation<Record<string, never>, AuditVerification>
   eventSource: KEYHOLD_EVENT_SOURCE,
   readOnly: true,
   async run(svc, call, _input, audit) {
-    authorizeAccount(call, 'VerifyAuditLog', audit);
+    await authorizeAccount(svc, call, 'VerifyAuditLog', audit);
     const r = await svc.audit.verify();
     audit.detail('verification', { valid: r.valid, eventsChecked: r.eventsChecked, problem: r.problem?.kind });
     return r;

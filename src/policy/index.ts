@@ -1,1 +1,4 @@
 export * from './policy.js';
+export * from './conditions.js';
+export * from './authorize.js';
+export * from './managed.js';

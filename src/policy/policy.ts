@@ -1,4 +1,5 @@
 import { MalformedPolicyDocumentException } from '../errors/index.js';
+import { conditionHolds, substituteVariables, validateCondition, type ConditionContext } from './conditions.js';
 
 /**
  * The AWS policy language as a pure function: no I/O, no clock (time comes in the request).
@@ -32,6 +33,8 @@ export interface PolicyDocument {
 export interface PolicyPrincipal {
   readonly arn: string;
   readonly accountId: string;
+  /** For a role session: the role's ARN, which a policy may name to mean all of its sessions. */
+  readonly roleArn?: string;
 }
 
 export interface PolicyRequest {
@@ -40,6 +43,8 @@ export interface PolicyRequest {
   readonly action: string;
   /** e.g. the key ARN */
   readonly resource: string;
+  /** Condition keys of the request (aws:*, kms:*), any case. */
+  readonly context?: ConditionContext;
 }
 
 export type DecisionEffect = 'Allow' | 'Deny' | 'ImplicitDeny';
@@ -48,6 +53,11 @@ export interface Decision {
   readonly effect: DecisionEffect;
   /** Which policy and statement decided, in words an auditor can read. */
   readonly reason: string;
+  /**
+   * For an Allow from a resource policy: 'principal' when the statement names the caller (or '*'),
+   * 'account' when it names only the caller's account, which delegates to the account's IAM policies.
+   */
+  readonly allowedAs?: 'principal' | 'account';
 }
 
 const VERSIONS = new Set(['2012-10-17', '2008-10-17']);
@@ -143,6 +153,7 @@ export function parsePolicy(text: string, opts: { requirePrincipal: boolean }): 
     if (st.Condition !== undefined && (typeof st.Condition !== 'object' || st.Condition === null || Array.isArray(st.Condition))) {
       malformed(`${where}: Condition must be a JSON object.`);
     }
+    if (st.Condition !== undefined) validateCondition(st.Condition as Record<string, unknown>, where);
     return {
       sid: st.Sid as string | undefined,
       effect: st.Effect,
@@ -178,29 +189,43 @@ export function globMatch(pattern: string, value: string, caseInsensitive = fals
 }
 
 /**
- * In Principal, the account (its id or its root ARN) stands for every principal of that account
- * (which IAM policies then narrow). In NotPrincipal a name excludes only exactly that principal.
+ * How a Principal element names the caller: 'principal' for the caller itself (its ARN, its role's
+ * ARN for a role session, or '*'), 'account' for its account (the account id or root ARN), which
+ * for anyone but root means "as the account's IAM policies allow". In NotPrincipal (`exact`) a name
+ * excludes only exactly that principal.
  */
-function principalMatches(spec: PrincipalSpec, p: PolicyPrincipal, exact = false): boolean {
-  if (spec === '*') return true;
+function principalMatch(spec: PrincipalSpec, p: PolicyPrincipal, exact = false): 'principal' | 'account' | undefined {
+  if (spec === '*') return 'principal';
   const aws = spec.AWS;
-  if (!aws) return false;
+  if (!aws) return undefined;
   const isRoot = p.arn === `arn:aws:iam::${p.accountId}:root`;
-  return aws.some((v) => {
-    if (v === '*' || v === p.arn) return true;
+  let found: 'principal' | 'account' | undefined;
+  for (const v of aws) {
+    if (v === '*' || v === p.arn || (p.roleArn !== undefined && v === p.roleArn)) return 'principal';
     const namesAccount = v === p.accountId || v === `arn:aws:iam::${p.accountId}:root`;
-    return namesAccount && (!exact || isRoot);
-  });
+    if (namesAccount) {
+      if (isRoot) return 'principal';
+      if (!exact) found = 'account';
+    }
+  }
+  return found;
 }
 
-function statementApplies(s: Statement, req: PolicyRequest): boolean {
-  if (s.principal && !principalMatches(s.principal, req.principal)) return false;
-  if (s.notPrincipal && principalMatches(s.notPrincipal, req.principal, true)) return false;
-  if (s.action && !s.action.some((a) => globMatch(a, req.action, true))) return false;
-  if (s.notAction && s.notAction.some((a) => globMatch(a, req.action, true))) return false;
-  if (s.resource && !s.resource.some((r) => globMatch(r, req.resource))) return false;
-  if (s.notResource && s.notResource.some((r) => globMatch(r, req.resource))) return false;
-  return true;
+function statementApplies(s: Statement, req: PolicyRequest): 'principal' | 'account' | undefined {
+  let as: 'principal' | 'account' | undefined = 'principal';
+  if (s.principal) {
+    as = principalMatch(s.principal, req.principal);
+    if (!as) return undefined;
+  }
+  if (s.notPrincipal && principalMatch(s.notPrincipal, req.principal, true)) return undefined;
+  if (s.action && !s.action.some((a) => globMatch(a, req.action, true))) return undefined;
+  if (s.notAction && s.notAction.some((a) => globMatch(a, req.action, true))) return undefined;
+  const ctx = req.context ?? {};
+  const res = (r: string) => globMatch(substituteVariables(r, ctx), req.resource);
+  if (s.resource && !s.resource.some(res)) return undefined;
+  if (s.notResource && s.notResource.some(res)) return undefined;
+  if (s.condition && !conditionHolds(s.condition, ctx)) return undefined;
+  return as;
 }
 
 function describe(policyName: string, s: Statement): string {
@@ -208,18 +233,22 @@ function describe(policyName: string, s: Statement): string {
 }
 
 /**
- * Evaluates one policy. Conditions are not evaluated yet: a statement with a Condition never
- * grants (an Allow with a condition does not apply) and always restricts (a Deny with a condition
- * applies), so an unsupported condition can only make the answer stricter.
+ * Evaluates one policy: an applicable Deny wins; otherwise the first applicable Allow, preferring
+ * one that names the caller over one that names only its account; otherwise an implicit deny.
  */
 export function evaluate(doc: PolicyDocument, req: PolicyRequest, policyName = 'key policy'): Decision {
   let allow: Statement | undefined;
+  let allowAs: 'principal' | 'account' | undefined;
   for (const s of doc.statements) {
-    if (!statementApplies(s, req)) continue;
+    const as = statementApplies(s, req);
+    if (!as) continue;
     if (s.effect === 'Deny') return { effect: 'Deny', reason: `explicit deny in ${describe(policyName, s)}` };
-    if (!s.condition && !allow) allow = s;
+    if (!allow || (allowAs === 'account' && as === 'principal')) {
+      allow = s;
+      allowAs = as;
+    }
   }
-  if (allow) return { effect: 'Allow', reason: `allowed by ${describe(policyName, allow)}` };
+  if (allow) return { effect: 'Allow', reason: `allowed by ${describe(policyName, allow)}`, allowedAs: allowAs };
   return { effect: 'ImplicitDeny', reason: `no statement in the ${policyName} allows ${req.action}` };
 }
 

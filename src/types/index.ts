@@ -57,6 +57,11 @@ export interface Principal {
   /** AWS `aws:userid`: the account id for root, the user id (AIDA...) for users. */
   readonly userId: string;
   readonly userName?: string;
+  /** For an assumed role: the role's name and ARN, the session name, and who started the session. */
+  readonly roleName?: string;
+  readonly roleArn?: string;
+  readonly sessionName?: string;
+  readonly sourceArn?: string;
 }
 
 export const KEY_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -149,4 +149,34 @@ describe('keyhold backup: registry, dependencies, drills', () => {
     assert.match(c.LastVerifyMessage!, /fails authentication/);
     assert.ok(rows.filter((b) => b !== c).every((b) => b.LastVerifyOk === true));
   });
+
+  it('copy to another region re-wraps for the destination key, verifies there, and the copy decrypts with the source key disabled', async () => {
+    const dest = resolve(dir, 'copy-west.kh');
+    const r = await cli(['backup', 'copy', files.onlyA!, '-o', dest, '--to-region', 'us-west-2', '--to-key', keyB, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.verifiedWith, keyB);
+    assert.deepEqual(report.wrappingKeys.map((k: { keyArn: string }) => k.keyArn), [keyB]);
+    // Same body, new header.
+    const a = readFileSync(files.onlyA!);
+    const b = readFileSync(dest);
+    const ha = JSON.parse((await cli(['backup', 'inspect', '--json', files.onlyA!])).stdout);
+    const hb = JSON.parse((await cli(['backup', 'inspect', '--json', dest])).stdout);
+    assert.equal(ha.messageId, hb.messageId);
+    assert.ok(a.subarray(ha.headerBytes).equals(b.subarray(hb.headerBytes)));
+    await server.kms().disableKey({ KeyId: keyA });
+    try {
+      const out = resolve(dir, 'copy-west.out');
+      const d = await runCli(['backup', 'decrypt', dest, '-o', out], { ...env, AWS_REGION: 'us-west-2' });
+      assert.equal(d.code, 0, d.stderr);
+      const src = await runCli(['backup', 'decrypt', files.onlyA!, '-o', resolve(dir, 'src.out')], env);
+      assert.notEqual(src.code, 0, 'the source copy needs the disabled key');
+      assert.ok(readFileSync(out).equals(readFileSync(join(dir, 'onlyA.sql'))));
+    } finally {
+      await server.kms().enableKey({ KeyId: keyA });
+    }
+    // The copy is registered (same message id, now at the destination location, under the west key).
+    const rows = await list(['--key', keyB]);
+    assert.ok(rows.some((x) => x.Location === dest && x.LastVerifyOk === true));
+  });
 });

@@ -12,6 +12,8 @@ import { KEYHOLD_ROUTES, KEYHOLD_TARGET_PREFIX } from './keyhold-routes.js';
 import { CLOUDTRAIL_ROUTES, CLOUDTRAIL_SIGNING_NAME, CLOUDTRAIL_TARGET_PREFIXES } from './cloudtrail-routes.js';
 import { decodeWire, encodeOutput } from './schema.js';
 import { healthResponse, type HealthSource } from '../admin/health.js';
+import { BodyTooLarge, readBody, sourceIpOf } from '../body.js';
+import { handleQuery } from '../aws-query/handler.js';
 
 export interface HandlerOptions {
   readonly services: Services;
@@ -28,29 +30,6 @@ const routes: ReadonlyMap<string, { opName: string; route: Route; service: strin
   ...Object.entries(CLOUDTRAIL_ROUTES as Record<string, Route>).flatMap(([name, route]) =>
     CLOUDTRAIL_TARGET_PREFIXES.map((prefix) => [prefix + name, { opName: name, route, service: CLOUDTRAIL_SIGNING_NAME }] as const)),
 ]);
-
-class BodyTooLarge extends Error {}
-
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > max) return Promise.reject(new BodyTooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > max) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
-    req.on('error', reject);
-  });
-}
 
 /*
  * Answers are written together at the end of the event-loop turn in which they were computed,
@@ -110,11 +89,6 @@ function parseBody(route: Route, body: Buffer): unknown {
   return decodeWire(route.input, json);
 }
 
-function sourceIp(req: IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? '';
-  return a.startsWith('::ffff:') ? a.slice(7) : a;
-}
-
 /**
  * The HTTP entry point for the AWS JSON 1.1 services: body with a cap, SigV4, X-Amz-Target through
  * the typed table, input schema, then the operation (which audits before we answer).
@@ -145,6 +119,12 @@ export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res:
       }
       throw e;
     }
+    const rawType = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (req.method === 'POST' && rawType === 'application/x-www-form-urlencoded') {
+      // IAM and STS speak the query protocol; their answers are XML.
+      await handleQuery(svc, req, res, requestId, body);
+      return;
+    }
     const target = req.headers['x-amz-target'];
     const entry = typeof target === 'string' ? routes.get(target) : undefined;
     const opName = entry?.opName;
@@ -158,7 +138,7 @@ export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res:
     if (contentType !== JSON_CONTENT_TYPE && contentType !== 'application/x-amz-json-1.0') {
       throw new UnknownOperationException(`Content-Type must be ${JSON_CONTENT_TYPE}.`);
     }
-    const ip = sourceIp(req);
+    const ip = sourceIpOf(req);
     const userAgent = String(req.headers['user-agent'] ?? '');
     const tlsSocket = req.socket as Partial<TLSSocket>;
     const tlsVersion = typeof tlsSocket.getProtocol === 'function' ? (tlsSocket.getProtocol() ?? undefined) : undefined;
@@ -181,6 +161,7 @@ export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res:
       throw e;
     }
 
+    svc.identity.noteUse(verified.accessKeyId, { time: Date.now(), serviceName: verified.service, region: verified.region }).catch(() => {});
     const call: CallContext = {
       requestId,
       accountId: verified.principal.accountId,

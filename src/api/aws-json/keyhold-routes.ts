@@ -62,6 +62,22 @@ export const KEYHOLD_ROUTES = {
     }, ['KeyId', 'CurrentVersion', 'MinimumDecryptionVersion', 'Owner', 'Creator', 'OwnerActive', 'RotationOptOut', 'KeyRotationEnabled', 'Versions', 'Truncated']),
     ops.listKeyVersions,
   ),
+  // Offboarding (issue 4): one audited step that revokes everything a user holds
+  OffboardUser: route(
+    struct({ UserName: str({ min: 1, max: 64, pattern: /^[\w+=,.@-]+$/ }), NoRotate: bool() }, ['UserName']),
+    struct({
+      UserName: str(), UserArn: str(), OffboardedAt: timestamp(),
+      DeactivatedAccessKeys: list(str()),
+      EndedSessions: list(struct({ AccessKeyId: str(), RoleArn: str(), SessionName: str() }, ['AccessKeyId', 'RoleArn', 'SessionName'])),
+      RemovedFromGroups: list(str()), DeletedInlinePolicies: list(str()), DetachedPolicies: list(str()),
+      RemovedGrants: list(struct({ KeyArn: str(), GrantId: str() }, ['KeyArn', 'GrantId'])),
+      KeysUsable: list(struct({ KeyArn: str(), Actions: list(str()), Via: list(str()) }, ['KeyArn', 'Actions', 'Via'])),
+      KeysDecrypted: list(struct({ KeyArn: str(), Count: int(), FirstTime: timestamp(), LastTime: timestamp() }, ['KeyArn', 'Count', 'FirstTime', 'LastTime'])),
+      RotatedKeys: list(str()),
+      NotRotated: list(struct({ KeyArn: str(), Reason: str() }, ['KeyArn', 'Reason'])),
+    }, ['UserName', 'UserArn', 'OffboardedAt', 'DeactivatedAccessKeys', 'EndedSessions', 'RemovedFromGroups', 'DeletedInlinePolicies', 'DetachedPolicies', 'RemovedGrants', 'KeysUsable', 'KeysDecrypted', 'RotatedKeys', 'NotRotated']),
+    ops.offboardUser,
+  ),
   // Account settings: the rotation period new keys get (issue 3)
   GetAccountSettings: route(struct({}), AccountSettingsOutput, ops.getAccountSettings),
   UpdateAccountSettings: route(struct({ DefaultRotationPeriodInDays: int({ min: 90, max: 2560 }) }), AccountSettingsOutput, ops.updateAccountSettings),

@@ -415,6 +415,89 @@ async function scanCmd(argv: string[], out: Out): Promise<number> {
   return atRisk.length ? EXIT_INTEGRITY : 0;
 }
 
+/**
+ * copy: re-wraps the data key for the destination (its region, its endpoint), writes the copy
+ * (new header + the same body) atomically, then authenticates the copy there with the destination's
+ * key alone and registers it with the destination server.
+ */
+async function copyCmd(argv: string[], out: Out): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: { ...COMMON, 'to-region': { type: 'string' }, 'to-key': { type: 'string', multiple: true }, 'to-endpoint': { type: 'string' }, output: { type: 'string', short: 'o' }, 'keep-source-keys': { type: 'boolean' }, 'no-register': { type: 'boolean' } },
+  });
+  if (positionals.length !== 1 || !values.output || values.output === '-') throw new UsageError('backup copy takes one FILE and -o DEST (a file)');
+  if (!values['to-key']?.length) throw new UsageError('backup copy needs --to-key K (a key at the destination)');
+  const src = clientSettings(values);
+  const dst: ClientSettings = { ...src, region: values['to-region'] ?? src.region, endpoint: values['to-endpoint'] ?? src.endpoint };
+  const file = positionals[0]!;
+  try {
+    const h = await readFileHeader(file);
+    if (SUITES[h.suiteId]!.signatureCurve) throw new BackupFormatError('signed messages cannot be re-wrapped header-only (the signature covers the header); decrypt and encrypt again');
+    const { dataKey } = await new KmsKeyring(src).decrypt(h.encryptedDataKeys, h.encryptionContext);
+    let copyHeader: ParsedHeader;
+    try {
+      checkHeader(h, dataKey);
+      const dstKeyring = new KmsKeyring(dst, [], { [dst.region]: dst });
+      const edks: EncryptedDataKey[] = [];
+      for (const k of values['to-key']) edks.push(await dstKeyring.wrap(k, dataKey, h.encryptionContext));
+      if (values['keep-source-keys']) edks.push(...h.encryptedDataKeys);
+      const header = sealHeader({ ...h, encryptedDataKeys: edks }, dataKey);
+      copyHeader = parseHeader(header);
+      const f = await AtomicFile.create(values.output);
+      try {
+        await f.write(header);
+        const fh = await open(file, 'r');
+        try {
+          for (let pos = h.length; ; ) {
+            const buf = Buffer.allocUnsafe(1 << 20);
+            const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+            if (!bytesRead) break;
+            await f.write(buf.subarray(0, bytesRead));
+            pos += bytesRead;
+          }
+        } finally {
+          await fh.close();
+        }
+        await f.commit();
+      } catch (e) {
+        await f.abort();
+        throw e;
+      }
+    } finally {
+      dataKey.fill(0);
+    }
+    // Prove it at the destination, with the destination's keys only.
+    const destKeys = copyHeader.encryptedDataKeys.map((e) => e.providerInfo).filter((arn) => values['to-key']!.some((k) => arn === k || arn.endsWith(k)) || arn.includes(`:${dst.region}:`));
+    const r = await decryptStream(source(values.output), nullSink, { keyring: new KmsKeyring(dst, destKeys, { [dst.region]: dst }) });
+    const size = r.ciphertextBytes;
+    if (!values['no-register']) await registerBackup(dst, r.header, values.output, size, { ok: true });
+    const report = { source: file, copy: values.output, region: dst.region, endpoint: dst.endpoint, verifiedWith: r.keyArn, frames: r.frames, plaintextBytes: r.plaintextBytes, wrappingKeys: describeEdks(r.header.encryptedDataKeys) };
+    if (values.json) out(JSON.stringify(report, null, 2));
+    else out(`copied ${file} -> ${values.output}; verified in ${dst.region} with ${r.keyArn} (${r.frames} frames)`);
+    return 0;
+  } catch (e) {
+    if (e instanceof BackupFormatError) {
+      process.stderr.write(`keyhold: ${e.message}\n`);
+      return EXIT_INTEGRITY;
+    }
+    throw e;
+  }
+}
+
+/** Key commitment and header tag of a header, for a data key that claims to be its own. */
+function checkHeader(h: ParsedHeader, dataKey: Buffer): void {
+  const { encKey, commitment } = deriveKeys(dataKey, h.suiteId, h.messageId);
+  try {
+    if (!timingSafeEqual(commitment, h.commitment)) throw new BackupFormatError('key commitment does not match');
+    const d = createDecipheriv('aes-256-gcm', encKey, Buffer.alloc(12));
+    d.setAAD(h.body);
+    d.setAuthTag(h.authTag);
+    try { d.final(); } catch { throw new BackupFormatError('message header fails authentication (altered header)'); }
+  } finally {
+    encKey.fill(0);
+  }
+}
+
 export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--context k=v ...] [--frame-size BYTES] [--signed] [IN|-] [-o OUT|-]
                                  AWS Encryption SDK v2 message (suite 0x0478, or 0x0578 with --signed),
                                  data key wrapped under every --key (a key ARN's region picks the region)
@@ -428,6 +511,8 @@ export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--c
                                  registered backups (encrypt -o FILE registers; --no-register, --register-as LOC),
                                  each wrapping key's version and state, decryptable now, last proven decryptable
   keyhold backup drill [--sample N] [--json]  fully verify N random registered backups, record the results
+  keyhold backup copy FILE -o DEST --to-key K [--to-key ...] [--to-region R] [--to-endpoint URL] [--keep-source-keys]
+                                 re-wrap for the destination, write DEST, verify it there with its keys alone
   keyhold backup scan DIR [--json] [--no-registry]
                                  every file not encrypted (by content: SQL, pg_dump, tar, gzip, zip, ...),
                                  encrypted with keys disabled/pending deletion/unknown/without rotation,
@@ -446,6 +531,7 @@ export async function backupCommand(argv: string[], out: Out): Promise<number> {
     case 'list': return listCmd(rest, out);
     case 'drill': return drillCmd(rest, out);
     case 'scan': return scanCmd(rest, out);
+    case 'copy': return copyCmd(rest, out);
     default: throw new UsageError(`unknown backup command: ${sub ?? '(none)'}\n\n${BACKUP_HELP}`);
   }
 }

@@ -1,0 +1,134 @@
+/**
+ * The separation-of-duties guard (beyond AWS; an account setting, on by default): no single
+ * principal may hold both key administration (PutKeyPolicy, ScheduleKeyDeletion, DisableKey,
+ * CreateGrant, ...) and Decrypt on the same key. A key policy or identity policy that would allow
+ * it is rejected with MalformedPolicyDocumentException naming the principal and the actions; a grant
+ * with ValidationException. The account root is exempt (its use is marked in every audit event).
+ */
+import { IamMalformedPolicyDocumentException, MalformedPolicyDocumentException } from '../errors/index.js';
+import type { EntityKind, GroupRecord, PolicyHolder, UserRecord } from '../identity/index.js';
+import {
+  authorize, evaluate, MANAGED_POLICIES, SOD_ADMIN_ACTIONS, SOD_USE_ACTIONS, type IdentityPolicy, type PolicyDocument,
+} from '../policy/index.js';
+import { cachedPolicy } from './common.js';
+import type { AuditDraft, CallContext, Services } from './context.js';
+
+/** Whether the account's guard is on (the default). */
+export async function sodGuardOn(svc: Services, accountId: string): Promise<boolean> {
+  return (await svc.identity.accountSettings(accountId)).separationOfDuties !== false;
+}
+
+function documentsOf(h: PolicyHolder, what: string): IdentityPolicy[] {
+  const out: IdentityPolicy[] = [];
+  for (const [name, text] of Object.entries(h.inlinePolicies)) out.push({ source: `inline policy '${name}' of ${what}`, document: cachedPolicy(text, 'identity') });
+  for (const arn of h.attachedPolicies) {
+    const m = MANAGED_POLICIES.get(arn);
+    if (m) out.push({ source: `managed policy ${arn} attached to ${what}`, document: cachedPolicy(m.document, 'identity') });
+  }
+  return out;
+}
+
+/** Every Resource pattern an Allow statement names ('*' always): the places a conflict could sit. */
+function resourcesNamed(docs: readonly PolicyDocument[]): string[] {
+  const out = new Set<string>(['*']);
+  for (const d of docs) for (const s of d.statements) if (s.effect === 'Allow') for (const r of s.resource ?? []) out.add(r);
+  return [...out];
+}
+
+/** The conflicting actions for a principal whose identity policies are `policies`, or undefined. */
+export function identityConflict(arn: string, accountId: string, policies: readonly IdentityPolicy[]): { resource: string; admin: string[]; use: string[] } | undefined {
+  for (const resource of resourcesNamed(policies.map((p) => p.document))) {
+    const allowed = (action: string) =>
+      authorize({ principal: { arn, accountId, isRoot: false }, action, resource, context: {}, identityPolicies: policies }).effect === 'Allow';
+    const admin = SOD_ADMIN_ACTIONS.filter(allowed);
+    const use = SOD_USE_ACTIONS.filter(allowed);
+    if (admin.length > 0 && use.length > 0) return { resource, admin, use };
+  }
+  return undefined;
+}
+
+function conflictMessage(arn: string, c: { resource: string; admin: string[]; use: string[] }, via: string): string {
+  return `Separation of duties: ${via} would give ${arn} both key administration (${c.admin.join(', ')}) and key use (${c.use.join(', ')}) on ${c.resource === '*' ? 'every key' : c.resource}. Give these duties to different principals, or turn the account's separation-of-duties guard off.`;
+}
+
+/**
+ * Checks an identity-policy change of a user, group or role: `change` gives the entity's policies
+ * after the change. Every principal the entity's policies reach (the user; each member of the
+ * group; the role) is checked with all of its policies together.
+ */
+export async function assertSodForEntity(
+  svc: Services, call: CallContext, audit: AuditDraft, kind: EntityKind, name: string, change: (h: PolicyHolder) => PolicyHolder,
+): Promise<void> {
+  const acct = call.accountId;
+  if (!(await sodGuardOn(svc, acct))) return;
+  const checkUser = async (userName: string, changedGroup?: { name: string; holder: PolicyHolder }) => {
+    const u = await svc.identity.getEntity<UserRecord>('user', acct, userName);
+    if (!u) return;
+    const own = kind === 'user' ? change(u) : u;
+    const policies = documentsOf(own, `user ${u.userName}`);
+    for (const gn of u.groups) {
+      const g = changedGroup && changedGroup.name.toLowerCase() === gn.toLowerCase() ? changedGroup.holder : await svc.identity.getEntity<GroupRecord>('group', acct, gn);
+      if (g) policies.push(...documentsOf(g, `group ${gn}`));
+    }
+    const c = identityConflict(u.arn, acct, policies);
+    if (c) throw new IamMalformedPolicyDocumentException(conflictMessage(u.arn, c, 'this policy change'));
+  };
+  if (kind === 'user') await checkUser(name);
+  else if (kind === 'group') {
+    const g = await svc.identity.getEntity<GroupRecord>('group', acct, name);
+    if (!g) return;
+    const holder = change(g);
+    for (const member of g.members) await checkUser(member, { name: g.groupName, holder });
+  } else {
+    const r = await svc.identity.getEntity<PolicyHolder & { arn: string }>('role', acct, name);
+    if (!r) return;
+    const c = identityConflict(r.arn, acct, documentsOf(change(r), `role ${name}`));
+    if (c) throw new IamMalformedPolicyDocumentException(conflictMessage(r.arn, c, 'this policy change'));
+  }
+  audit.detail('separationOfDuties', 'checked');
+}
+
+/** AddUserToGroup: the user's policies together with the group's. */
+export async function assertSodForMembership(svc: Services, call: CallContext, userName: string, groupName: string): Promise<void> {
+  const acct = call.accountId;
+  if (!(await sodGuardOn(svc, acct))) return;
+  const u = await svc.identity.getEntity<UserRecord>('user', acct, userName);
+  const g = await svc.identity.getEntity<GroupRecord>('group', acct, groupName);
+  if (!u || !g) return;
+  const policies = documentsOf(u, `user ${u.userName}`);
+  for (const gn of new Set([...u.groups, g.groupName])) {
+    const other = gn === g.groupName ? g : await svc.identity.getEntity<GroupRecord>('group', acct, gn);
+    if (other) policies.push(...documentsOf(other, `group ${gn}`));
+  }
+  const c = identityConflict(u.arn, acct, policies);
+  if (c) throw new IamMalformedPolicyDocumentException(conflictMessage(u.arn, c, `adding ${u.userName} to group ${g.groupName}`));
+}
+
+/**
+ * A key policy: every principal it names (other than the account and its root) must not be
+ * allowed both duties on the key by the policy itself.
+ */
+export async function assertSodForKeyPolicy(svc: Services, accountId: string, keyArn: string, doc: PolicyDocument): Promise<void> {
+  if (!(await sodGuardOn(svc, accountId))) return;
+  const named = new Set<string>();
+  for (const s of doc.statements) {
+    if (s.effect !== 'Allow' || !s.principal) continue;
+    if (s.principal === '*') named.add('*');
+    else for (const v of s.principal.AWS ?? []) named.add(v);
+  }
+  for (const p of named) {
+    if (/^\d{12}$/.test(p) || /^arn:aws:iam::\d{12}:root$/.test(p)) continue;
+    // '*' stands for anyone: a principal no statement names, so only '*' statements reach it.
+    const arn = p === '*' ? `arn:aws:iam::${accountId}:user/\u0000anyone` : p;
+    const principal = { arn, accountId: /^arn:aws:(?:iam|sts)::(\d{12}):/.exec(arn)?.[1] ?? accountId, roleArn: arn.includes(':role/') ? arn : undefined };
+    const allowed = (action: string) => {
+      const d = evaluate(doc, { principal, action, resource: keyArn, context: {} });
+      return d.effect === 'Allow' && d.allowedAs === 'principal';
+    };
+    const admin = SOD_ADMIN_ACTIONS.filter(allowed);
+    const use = SOD_USE_ACTIONS.filter(allowed);
+    if (admin.length > 0 && use.length > 0) {
+      throw new MalformedPolicyDocumentException(conflictMessage(p === '*' ? 'every principal (*)' : p, { resource: keyArn, admin, use }, 'this key policy'));
+    }
+  }
+}
