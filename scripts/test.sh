@@ -24,6 +24,8 @@ command -v faketime >/dev/null 2>&1 || need+=(faketime)
 # SoftHSM2 for the PKCS#11 key store and HSM seal tests; opensc for pkcs11-tool.
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
+# PostgreSQL (server + client tools) for the keyhold backup pg-dump/pg-restore tests (a throwaway cluster).
+{ command -v pg_dump >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   apt_install "${need[@]}"

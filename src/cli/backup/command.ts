@@ -3,6 +3,7 @@
  * keys are wrapped by Keyhold over the AWS SDK.
  */
 import { parseArgs } from 'node:util';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { describeEdks, type EdkDescription } from './edks.js';
@@ -498,6 +499,85 @@ function checkHeader(h: ParsedHeader, dataKey: Buffer): void {
   }
 }
 
+function exitOf(child: ChildProcess): Promise<number | null> {
+  return new Promise((res) => {
+    if (child.exitCode !== null || child.signalCode !== null) res(child.exitCode);
+    else child.once('exit', (code) => res(code));
+  });
+}
+
+/** pg_dump (custom format by default) streamed straight into encryption: no plaintext on disk. */
+async function pgDumpCmd(argv: string[], out: Out): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: { ...COMMON, database: { type: 'string' }, key: { type: 'string', multiple: true }, context: { type: 'string', multiple: true }, output: { type: 'string', short: 'o' }, 'frame-size': { type: 'string' }, 'no-register': { type: 'boolean' } },
+  });
+  if (!values.database) throw new UsageError('backup pg-dump needs --database URL');
+  if (!values.key?.length) throw new UsageError('backup pg-dump needs at least one --key');
+  if (!values.output || values.output === '-') throw new UsageError('backup pg-dump needs -o FILE');
+  const settings = clientSettings(values);
+  const child = spawn('pg_dump', ['--format=custom', `--dbname=${values.database}`, ...positionals], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = exitOf(child);
+  const spawnError = new Promise<never>((_, rej) => child.once('error', rej));
+  const context = { 'keyhold:source': 'pg_dump', ...parseContext(values.context) };
+  const r = await withOutput(values.output, async (sink) => {
+    const res = await Promise.race([encryptStream(child.stdout!, sink, { keyring: new KmsKeyring(settings, values.key!), context, frameLength: values['frame-size'] ? Number(values['frame-size']) : DEFAULT_FRAME_LENGTH }), spawnError]);
+    const code = await exited;
+    if (code !== 0) throw new Error(`pg_dump exited with status ${code}; no backup was written`);
+    return res;
+  });
+  if (!values['no-register']) await registerBackup(settings, r.header, values.output, r.ciphertextBytes);
+  const info = { ...headerSummary(r.header), plaintextBytes: r.plaintextBytes, ciphertextBytes: r.ciphertextBytes, output: values.output };
+  if (values.json) out(JSON.stringify(info, null, 2));
+  else out(`pg_dump -> ${values.output}: ${r.plaintextBytes} bytes encrypted (message ${info.messageId})`);
+  return 0;
+}
+
+/**
+ * The reverse: decrypt into pg_restore --single-transaction. Frames reach pg_restore only once
+ * verified; if the message turns out truncated or altered, pg_restore is killed before its
+ * transaction commits, so nothing is restored.
+ */
+async function pgRestoreCmd(argv: string[], out: Out): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: { ...COMMON, database: { type: 'string' }, key: { type: 'string', multiple: true }, context: { type: 'string', multiple: true } },
+  });
+  if (!values.database) throw new UsageError('backup pg-restore needs --database URL');
+  if (positionals.length < 1) throw new UsageError('backup pg-restore takes FILE (or -) [-- pg_restore options]');
+  const [input, ...extra] = positionals;
+  const settings = clientSettings(values);
+  const child = spawn('pg_restore', ['--single-transaction', '--exit-on-error', `--dbname=${values.database}`, ...extra], { stdio: ['pipe', 'inherit', 'inherit'] });
+  const exited = exitOf(child);
+  const stdin = child.stdin!;
+  stdin.on('error', () => undefined); // reported through the exit status
+  const sink = {
+    write: (b: Buffer) => new Promise<void>((res, rej) => {
+      if (child.exitCode !== null) return rej(new Error(`pg_restore exited early with status ${child.exitCode}`));
+      stdin.write(b, (err) => (err ? rej(err) : res()));
+    }),
+  };
+  try {
+    const r = await decryptStream(source(input), sink, { keyring: new KmsKeyring(settings, values.key ?? []), requiredContext: parseContext(values.context) });
+    stdin.end();
+    const code = await exited;
+    if (code !== 0) {
+      process.stderr.write(`keyhold: pg_restore exited with status ${code}\n`);
+      return 1;
+    }
+    out(`restored ${r.plaintextBytes} bytes from message ${r.header.messageId.toString('hex')} into the database`);
+    return 0;
+  } catch (e) {
+    child.kill('SIGKILL');
+    await exited;
+    if (e instanceof BackupFormatError) {
+      process.stderr.write(`keyhold: ${e.message}; pg_restore was stopped before committing: nothing was restored\n`);
+      return EXIT_INTEGRITY;
+    }
+    throw e;
+  }
+}
+
 export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--context k=v ...] [--frame-size BYTES] [--signed] [IN|-] [-o OUT|-]
                                  AWS Encryption SDK v2 message (suite 0x0478, or 0x0578 with --signed),
                                  data key wrapped under every --key (a key ARN's region picks the region)
@@ -513,6 +593,10 @@ export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--c
   keyhold backup drill [--sample N] [--json]  fully verify N random registered backups, record the results
   keyhold backup copy FILE -o DEST --to-key K [--to-key ...] [--to-region R] [--to-endpoint URL] [--keep-source-keys]
                                  re-wrap for the destination, write DEST, verify it there with its keys alone
+  keyhold backup pg-dump --database URL --key K [--key ...] -o FILE [-- pg_dump options]
+                                 pg_dump (custom format) streamed through encryption: no plaintext on disk
+  keyhold backup pg-restore FILE --database URL [-- pg_restore options]
+                                 decrypt into pg_restore --single-transaction; stopped before commit if bad
   keyhold backup scan DIR [--json] [--no-registry]
                                  every file not encrypted (by content: SQL, pg_dump, tar, gzip, zip, ...),
                                  encrypted with keys disabled/pending deletion/unknown/without rotation,
@@ -532,6 +616,8 @@ export async function backupCommand(argv: string[], out: Out): Promise<number> {
     case 'drill': return drillCmd(rest, out);
     case 'scan': return scanCmd(rest, out);
     case 'copy': return copyCmd(rest, out);
+    case 'pg-dump': return pgDumpCmd(rest, out);
+    case 'pg-restore': return pgRestoreCmd(rest, out);
     default: throw new UsageError(`unknown backup command: ${sub ?? '(none)'}\n\n${BACKUP_HELP}`);
   }
 }
