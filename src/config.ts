@@ -22,6 +22,8 @@ export interface ServerConfig {
   usageFlushMs: number;
   /** How often events written since the last signed audit digest get one. */
   auditDigestIntervalMs: number;
+  /** Where alerts are POSTed (signed with HMAC-SHA256), from a persistent outbox. */
+  alertWebhooks: string[];
   logLevel: 'error' | 'warn' | 'info';
   /** Server processes sharing the port and the data dir (cluster.ts); 'auto' is one per CPU. */
   workers: number | 'auto';
@@ -88,6 +90,9 @@ export const USAGE = `Usage: keyhold server [options]
   --usage-flush-seconds N     how often per-version use counts are written to storage (default 5; also at shutdown)
   --log-level error|warn|info (default info)
   --audit-digest-seconds N    how often new audit events are covered by a signed digest (default 10)
+  --alert-webhook URL         POST every alert there as JSON, signed (X-Keyhold-Signature: sha256=HMAC-SHA256 of
+                              "<X-Keyhold-Timestamp>.<body>" under DATA_DIR/alert-webhook-secret or
+                              KEYHOLD_ALERT_WEBHOOK_SECRET); repeatable; retried with backoff across restarts
   --hsm NAME=MODULE,token-label=LABEL,pin-file=FILE
                               declares a PKCS#11 HSM (repeatable): NAME is the CloudHsmClusterId custom key
                               stores refer to (cluster- and 11 to 16 letters), MODULE the PKCS#11 library, the
@@ -97,7 +102,7 @@ export const USAGE = `Usage: keyhold server [options]
 
 Environment: KEYHOLD_DATA_DIR, KEYHOLD_HOST, KEYHOLD_PORT, KEYHOLD_ACCOUNT_ID (default 111122223333),
 KEYHOLD_ROOT_ACCESS_KEY_ID and KEYHOLD_ROOT_SECRET_ACCESS_KEY (root credentials to create on first start),
-KEYHOLD_CONFIG, KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_HSM (declarations separated by ;), KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_USAGE_FLUSH_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_AUDIT_DIGEST_SECONDS, KEYHOLD_WORKERS.
+KEYHOLD_CONFIG, KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_HSM (declarations separated by ;), KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_USAGE_FLUSH_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_AUDIT_DIGEST_SECONDS, KEYHOLD_ALERT_WEBHOOKS (comma-separated), KEYHOLD_WORKERS.
 `;
 
 export class ConfigError extends Error {}
@@ -169,6 +174,7 @@ function parseFlags(argv: string[]) {
       'usage-flush-seconds': { type: 'string' },
       'log-level': { type: 'string' },
       'audit-digest-seconds': { type: 'string' },
+      'alert-webhook': { type: 'string', multiple: true },
       workers: { type: 'string' },
       hsm: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
@@ -250,6 +256,16 @@ function fromValues(values: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEn
     usageFlushMs: (int(values['usage-flush-seconds'] ?? env.KEYHOLD_USAGE_FLUSH_SECONDS, '--usage-flush-seconds', 1, 3600) ?? 5) * 1000,
     jobIntervalMs: (int(values['job-interval-seconds'] ?? env.KEYHOLD_JOB_INTERVAL_SECONDS, '--job-interval-seconds', 1, 86400) ?? 60) * 1000,
     logLevel: logLevel as ServerConfig['logLevel'],
+    alertWebhooks: (values['alert-webhook'] ?? (env.KEYHOLD_ALERT_WEBHOOKS ? env.KEYHOLD_ALERT_WEBHOOKS.split(',') : [])).map((u) => {
+      let url: URL;
+      try {
+        url = new URL(u);
+      } catch {
+        throw new ConfigError(`--alert-webhook ${u} is not a URL`);
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError(`--alert-webhook ${u} must be an http(s) URL`);
+      return url.toString();
+    }),
     auditDigestIntervalMs: (int(values['audit-digest-seconds'] ?? env.KEYHOLD_AUDIT_DIGEST_SECONDS, '--audit-digest-seconds', 1, 86400) ?? 10) * 1000,
   };
 }

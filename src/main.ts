@@ -3,6 +3,7 @@
  * that knows every other one.
  */
 import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { mkdir, chmod, readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { createServer as createHttpServer, type Server } from 'node:http';
@@ -16,7 +17,7 @@ import { AuditSigningKey, GuardedKeyStore, ImportParameterStore, NO_HSMS, Routin
 import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
 import { BackupRegistry, CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
-import { AuditDb, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
+import { AlertEngine, AuditDb, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
 import { printVerification } from './cli/audit.js';
 import { systemClock, type Clock, type Services } from './operations/index.js';
 import { DELETION_JOB, IMPORT_EXPIRY_JOB, JobRunner, ROTATION_JOB } from './jobs/index.js';
@@ -123,6 +124,9 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     hsms?.close();
     throw e;
   }
+  const alerts = new AlertEngine(audit, { webhooks: config.alertWebhooks, webhookSecret: await alertWebhookSecret(config.dataDir), log });
+  audit.onCommitted = (events) => alerts.examine(events);
+  alerts.start();
   const services: Services = {
     keys: new KeyRepository(storage),
     keystore,
@@ -185,6 +189,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       });
       clearInterval(usageTimer);
       await flushUsage();
+      alerts.stop();
       await audit.close();
       await storage.close();
       hsms?.close();
@@ -301,4 +306,16 @@ export async function auditOfflineCommand(argv: string[]): Promise<number> {
   } finally {
     await storage.close();
   }
+}
+
+/** The HMAC key alert webhooks are signed with: KEYHOLD_ALERT_WEBHOOK_SECRET, or generated once into DATA_DIR/alert-webhook-secret (0600). */
+async function alertWebhookSecret(dataDir: string): Promise<Buffer> {
+  if (process.env.KEYHOLD_ALERT_WEBHOOK_SECRET) return Buffer.from(process.env.KEYHOLD_ALERT_WEBHOOK_SECRET, 'utf8');
+  const file = join(dataDir, 'alert-webhook-secret');
+  try {
+    await writeFile(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  return Buffer.from((await readFile(file, 'utf8')).trim(), 'utf8');
 }

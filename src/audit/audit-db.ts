@@ -229,6 +229,15 @@ export class AuditDb {
           body TEXT NOT NULL,
           signature TEXT NOT NULL
         );
+        CREATE TABLE IF NOT EXISTS alerts (
+          alert_id TEXT PRIMARY KEY, time_ms INTEGER NOT NULL, account_id TEXT, body TEXT NOT NULL, acked_at TEXT, acked_by TEXT
+        );
+        CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time_ms);
+        CREATE TABLE IF NOT EXISTS alert_outbox (
+          id INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, url TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+          next_at INTEGER NOT NULL, delivered_at INTEGER, last_error TEXT
+        );
+        CREATE INDEX IF NOT EXISTS alert_outbox_due ON alert_outbox (delivered_at, next_at);
         INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '${AUDIT_SCHEMA_VERSION}');
         INSERT OR IGNORE INTO meta (key, value) VALUES ('probe', '0');
       `);
@@ -350,6 +359,49 @@ export class AuditDb {
       const e = JSON.parse((body.get(r.lastSeq) as { body: string }).body) as { eventName: string; eventTime: string; eventId: string };
       return { principalArn: r.principalArn, keyArn: r.keyArn, eventName: e.eventName, eventTime: e.eventTime, eventId: e.eventId, count: r.count };
     });
+  }
+
+  accessKeySeenBefore(accessKeyId: string): boolean {
+    return this.db.prepare('SELECT 1 FROM events WHERE access_key_id = ? AND error_code IS NULL LIMIT 1').get(accessKeyId) !== undefined;
+  }
+
+  /** Stores alerts and queues each for every webhook, in one transaction. */
+  addAlerts(alerts: { alertId: string; timeMs: number; accountId: string | null; body: string }[], webhooks: readonly string[], nowMs: number): void {
+    this.db.transaction(() => {
+      const a = this.db.prepare('INSERT OR IGNORE INTO alerts (alert_id, time_ms, account_id, body) VALUES (?, ?, ?, ?)');
+      const o = this.db.prepare('INSERT INTO alert_outbox (alert_id, url, next_at) VALUES (?, ?, ?)');
+      for (const x of alerts) {
+        a.run(x.alertId, x.timeMs, x.accountId, x.body);
+        for (const url of webhooks) o.run(x.alertId, url, nowMs);
+      }
+    }).immediate();
+  }
+
+  listAlerts(q: { accountId: string; includeAcknowledged: boolean; limit: number }): { body: string; ackedAt: string | null; ackedBy: string | null }[] {
+    return this.db.prepare(`SELECT body, acked_at AS ackedAt, acked_by AS ackedBy FROM alerts WHERE (account_id = ? OR account_id IS NULL)
+      ${q.includeAcknowledged ? '' : 'AND acked_at IS NULL'} ORDER BY time_ms DESC LIMIT ?`).all(q.accountId, q.limit) as { body: string; ackedAt: string | null; ackedBy: string | null }[];
+  }
+
+  /** False when no such alert (of this account) exists. */
+  ackAlert(alertId: string, accountId: string, by: string, at: string): boolean {
+    return this.db.prepare('UPDATE alerts SET acked_at = COALESCE(acked_at, ?), acked_by = COALESCE(acked_by, ?) WHERE alert_id = ? AND (account_id = ? OR account_id IS NULL)')
+      .run(at, by, alertId, accountId).changes > 0;
+  }
+
+  /** Claims due deliveries (pushing their next attempt out by leaseMs, so other processes skip them). */
+  claimDeliveries(nowMs: number, leaseMs: number, limit: number): { id: number; url: string; attempts: number; body: string }[] {
+    return this.db.transaction(() => {
+      const rows = this.db.prepare(`SELECT o.id, o.url, o.attempts, a.body FROM alert_outbox o JOIN alerts a ON a.alert_id = o.alert_id
+        WHERE o.delivered_at IS NULL AND o.next_at <= ? ORDER BY o.next_at LIMIT ?`).all(nowMs, limit) as { id: number; url: string; attempts: number; body: string }[];
+      const claim = this.db.prepare('UPDATE alert_outbox SET next_at = ? WHERE id = ?');
+      for (const r of rows) claim.run(nowMs + leaseMs, r.id);
+      return rows;
+    }).immediate();
+  }
+
+  deliveryResult(id: number, ok: boolean, nowMs: number, nextAt: number, error: string | null): void {
+    if (ok) this.db.prepare('UPDATE alert_outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?').run(nowMs, id);
+    else this.db.prepare('UPDATE alert_outbox SET next_at = ?, attempts = attempts + 1, last_error = ? WHERE id = ?').run(nextAt, error, id);
   }
 
   /** Adds the next digest, unless another process added digest `digestSeq` first (then false). */

@@ -1,4 +1,9 @@
 import type { AuditVerification } from './verify.js';
+
+export interface StoredAlert extends Alert {
+  acknowledgedAt: string | null;
+  acknowledgedBy: string | null;
+}
 import type { LastUseQuery, LastUseRow, LookupQuery } from './audit-db.js';
 
 /**
@@ -59,5 +64,26 @@ export interface AuditLog {
   lookup(query: LookupQuery): Promise<{ seq: number; event: AuditEvent }[]>;
   /** Last successful use per principal and key (GetKeyLastUsage, access review, offboarding). */
   lastUse(query: LastUseQuery): Promise<LastUseRow[]>;
+  /** Alerts of an account, newest first. */
+  listAlerts(query: { accountId: string; includeAcknowledged: boolean; limit: number }): Promise<StoredAlert[]>;
+  /** Marks an alert acknowledged (the first acknowledgement stays); false if the account has no such alert. */
+  ackAlert(alertId: string, accountId: string, by: string): Promise<boolean>;
   close(): Promise<void>;
 }
+
+export type Severity = 'low' | 'medium' | 'high' | 'critical';
+
+export interface Alert {
+  alertId: string;
+  time: string;
+  severity: Severity;
+  rule: string;
+  accountId: string | null;
+  principalArn: string | null;
+  accessKeyId: string | null;
+  keyArn: string | null;
+  summary: string;
+  /** The events that triggered it (eventId). */
+  eventIds: string[];
+}
+

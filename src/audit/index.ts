@@ -1,4 +1,5 @@
-export type { AuditEvent, AuditHealth, AuditLog, AuditSigner } from './event.js';
+export type { AuditEvent, AuditHealth, AuditLog, AuditSigner, StoredAlert } from './event.js';
+export { AlertEngine, type Alert } from './alerts.js';
 export type { AuditVerification } from './verify.js';
 export { verifyAuditDb, publicKeyFingerprint } from './verify.js';
 export { MemoryAuditLog } from './memory-audit-log.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AuditEvent, AuditHealth, AuditLog } from './event.js';
+import type { AuditEvent, AuditHealth, AuditLog, StoredAlert } from './event.js';
 import type { AuditVerification } from './verify.js';
 import { fieldsOf, type LastUseQuery, type LastUseRow, type LookupQuery } from './audit-db.js';
 
@@ -45,6 +45,13 @@ export class MemoryAuditLog implements AuditLog {
       }
     }
     return [...by.values()].reverse().slice(0, q.limit);
+  }
+  /** No detectors run on the memory log. */
+  async listAlerts(): Promise<StoredAlert[]> {
+    return [];
+  }
+  async ackAlert(): Promise<boolean> {
+    return false;
   }
   async close(): Promise<void> {}
 }

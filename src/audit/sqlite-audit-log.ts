@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { GENESIS_HASH, type DigestBody, type DigestRow, type LastUseQuery, type LastUseRow, type LookupQuery } from './audit-db.js';
 import type { AuditEvent, AuditHealth, AuditLog, AuditSigner } from './event.js';
 import type { AuditVerification } from './verify.js';
+import type { Alert, StoredAlert } from './event.js';
 import type { WriterReply, WriterRequest } from './writer-protocol.js';
 
 type Distribute<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -30,6 +31,7 @@ export class AuditWriteError extends Error {
 }
 
 interface Pending {
+  event: AuditEvent;
   body: string;
   resolve: () => void;
   reject: (e: Error) => void;
@@ -58,6 +60,8 @@ export class SqliteAuditLog implements AuditLog {
   private closing = false;
   private failure: string | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
+  /** Called with each committed batch (the alert detectors); runs after the callers were answered. */
+  onCommitted: ((events: AuditEvent[]) => void) | undefined;
   private digestTimer: NodeJS.Timeout | undefined;
   private digesting: Promise<boolean> | undefined;
   private readonly log: NonNullable<SqliteAuditLogOptions['log']>;
@@ -118,9 +122,10 @@ export class SqliteAuditLog implements AuditLog {
 
   record(event: AuditEvent): Promise<void> {
     if (this.closing) return Promise.reject(new AuditWriteError('the audit log is closed'));
-    const body = JSON.stringify(event.eventId ? event : { eventId: randomUUID(), ...event });
+    const full = event.eventId ? event : { eventId: randomUUID(), ...event };
+    const body = JSON.stringify(full);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ body, resolve, reject });
+      this.queue.push({ event: full, body, resolve, reject });
       this.kick();
     });
   }
@@ -142,6 +147,7 @@ export class SqliteAuditLog implements AuditLog {
       await this.call({ kind: 'append', bodies: batch.map((p) => p.body) });
       this.markHealthy();
       for (const p of batch) p.resolve();
+      this.onCommitted?.(batch.map((p) => p.event));
     } catch (e) {
       this.markFailed(`events cannot be written to ${this.file}: ${(e as Error).message}`);
       for (const p of batch) p.reject(e as Error);
@@ -209,6 +215,36 @@ export class SqliteAuditLog implements AuditLog {
   async lookup(query: LookupQuery): Promise<{ seq: number; event: AuditEvent }[]> {
     const rows = await this.call<{ seq: number; body: string }[]>({ kind: 'lookup', query });
     return rows.map((r) => ({ seq: r.seq, event: JSON.parse(r.body) as AuditEvent }));
+  }
+
+  // ---- alerts (AlertStore and the alerts API) ----
+
+  addAlerts(alerts: Alert[], webhooks: readonly string[]): Promise<void> {
+    return this.call({
+      kind: 'addAlerts', webhooks: [...webhooks], nowMs: Date.now(),
+      alerts: alerts.map((a) => ({ alertId: a.alertId, timeMs: Date.parse(a.time), accountId: a.accountId, body: JSON.stringify(a) })),
+    });
+  }
+
+  claimDeliveries(leaseMs: number, limit: number): Promise<{ id: number; url: string; attempts: number; body: string }[]> {
+    return this.call({ kind: 'claimDeliveries', nowMs: Date.now(), leaseMs, limit });
+  }
+
+  deliveryResult(id: number, ok: boolean, nextAt: number, error: string | null): Promise<void> {
+    return this.call({ kind: 'deliveryResult', deliveryId: id, ok, nowMs: Date.now(), nextAt, error });
+  }
+
+  accessKeySeenBefore(accessKeyId: string): Promise<boolean> {
+    return this.call<boolean>({ kind: 'accessKeySeen', accessKeyId });
+  }
+
+  async listAlerts(q: { accountId: string; includeAcknowledged: boolean; limit: number }): Promise<StoredAlert[]> {
+    const rows = await this.call<{ body: string; ackedAt: string | null; ackedBy: string | null }[]>({ kind: 'listAlerts', ...q });
+    return rows.map((r) => ({ ...(JSON.parse(r.body) as Alert), acknowledgedAt: r.ackedAt, acknowledgedBy: r.ackedBy }));
+  }
+
+  ackAlert(alertId: string, accountId: string, by: string): Promise<boolean> {
+    return this.call<boolean>({ kind: 'ackAlert', alertId, accountId, by, at: new Date().toISOString() });
   }
 
   lastUse(query: LastUseQuery): Promise<LastUseRow[]> {

@@ -5,6 +5,12 @@ export type WriterRequest =
   | { id: number; kind: 'append'; bodies: string[] }
   | { id: number; kind: 'probe' }
   | { id: number; kind: 'head' }
+  | { id: number; kind: 'accessKeySeen'; accessKeyId: string }
+  | { id: number; kind: 'addAlerts'; alerts: { alertId: string; timeMs: number; accountId: string | null; body: string }[]; webhooks: string[]; nowMs: number }
+  | { id: number; kind: 'listAlerts'; accountId: string; includeAcknowledged: boolean; limit: number }
+  | { id: number; kind: 'ackAlert'; alertId: string; accountId: string; by: string; at: string }
+  | { id: number; kind: 'claimDeliveries'; nowMs: number; leaseMs: number; limit: number }
+  | { id: number; kind: 'deliveryResult'; deliveryId: number; ok: boolean; nowMs: number; nextAt: number; error: string | null }
   | { id: number; kind: 'lookup'; query: LookupQuery }
   | { id: number; kind: 'lastUse'; query: LastUseQuery }
   | { id: number; kind: 'addDigest'; row: DigestRow }
@@ -22,6 +28,18 @@ export function handleAuditRequest(db: AuditDb, m: WriterRequest): unknown {
       return db.lastUse(m.query);
     case 'lookup':
       return db.lookup(m.query);
+    case 'accessKeySeen':
+      return db.accessKeySeenBefore(m.accessKeyId);
+    case 'addAlerts':
+      return db.addAlerts(m.alerts, m.webhooks, m.nowMs);
+    case 'listAlerts':
+      return db.listAlerts(m);
+    case 'ackAlert':
+      return db.ackAlert(m.alertId, m.accountId, m.by, m.at);
+    case 'claimDeliveries':
+      return db.claimDeliveries(m.nowMs, m.leaseMs, m.limit);
+    case 'deliveryResult':
+      return db.deliveryResult(m.deliveryId, m.ok, m.nowMs, m.nextAt, m.error);
     case 'head':
       return { head: db.head(), last: db.lastDigest() };
     case 'addDigest':

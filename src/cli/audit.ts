@@ -165,3 +165,38 @@ export async function auditCommand(argv: string[], out: Out): Promise<number> {
   if (sub === undefined || sub.startsWith('--')) return lookup(argv, out);
   throw new UsageError(`unknown command: audit ${sub}`);
 }
+
+interface WireAlert {
+  AlertId: string; Time: number; Severity: string; Rule: string; Summary: string; PrincipalArn?: string; AccessKeyId?: string;
+  KeyArn?: string; EventIds: string[]; Acknowledged: boolean; AcknowledgedAt?: number; AcknowledgedBy?: string;
+}
+
+/** `keyhold alerts list [--all] [--json]` and `keyhold alerts ack ALERT_ID`. */
+export async function alertsCommand(argv: string[], out: Out): Promise<number> {
+  const [sub, ...rest] = argv[0] === undefined || argv[0].startsWith('--') ? ['list', ...argv] : argv;
+  const { values, positionals } = parseArgs({
+    args: rest, allowPositionals: true,
+    options: { all: { type: 'boolean' }, json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' } },
+  });
+  const settings = clientSettings(values);
+  if (sub === 'ack') {
+    if (positionals.length !== 1) throw new UsageError('usage: keyhold alerts ack ALERT_ID');
+    await callKeyhold(settings, 'AcknowledgeAlert', { AlertId: positionals[0] });
+    out(values.json ? JSON.stringify({ alertId: positionals[0], acknowledged: true }) : `acknowledged ${positionals[0]}`);
+    return 0;
+  }
+  if (sub !== 'list') throw new UsageError(`unknown command: alerts ${sub}`);
+  const r = await callKeyhold<{ Alerts: WireAlert[] }>(settings, 'ListAlerts', { IncludeAcknowledged: values.all === true });
+  const alerts = r.Alerts.map((a) => ({
+    alertId: a.AlertId, time: new Date(a.Time * 1000).toISOString(), severity: a.Severity, rule: a.Rule, summary: a.Summary,
+    principalArn: a.PrincipalArn ?? null, accessKeyId: a.AccessKeyId ?? null, keyArn: a.KeyArn ?? null, eventIds: a.EventIds,
+    acknowledged: a.Acknowledged, acknowledgedAt: a.AcknowledgedAt ? new Date(a.AcknowledgedAt * 1000).toISOString() : null, acknowledgedBy: a.AcknowledgedBy ?? null,
+  }));
+  if (values.json) {
+    out(JSON.stringify(alerts, null, 2));
+    return 0;
+  }
+  out(['ALERT ID'.padEnd(36), 'TIME'.padEnd(24), 'SEVERITY'.padEnd(8), 'RULE'.padEnd(24), 'ACK', 'SUMMARY'].join('  '));
+  for (const a of alerts) out([a.alertId.padEnd(36), a.time.padEnd(24), a.severity.padEnd(8), a.rule.padEnd(24), a.acknowledged ? 'yes' : 'no ', a.summary].join('  '));
+  return 0;
+}

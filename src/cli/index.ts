@@ -3,7 +3,7 @@ import { clientSettings, kmsClient, UsageError } from './client.js';
 import { keysReport } from './keys-report.js';
 import { accessCommand } from './access.js';
 import { accountSettings, keysRetire, keysVersions } from './keys-versions.js';
-import { auditCommand } from './audit.js';
+import { alertsCommand, auditCommand } from './audit.js';
 import { backupCommand, BACKUP_HELP } from './backup/command.js';
 
 const HELP = `Usage: keyhold <command> [options]
@@ -37,6 +37,9 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
                                  time; default 50 events); --json prints the CloudTrail records
   keyhold audit last-use [--principal ARN] [--key K] [--json]
                                  last successful cryptographic use per principal and key, with counts
+  keyhold alerts [list] [--all] [--json]
+                                 the account's alerts, newest first (unacknowledged only unless --all)
+  keyhold alerts ack ALERT_ID    acknowledge an alert (who and when are kept, and audited)
   keyhold audit verify [--json] check the audit log's hash chain and signed digests through the API
                                  (VerifyAuditLog); names the first event altered, removed or reordered.
                                  Exit 0 if intact, 3 if not.
@@ -111,6 +114,7 @@ export async function cliMain(argv: string[], out: Out = (l) => process.stdout.w
     if (group === 'keys' && sub === 'retire') return await keysRetire(rest, out);
     if (group === 'settings') return await accountSettings(argv.slice(1), out);
     if (group === 'backup') return await backupCommand(argv.slice(1), out);
+    if (group === 'alerts') return await alertsCommand(sub === undefined ? [] : [sub, ...rest], out);
     if (group === 'audit') return await auditCommand(sub === undefined ? [] : [sub, ...rest], out);
     throw new UsageError(`unknown command: ${[group, sub].filter(Boolean).join(' ')}\n\n${HELP}`);
   } catch (e) {

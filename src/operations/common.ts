@@ -96,6 +96,9 @@ export async function decideOnKey(
   });
 }
 
+/** A key tagged `KeyholdDecoy=true` is a honey key: nothing legitimate uses it, so any touch raises an alert. */
+export const DECOY_TAG = 'KeyholdDecoy';
+
 /**
  * Asks the key policy, the caller's identity policies and the key's grants whether the caller may
  * perform `action` on `key`; records the decision and its reason in the audit draft; throws
@@ -104,6 +107,7 @@ export async function decideOnKey(
 export async function authorizeKey(
   svc: Services, call: CallContext, key: KeyRecord, action: string, audit: AuditDraft, facts: RequestFacts = {},
 ): Promise<void> {
+  if (key.tags.some((t) => t.tagKey === DECOY_TAG && t.tagValue.toLowerCase() === 'true')) audit.detail('decoyKey', key.arn);
   const decision = await decideOnKey(svc, call, key, action, audit, facts);
   audit.decision = decision;
   if (decision.effect !== 'Allow') {

@@ -51,6 +51,7 @@ export { lookupEvents, LOOKUP_ATTRIBUTE_KEYS } from './lookup-events.js';
 export { getKeyLastUsage, getLastUsage, TRACKED_CRYPTO_OPERATIONS } from './get-key-last-usage.js';
 export { setMinimumDecryptionVersion } from './set-minimum-decryption-version.js';
 export { listKeyVersions } from './list-key-versions.js';
+export { listAlerts, acknowledgeAlert } from './alerts.js';
 export { offboardUser } from './offboard-user.js';
 export { getAccountSettings, updateAccountSettings } from './account-settings.js';
 export { registerBackup } from './register-backup.js';

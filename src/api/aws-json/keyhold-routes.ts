@@ -23,6 +23,17 @@ export const KEYHOLD_ROUTES = {
     }, ['Valid', 'EventsChecked', 'DigestsChecked', 'FirstSeq', 'LastSeq', 'SignedThroughSeq', 'RetainedThroughSeq', 'PublicKeyFingerprint']),
     ops.verifyAuditLog,
   ),
+  ListAlerts: route(
+    struct({ IncludeAcknowledged: bool(), Limit: int({ min: 1, max: 1000 }) }),
+    struct({
+      Alerts: list(struct({
+        AlertId: str(), Time: timestamp(), Severity: str(), Rule: str(), Summary: str(), PrincipalArn: str(), AccessKeyId: str(),
+        KeyArn: str(), EventIds: list(str()), Acknowledged: bool(), AcknowledgedAt: timestamp(), AcknowledgedBy: str(),
+      }, ['AlertId', 'Time', 'Severity', 'Rule', 'Summary', 'EventIds', 'Acknowledged'])),
+    }, ['Alerts']),
+    ops.listAlerts,
+  ),
+  AcknowledgeAlert: route(struct({ AlertId: str({ min: 1, max: 64 }) }, ['AlertId']), struct({}), ops.acknowledgeAlert),
   GetLastUsage: route(
     struct({ PrincipalArn: str({ min: 1, max: 2048 }), KeyId: str({ min: 1, max: 2048 }), Limit: int({ min: 1, max: 1000 }) }),
     struct({
