@@ -124,7 +124,10 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     hsms?.close();
     throw e;
   }
-  const alerts = new AlertEngine(audit, { webhooks: config.alertWebhooks, webhookSecret: await alertWebhookSecret(config.dataDir), log });
+  const alerts = new AlertEngine(audit, {
+    webhooks: config.alertWebhooks, webhookSecret: await alertWebhookSecret(config.dataDir), log,
+    alertSettings: async (accountId) => ({ sourceCidrAllowlist: (await identity.accountSettings(accountId)).alertSourceCidrs }),
+  });
   audit.onCommitted = (events) => alerts.examine(events);
   alerts.start();
   const services: Services = {
