@@ -54,6 +54,7 @@ export { listKeyVersions } from './list-key-versions.js';
 export { listAlerts, acknowledgeAlert } from './alerts.js';
 export { getAlertSettings, putAlertSettings, parseCidr } from './alert-settings.js';
 export { offboardUser } from './offboard-user.js';
+export { reviewAccess, DEFAULT_UNUSED_DAYS } from './review-access.js';
 export { getAccountSettings, updateAccountSettings } from './account-settings.js';
 export { registerBackup } from './register-backup.js';
 export { listBackups } from './list-backups.js';
