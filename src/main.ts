@@ -133,6 +133,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     const engine = new AlertEngine(audit, {
       webhooks: config.alertWebhooks, webhookSecret: await alertWebhookSecret(config.dataDir), log,
       alertSettings: async (accountId) => ({ sourceCidrAllowlist: (await identity.accountSettings(accountId)).alertSourceCidrs }),
+      accountWebhooks: (accountId) => identity.listAlertWebhooks(accountId),
+      accountWebhookSecret: (accountId, webhookId) => identity.alertWebhookSecret(accountId, webhookId),
     });
     audit.onCommitted = (events) => engine.examine(events);
     engine.start();

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { DecodedCache, type Storage, type StorageReader, type StorageWriter } from '../storage/index.js';
 import {
-  DeleteConflictException, EntityAlreadyExistsException, ExpiredTokenException, IamLimitExceededException, InvalidInputException,
+  DeleteConflictException, EntityAlreadyExistsException, ExpiredTokenException, IamLimitExceededException, InvalidInputException, LimitExceededException,
   NoSuchEntityException,
 } from '../errors/index.js';
 import type { AccountId, Principal } from '../types/index.js';
@@ -39,6 +39,9 @@ const P = {
   userSessionPrefix: (acct: string, user: string) => `iam/usersession/${acct}/${user.toLowerCase()}/`,
   userSession: (acct: string, user: string, akid: string) => `iam/usersession/${acct}/${user.toLowerCase()}/${akid}`,
   lastUsed: (akid: string) => `iam/lastused/${akid}`,
+  alertWebhookPrefix: (acct: string) => `alerts/webhook/${acct}/`,
+  alertWebhook: (acct: string, id: string) => `alerts/webhook/${acct}/${id}`,
+  alertWebhookSecret: (acct: string, id: string) => `alerts/webhook-secret/${acct}/${id}`,
 };
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -65,6 +68,15 @@ export interface RefusedCredential {
   readonly principal: Principal;
   readonly secretAccessKey: string;
 }
+
+/** A per-account alert webhook (its secret is sealed and shown once, when added). */
+export interface AlertWebhook {
+  readonly webhookId: string;
+  readonly url: string;
+  readonly createdAt: number;
+}
+
+export const MAX_ALERT_WEBHOOKS = 10;
 
 /** Per-account settings. */
 export interface AccountSettings {
@@ -246,6 +258,51 @@ export class IdentityStore {
       rec.settings = { ...rec.settings, ...change };
       await tx.put(P.account(acct), enc(rec));
       return rec.settings;
+    });
+  }
+
+  // ---- per-account alert webhooks ----
+
+  /**
+   * Adds a webhook for the account's alerts with a new HMAC secret, sealed at rest (the storage
+   * path is its associated data) and returned only here, once.
+   */
+  async addAlertWebhook(acct: string, url: string, now: number): Promise<AlertWebhook & { secret: string }> {
+    const webhookId = 'wh-' + randomBytes(12).toString('hex');
+    const secret = 'whsec_' + randomBytes(32).toString('base64url');
+    const rec = {
+      webhookId, url, createdAt: now,
+      sealedSecret: this.box.seal(P.alertWebhookSecret(acct, webhookId), Buffer.from(secret, 'utf8')).toString('base64'),
+    };
+    await this.storage.transaction(async (tx) => {
+      if ((await tx.count(P.alertWebhookPrefix(acct))) >= MAX_ALERT_WEBHOOKS) {
+        throw new LimitExceededException(`An account can have at most ${MAX_ALERT_WEBHOOKS} alert webhooks.`);
+      }
+      await tx.put(P.alertWebhook(acct, webhookId), enc(rec));
+    });
+    return { webhookId, url, createdAt: now, secret };
+  }
+
+  async listAlertWebhooks(acct: string): Promise<AlertWebhook[]> {
+    return (await this.storage.list(P.alertWebhookPrefix(acct))).map((r) => {
+      const { webhookId, url, createdAt } = dec<AlertWebhook>(r.value);
+      return { webhookId, url, createdAt };
+    });
+  }
+
+  /** The webhook's HMAC key, or undefined once it is deleted. */
+  async alertWebhookSecret(acct: string, webhookId: string): Promise<Buffer | undefined> {
+    const b = await this.storage.get(P.alertWebhook(acct, webhookId));
+    if (!b) return undefined;
+    return this.box.open(P.alertWebhookSecret(acct, webhookId), Buffer.from(dec<{ sealedSecret: string }>(b).sealedSecret, 'base64'));
+  }
+
+  /** False when the account has no such webhook. */
+  async deleteAlertWebhook(acct: string, webhookId: string): Promise<boolean> {
+    return this.storage.transaction(async (tx) => {
+      if (!(await tx.get(P.alertWebhook(acct, webhookId)))) return false;
+      await tx.delete(P.alertWebhook(acct, webhookId));
+      return true;
     });
   }
 
