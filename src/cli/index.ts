@@ -42,6 +42,9 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
   keyhold alerts [list] [--all] [--json]
                                  the account's alerts, newest first (unacknowledged only unless --all)
   keyhold alerts ack ALERT_ID    acknowledge an alert (who and when are kept, and audited)
+  keyhold alerts settings [--source-cidr CIDR]... [--no-source-cidrs] [--auto-deactivate on|off] [--json]
+                                 show (and change) the account's alert settings: the networks its calls are
+                                 expected from, and whether a critical alert deactivates the access key
   keyhold audit verify [--json] check the audit log's hash chain and signed digests through the API
                                  (VerifyAuditLog); names the first event altered, removed or reordered.
                                  Exit 0 if intact, 3 if not.

@@ -5,6 +5,10 @@ import { bool, int, list, map, str, struct, timestamp } from './schema.js';
 const KeyIdType = str({ min: 1, max: 2048 });
 const LimitType = int({ min: 1, max: 1000 });
 const MarkerType = str({ min: 1, max: 1024, pattern: /^[\u0020-\u00FF]*$/ });
+const AlertSettingsOutput = struct(
+  { AccountId: str(), SourceCidrAllowlist: list(str()), AutoDeactivateOnCritical: bool() },
+  ['AccountId', 'SourceCidrAllowlist', 'AutoDeactivateOnCritical'],
+);
 const AccountSettingsOutput = struct(
   { AccountId: str(), DefaultRotationPeriodInDays: int(), SeparationOfDuties: bool() },
   ['AccountId', 'DefaultRotationPeriodInDays', 'SeparationOfDuties'],
@@ -37,6 +41,12 @@ export const KEYHOLD_ROUTES = {
     ops.listAlerts,
   ),
   AcknowledgeAlert: route(struct({ AlertId: str({ min: 1, max: 64 }) }, ['AlertId']), struct({}), ops.acknowledgeAlert),
+  GetAlertSettings: route(struct({}), AlertSettingsOutput, ops.getAlertSettings),
+  PutAlertSettings: route(
+    struct({ SourceCidrAllowlist: list(str({ min: 1, max: 64 })), AutoDeactivateOnCritical: bool() }),
+    AlertSettingsOutput,
+    ops.putAlertSettings,
+  ),
   GetLastUsage: route(
     struct({ PrincipalArn: str({ min: 1, max: 2048 }), KeyId: str({ min: 1, max: 2048 }), Limit: int({ min: 1, max: 1000 }) }),
     struct({
