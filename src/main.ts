@@ -17,7 +17,7 @@ import { AuditSigningKey, GuardedKeyStore, ImportParameterStore, NO_HSMS, Routin
 import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
 import { BackupRegistry, CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
-import { AlertEngine, AuditDb, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
+import { AlertEngine, AuditDb, DiscardingAuditLog, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
 import { printVerification } from './cli/audit.js';
 import { systemClock, type Clock, type Services } from './operations/index.js';
 import { DELETION_JOB, IMPORT_EXPIRY_JOB, JobRunner, ROTATION_JOB } from './jobs/index.js';
@@ -115,18 +115,29 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     if (!hsms) throw new Error(`no HSM named ${name} is declared`);
     return hsms.keyStore(name);
   }));
-  let audit: SqliteAuditLog;
-  try {
-    const signer = await AuditSigningKey.loadOrCreate(barrier, storage);
-    audit = await SqliteAuditLog.open(join(config.dataDir, 'audit', 'audit.db'), { log, signer, digestIntervalMs: config.auditDigestIntervalMs });
-  } catch (e) {
-    await storage.close();
-    hsms?.close();
-    throw e;
+  let audit: SqliteAuditLog | DiscardingAuditLog;
+  let alerts: AlertEngine | undefined;
+  if (config.auditLog === 'none') {
+    // bench/run.ts only: what the durable log costs is measured against this.
+    log('warn', DiscardingAuditLog.WARNING);
+    audit = new DiscardingAuditLog();
+  } else {
+    try {
+      const signer = await AuditSigningKey.loadOrCreate(barrier, storage);
+      audit = await SqliteAuditLog.open(join(config.dataDir, 'audit', 'audit.db'), { log, signer, digestIntervalMs: config.auditDigestIntervalMs });
+    } catch (e) {
+      await storage.close();
+      hsms?.close();
+      throw e;
+    }
+    const engine = new AlertEngine(audit, {
+      webhooks: config.alertWebhooks, webhookSecret: await alertWebhookSecret(config.dataDir), log,
+      alertSettings: async (accountId) => ({ sourceCidrAllowlist: (await identity.accountSettings(accountId)).alertSourceCidrs }),
+    });
+    audit.onCommitted = (events) => engine.examine(events);
+    engine.start();
+    alerts = engine;
   }
-  const alerts = new AlertEngine(audit, { webhooks: config.alertWebhooks, webhookSecret: await alertWebhookSecret(config.dataDir), log });
-  audit.onCommitted = (events) => alerts.examine(events);
-  alerts.start();
   const services: Services = {
     keys: new KeyRepository(storage),
     keystore,
@@ -189,7 +200,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       });
       clearInterval(usageTimer);
       await flushUsage();
-      alerts.stop();
+      alerts?.stop();
       await audit.close();
       await storage.close();
       hsms?.close();
