@@ -57,6 +57,13 @@ forbidden.push(
     to: { path: 'better-sqlite3|node_modules/pg/' },
   },
   {
+    name: 'no-test-support-in-product',
+    comment: 'test support (test/) is imported only by tests (*.test.ts) and bench/, never by product code under src/',
+    severity: 'error',
+    from: { path: '^src/', pathNot: '\\.test\\.ts$' },
+    to: { path: '^test/' },
+  },
+  {
     name: 'no-circular',
     severity: 'error',
     from: {},

@@ -29,6 +29,12 @@ export interface ServerConfig {
   logLevel: 'error' | 'warn' | 'info';
   /** Server processes sharing the port and the data dir (cluster.ts); 'auto' is one per CPU. */
   workers: number | 'auto';
+  /**
+   * 'durable' (always, except in the benchmark): every call is committed to the hash-chained log
+   * before it is answered. 'none' records nothing; UNSAFE, command line only (bench/run.ts uses it
+   * to measure what the audit log costs).
+   */
+  auditLog: 'durable' | 'none';
 }
 
 export interface HsmDeclaration {
@@ -103,6 +109,9 @@ export const USAGE = `Usage: keyhold server [options]
                               token is found by LABEL and logged in with the user PIN in FILE
   --workers N|auto            server processes sharing the port and data dir (default 1; auto: one per CPU;
                               more than 1 needs --storage sqlite)
+  --audit-log durable|none    default durable. none records NO audit event (no access log, no tamper evidence,
+                              no alerts): UNSAFE, for measuring the audit log's cost in benchmarks only;
+                              accepted on the command line only (not from --config or the environment)
 
 Environment: KEYHOLD_DATA_DIR, KEYHOLD_HOST, KEYHOLD_PORT, KEYHOLD_ACCOUNT_ID (default 111122223333),
 KEYHOLD_ROOT_ACCESS_KEY_ID and KEYHOLD_ROOT_SECRET_ACCESS_KEY (root credentials to create on first start),
@@ -154,6 +163,8 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
   const cli = parseFlags(argv);
   const configFile = cli.config ?? env.KEYHOLD_CONFIG;
   const fromFile = configFile ? parseFlags(configFileArgs(resolve(configFile))) : {};
+  // Switching the audit log off must be a deliberate act on the command line, never inherited from a file.
+  if (fromFile['audit-log'] !== undefined) throw new ConfigError(`--config ${configFile}: "audit-log" can only be given on the command line`);
   const values: ReturnType<typeof parseFlags> = { ...fromFile };
   for (const [k, v] of Object.entries(cli)) if (v !== undefined) (values as Record<string, unknown>)[k] = v;
   return fromValues(values, env);
@@ -181,6 +192,7 @@ function parseFlags(argv: string[]) {
       'audit-retention-days': { type: 'string' },
       'alert-webhook': { type: 'string', multiple: true },
       workers: { type: 'string' },
+      'audit-log': { type: 'string' },
       hsm: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
@@ -244,8 +256,12 @@ function fromValues(values: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEn
   const workers = workersRaw === 'auto' ? 'auto' : int(workersRaw, '--workers', 1, 64)!;
   if (storage === 'memory' && workers !== 1) throw new ConfigError('--workers above 1 needs --storage sqlite (workers share the database)');
 
+  const auditLog = values['audit-log'] ?? 'durable';
+  if (auditLog !== 'durable' && auditLog !== 'none') throw new ConfigError('--audit-log must be durable or none');
+
   return {
     workers,
+    auditLog,
     dataDir,
     host: values.host ?? env.KEYHOLD_HOST ?? '127.0.0.1',
     port: int(values.port ?? env.KEYHOLD_PORT, '--port', 0, 65535) ?? 8443,

@@ -17,7 +17,7 @@ import { AuditSigningKey, GuardedKeyStore, ImportParameterStore, NO_HSMS, Routin
 import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
 import { BackupRegistry, CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
-import { AlertEngine, AuditDb, readExportPage, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
+import { AlertEngine, AuditDb, DiscardingAuditLog, readExportPage, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
 import { printVerification } from './cli/audit.js';
 import { UsageError } from './cli/client.js';
 import { EXPORT_OPTIONS, EXPORT_USAGE, exportOptions, printExportSummary, runExport, type ExportOptions, type ExportSource } from './cli/audit-export.js';
@@ -120,21 +120,30 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     if (!hsms) throw new Error(`no HSM named ${name} is declared`);
     return hsms.keyStore(name);
   }));
-  let audit: SqliteAuditLog;
-  try {
-    const signer = await AuditSigningKey.loadOrCreate(barrier, storage);
-    audit = await SqliteAuditLog.open(join(config.dataDir, 'audit', 'audit.db'), { log, signer, digestIntervalMs: config.auditDigestIntervalMs });
-  } catch (e) {
-    await storage.close();
-    hsms?.close();
-    throw e;
+  let audit: SqliteAuditLog | DiscardingAuditLog;
+  let alerts: AlertEngine | undefined;
+  if (config.auditLog === 'none') {
+    // bench/run.ts only: what the durable log costs is measured against this.
+    log('warn', DiscardingAuditLog.WARNING);
+    audit = new DiscardingAuditLog();
+  } else {
+    try {
+      const signer = await AuditSigningKey.loadOrCreate(barrier, storage);
+      audit = await SqliteAuditLog.open(join(config.dataDir, 'audit', 'audit.db'), { log, signer, digestIntervalMs: config.auditDigestIntervalMs });
+    } catch (e) {
+      await storage.close();
+      hsms?.close();
+      throw e;
+    }
+    const engine = new AlertEngine(audit, { webhooks: config.alertWebhooks, webhookSecret: await alertWebhookSecret(config.dataDir), log });
+    audit.onCommitted = (events) => engine.examine(events);
+    engine.start();
+    alerts = engine;
   }
-  const alerts = new AlertEngine(audit, { webhooks: config.alertWebhooks, webhookSecret: await alertWebhookSecret(config.dataDir), log });
-  audit.onCommitted = (events) => alerts.examine(events);
-  alerts.start();
   // Retention (--audit-retention-days): at start and hourly, off the request path.
   const applyRetention = () => {
     const days = config.auditRetentionDays!;
+    if (!(audit instanceof SqliteAuditLog)) return;
     audit.applyRetention(Date.now() - days * 86_400_000, days)
       .catch((e) => log('warn', 'audit retention failed; will try again', { error: String((e as Error)?.message ?? e) }));
   };
@@ -203,7 +212,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       });
       clearInterval(usageTimer);
       await flushUsage();
-      alerts.stop();
+      alerts?.stop();
       if (retentionTimer) clearInterval(retentionTimer);
       await audit.close();
       await storage.close();

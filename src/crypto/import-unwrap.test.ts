@@ -8,38 +8,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createPrivateKey, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { AuthenticationFailedError } from './errors.js';
 import { rsaOaepDecrypt, unwrapImportedKeyMaterial } from './import-unwrap.js';
+import { loadWycheproof, type WycheproofVector } from '../../test/helpers/repo.js';
 
-interface Vector { tcId: number; comment: string; flags: string[]; result: 'valid' | 'invalid' | 'acceptable'; msg: string; ct: string; label: string }
+interface Vector extends WycheproofVector { msg: string; ct: string; label: string }
 interface Group { privateKeyPkcs8: string; sha: string; mgfSha: string; tests: Vector[] }
-
-function repoRoot(): URL {
-  for (const start of [new URL('./', import.meta.url), pathToFileURL(`${process.cwd()}/`)]) {
-    for (let dir = start; ; ) {
-      const pkg = new URL('package.json', dir);
-      if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'keyhold') return dir;
-      const up = new URL('../', dir);
-      if (up.href === dir.href) break;
-      dir = up;
-    }
-  }
-  throw new Error('wycheproof: cannot find the repository root (a package.json named "keyhold")');
-}
-
-const VECTORS = new URL('../shared/vectors/wycheproof/', repoRoot());
-
-function load(file: string): Group[] {
-  const url = new URL(file, VECTORS);
-  if (!existsSync(url)) {
-    const where = process.env.CI === 'true' ? 'in CI' : 'locally';
-    throw new Error(`Wycheproof vectors are required (${where}) but ${url.pathname} is missing`);
-  }
-  return (JSON.parse(readFileSync(url, 'utf8')) as { testGroups: Group[] }).testGroups;
-}
-
 
 const hex = (v: string): Buffer => Buffer.from(v, 'hex');
 
@@ -60,7 +34,7 @@ for (const bits of [2048, 3072, 4096]) {
         return true;
       }, what);
     };
-    for (const g of load(file)) {
+    for (const g of loadWycheproof<Group>(file)) {
       assert.equal(g.sha, 'SHA-256');
       assert.equal(g.mgfSha, 'SHA-256');
       const key = createPrivateKey({ key: hex(g.privateKeyPkcs8), format: 'der', type: 'pkcs8' });

@@ -4,19 +4,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { aesGcmDecrypt, aesGcmEncrypt } from './aead.js';
 import { AuthenticationFailedError } from './errors.js';
 import { constantTimeEqual, hmacSha256 } from './hash.js';
 import { hkdfSha256 } from './hkdf.js';
 import { aesKeyUnwrap, aesKeyUnwrapPad, aesKeyWrap, aesKeyWrapPad } from './keywrap.js';
+import { loadWycheproof, type WycheproofVector } from '../../test/helpers/repo.js';
 
-interface Vector {
-  tcId: number;
-  comment: string;
-  flags: string[];
-  result: 'valid' | 'invalid' | 'acceptable';
+interface Vector extends WycheproofVector {
   [field: string]: unknown;
 }
 interface Group {
@@ -24,35 +19,7 @@ interface Group {
   [field: string]: unknown;
 }
 
-/**
- * The repository root: the nearest directory up from this file (src/crypto, or dist/src/crypto once
- * compiled) whose package.json is Keyhold's. If the compiled file lives outside the checkout, the
- * working directory is searched the same way.
- */
-function repoRoot(): URL {
-  for (const start of [new URL('./', import.meta.url), pathToFileURL(`${process.cwd()}/`)]) {
-    for (let dir = start; ; ) {
-      const pkg = new URL('package.json', dir);
-      if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'keyhold') return dir;
-      const up = new URL('../', dir);
-      if (up.href === dir.href) break;
-      dir = up;
-    }
-  }
-  throw new Error('wycheproof: cannot find the repository root (a package.json named "keyhold")');
-}
-
-const VECTORS = new URL('../shared/vectors/wycheproof/', repoRoot());
-
-function load(file: string): Group[] {
-  const url = new URL(file, VECTORS);
-  if (!existsSync(url)) {
-    const where = process.env.CI === 'true' ? 'in CI' : 'locally';
-    throw new Error(`Wycheproof vectors are required (${where}) but ${url.pathname} is missing`);
-  }
-  return (JSON.parse(readFileSync(url, 'utf8')) as { testGroups: Group[] }).testGroups;
-}
-
+const load = (file: string) => loadWycheproof<Group>(file);
 const hex = (v: unknown): Buffer => Buffer.from(v as string, 'hex');
 const id = (file: string, t: Vector) => `${file} tcId ${t.tcId} (${t.comment || t.flags.join(',')})`;
 

@@ -1,13 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { SecretBytes } from '../crypto/index.js';
 import { decodeBlob, MAX_BLOB_BYTES } from '../format/index.js';
 import { InvalidCiphertextException } from '../errors/index.js';
 import type { EncryptionContext } from '../types/index.js';
 import { openBlobV1, sealBlobV1 } from './blob-crypto.js';
+import { readRepoJson } from '../../test/helpers/repo.js';
 
 const REF = { keyId: '1234abcd-12ab-34cd-56ef-1234567890ab', keyVersion: 4 };
 const CTX = { tenant: 'acme', purpose: 'backup' };
@@ -157,23 +156,9 @@ interface FrozenVector {
   blob: string;
 }
 
-/** The checkout: nearest directory up from here (or from the working directory) with Keyhold's package.json. */
-function repoRoot(): URL {
-  for (const start of [new URL('./', import.meta.url), pathToFileURL(`${process.cwd()}/`)]) {
-    for (let dir = start; ; ) {
-      const pkg = new URL('package.json', dir);
-      if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'keyhold') return dir;
-      const up = new URL('../', dir);
-      if (up.href === dir.href) break;
-      dir = up;
-    }
-  }
-  throw new Error('cannot find the repository root (a package.json named "keyhold")');
-}
 
 test('frozen vectors test/vectors/ciphertext-blob-v1.json: seal reproduces each blob byte for byte, open returns the plaintext', (t) => {
-  const file = new URL('test/vectors/ciphertext-blob-v1.json', repoRoot());
-  const doc = JSON.parse(readFileSync(file, 'utf8')) as { description: string; vectors: FrozenVector[] };
+  const doc = readRepoJson<{ description: string; vectors: FrozenVector[] }>('test/vectors/ciphertext-blob-v1.json');
   assert.match(doc.description, /must never change/);
   assert.ok(doc.vectors.length > 0);
   for (const v of doc.vectors) {

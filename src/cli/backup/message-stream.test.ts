@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BackupFormatError, serializeEncryptionContext, type EncryptedDataKey } from '../../format/backup-message/index.js';
 import { decryptStream, encryptStream, type Keyring, type Sink } from './message-stream.js';
-import { REPO_ROOT } from '../../../test/helpers/server.js';
+import { REPO_ROOT } from '../../../test/helpers/repo.js';
 
 const vectors = JSON.parse(readFileSync(join(REPO_ROOT, 'test', 'vectors', 'backup-message-v2.json'), 'utf8')) as {
   wrappingKeyHex: string; plaintextHex: string; messages: Record<string, string>;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { SecretBytes } from '../../crypto/index.js';
 import { SealError, type Seal } from '../../barrier/index.js';
-import { ckr, gcmMechanism, P, Pkcs11Token, type Handle } from './token.js';
+import { ckr, findSecretKeys, gcmMechanism, generateTokenAesKey, Pkcs11Token, type Handle } from './token.js';
 
 /*
  * The root key wrapped under an AES-256 key that lives in a declared HSM and never leaves it
@@ -24,34 +24,11 @@ export class HsmSeal implements Seal {
 
   private sealKey(create: boolean): Handle {
     return this.token.withSession((lib, s) => {
-      const p = P();
-      lib.C_FindObjectsInit(s, [{ type: p.CKA_CLASS, value: p.CKO_SECRET_KEY }, { type: p.CKA_LABEL, value: SEAL_LABEL }]);
-      let found: Handle[];
-      try {
-        found = lib.C_FindObjects(s, 2);
-      } finally {
-        lib.C_FindObjectsFinal(s);
-      }
+      const found = findSecretKeys(lib, s, SEAL_LABEL, 2);
       if (found.length > 1) throw new SealError(`HSM ${this.token.spec.name} holds more than one '${SEAL_LABEL}' key`);
       if (found.length === 1) return found[0]!;
       if (!create) throw new SealError(`HSM ${this.token.spec.name} has no '${SEAL_LABEL}' key: it is not the token this root key was sealed with`);
-      return lib.C_GenerateKey(s, { mechanism: p.CKM_AES_KEY_GEN }, [
-        { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
-        { type: p.CKA_KEY_TYPE, value: p.CKK_AES },
-        { type: p.CKA_VALUE_LEN, value: 32 },
-        { type: p.CKA_TOKEN, value: true },
-        { type: p.CKA_PRIVATE, value: true },
-        { type: p.CKA_SENSITIVE, value: true },
-        { type: p.CKA_EXTRACTABLE, value: false },
-        { type: p.CKA_MODIFIABLE, value: false },
-        { type: p.CKA_ENCRYPT, value: true },
-        { type: p.CKA_DECRYPT, value: true },
-        { type: p.CKA_WRAP, value: false },
-        { type: p.CKA_UNWRAP, value: false },
-        { type: p.CKA_DERIVE, value: false },
-        { type: p.CKA_LABEL, value: SEAL_LABEL },
-        { type: p.CKA_ID, value: Buffer.from(SEAL_LABEL) },
-      ]);
+      return generateTokenAesKey(lib, s, SEAL_LABEL, { encryptDecrypt: true });
     });
   }
 
@@ -59,7 +36,6 @@ export class HsmSeal implements Seal {
     const key = this.sealKey(true);
     const iv = randomBytes(12);
     const sealed = this.token.withSession((lib, s) => {
-      const p = P();
       lib.C_EncryptInit(s, gcmMechanism(iv, AAD), key);
       return Buffer.from(lib.C_Encrypt(s, rootKey.insecureExpose(), Buffer.alloc(rootKey.length + 16)));
     });
@@ -74,7 +50,6 @@ export class HsmSeal implements Seal {
     let plain: Buffer;
     try {
       plain = this.token.withSession((lib, s) => {
-        const p = P();
         lib.C_DecryptInit(s, gcmMechanism(iv, AAD), key);
         return Buffer.from(lib.C_Decrypt(s, sealed, Buffer.alloc(sealed.length)));
       });

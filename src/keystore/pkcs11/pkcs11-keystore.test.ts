@@ -106,6 +106,30 @@ describe('Pkcs11KeyStore on SoftHSM2', { skip }, () => {
     });
   });
 
+  /** The boolean attributes of the one secret-key object labelled `label` (1 or 0 each). */
+  function flagsOf(label: string): Record<string, number> {
+    const p = P();
+    const names = ['CKA_TOKEN', 'CKA_PRIVATE', 'CKA_SENSITIVE', 'CKA_EXTRACTABLE', 'CKA_MODIFIABLE', 'CKA_ENCRYPT', 'CKA_DECRYPT', 'CKA_DERIVE', 'CKA_WRAP', 'CKA_UNWRAP', 'CKA_SIGN'] as const;
+    return pool.token(HSM).withSession((lib, s) => {
+      lib.C_FindObjectsInit(s, [{ type: p.CKA_CLASS, value: p.CKO_SECRET_KEY }, { type: p.CKA_LABEL, value: label }]);
+      const found = lib.C_FindObjects(s, 2);
+      lib.C_FindObjectsFinal(s);
+      assert.equal(found.length, 1, `one object labelled ${label}`);
+      assert.throws(() => lib.C_GetAttributeValue(s, found[0]!, [{ type: p.CKA_VALUE }]), /CKR_ATTRIBUTE_SENSITIVE/);
+      const values = lib.C_GetAttributeValue(s, found[0]!, names.map((n) => ({ type: p[n] })));
+      return Object.fromEntries(names.map((n, i) => [n, (values[i]!.value as Buffer)[0]!]));
+    });
+  }
+  const NEVER_LEAVES = { CKA_TOKEN: 1, CKA_PRIVATE: 1, CKA_SENSITIVE: 1, CKA_EXTRACTABLE: 0, CKA_MODIFIABLE: 0, CKA_WRAP: 0, CKA_UNWRAP: 0, CKA_SIGN: 0 };
+
+  test('backing key and seal key templates: private, sensitive, non-extractable, unmodifiable, each with only its own usage', async () => {
+    const ref = newRef();
+    await store.generate(ref, NO_WRITES);
+    assert.deepEqual(flagsOf(`keyhold/${ref.keyId}/1`), { ...NEVER_LEAVES, CKA_ENCRYPT: 0, CKA_DECRYPT: 0, CKA_DERIVE: 1 });
+    await new HsmSeal(pool.token(HSM)).wrap(SecretBytes.from(randomBytes(32)));
+    assert.deepEqual(flagsOf('keyhold-seal'), { ...NEVER_LEAVES, CKA_ENCRYPT: 1, CKA_DECRYPT: 1, CKA_DERIVE: 0 });
+  });
+
   test('GenerateDataKey draws the data key in the token and encrypts it there', async () => {
     const ref = newRef();
     await store.generate(ref, NO_WRITES);

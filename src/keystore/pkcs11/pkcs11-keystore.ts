@@ -7,7 +7,9 @@ import { randomBytesPooled } from '../../crypto/index.js';
 import { InvalidCiphertextException, KeyUnavailableException, KmsError } from '../../errors/index.js';
 import type { StorageWriter } from '../../barrier/index.js';
 import type { KeyStore, MaterialRef } from '../keystore.js';
-import { cbcEncryptDataMechanism, ckr, gcmMechanism, P, Pkcs11Token, TokenError, type Handle, type Session } from './token.js';
+import {
+  cbcEncryptDataMechanism, ckr, findSecretKeys, gcmMechanism, generateTokenAesKey, P, Pkcs11Token, TokenError, type Handle, type Session,
+} from './token.js';
 
 /*
  * Backing keys inside a PKCS#11 token. Each (key, version) is an AES-256 token object generated in
@@ -58,25 +60,7 @@ export class Pkcs11KeyStore implements KeyStore {
     const label = LABEL(ref);
     this.guard(() =>
       this.token.withSession((lib, s) => {
-        const p = P();
-        const h = lib.C_GenerateKey(s, { mechanism: p.CKM_AES_KEY_GEN }, [
-          { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
-          { type: p.CKA_KEY_TYPE, value: p.CKK_AES },
-          { type: p.CKA_VALUE_LEN, value: 32 },
-          { type: p.CKA_TOKEN, value: true },
-          { type: p.CKA_PRIVATE, value: true },
-          { type: p.CKA_SENSITIVE, value: true },
-          { type: p.CKA_EXTRACTABLE, value: false },
-          { type: p.CKA_MODIFIABLE, value: false },
-          { type: p.CKA_DERIVE, value: true },
-          { type: p.CKA_ENCRYPT, value: false },
-          { type: p.CKA_DECRYPT, value: false },
-          { type: p.CKA_WRAP, value: false },
-          { type: p.CKA_UNWRAP, value: false },
-          { type: p.CKA_SIGN, value: false },
-          { type: p.CKA_LABEL, value: label },
-          { type: p.CKA_ID, value: Buffer.from(label) },
-        ]);
+        const h = generateTokenAesKey(lib, s, label, { derive: true });
         this.handles.set(label, h);
       }),
     );
@@ -191,17 +175,7 @@ export class Pkcs11KeyStore implements KeyStore {
   }
 
   private find(s: Session, label: string): Handle[] {
-    const lib = this.token.lib;
-    const p = P();
-    lib.C_FindObjectsInit(s, [
-      { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
-      { type: p.CKA_LABEL, value: label },
-    ]);
-    try {
-      return lib.C_FindObjects(s, 4);
-    } finally {
-      lib.C_FindObjectsFinal(s);
-    }
+    return findSecretKeys(this.token.lib, s, label, 4);
   }
 
   /** Runs fn with the backing key's handle; a stale cached handle is looked up once more. */

@@ -318,3 +318,50 @@ export function cbcEncryptDataMechanism(iv: Buffer, data: Buffer): Pkcs11Types.M
   const parameter: Pkcs11Types.AesCBC = { type: p.CK_PARAMS_AES_CBC, iv, data };
   return { mechanism: p.CKM_AES_CBC_ENCRYPT_DATA, parameter };
 }
+
+/** The secret-key objects labelled `label` in the token, at most `max` of them. */
+export function findSecretKeys(lib: Pkcs11Types.PKCS11, s: Session, label: string, max: number): Handle[] {
+  const p = P();
+  lib.C_FindObjectsInit(s, [
+    { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
+    { type: p.CKA_LABEL, value: label },
+  ]);
+  try {
+    return lib.C_FindObjects(s, max);
+  } finally {
+    lib.C_FindObjectsFinal(s);
+  }
+}
+
+/** What a token AES key may be used for; every usage not named is set to false. */
+export interface TokenKeyUsage {
+  encryptDecrypt?: boolean;
+  derive?: boolean;
+}
+
+/**
+ * Generates a persistent AES-256 key inside the token, labelled `label` (also its CKA_ID): private,
+ * sensitive, not extractable and not modifiable, so its bytes never leave the token, with only the
+ * usages asked for (never WRAP, UNWRAP or SIGN).
+ */
+export function generateTokenAesKey(lib: Pkcs11Types.PKCS11, s: Session, label: string, usage: TokenKeyUsage): Handle {
+  const p = P();
+  return lib.C_GenerateKey(s, { mechanism: p.CKM_AES_KEY_GEN }, [
+    { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
+    { type: p.CKA_KEY_TYPE, value: p.CKK_AES },
+    { type: p.CKA_VALUE_LEN, value: 32 },
+    { type: p.CKA_TOKEN, value: true },
+    { type: p.CKA_PRIVATE, value: true },
+    { type: p.CKA_SENSITIVE, value: true },
+    { type: p.CKA_EXTRACTABLE, value: false },
+    { type: p.CKA_MODIFIABLE, value: false },
+    { type: p.CKA_ENCRYPT, value: usage.encryptDecrypt === true },
+    { type: p.CKA_DECRYPT, value: usage.encryptDecrypt === true },
+    { type: p.CKA_DERIVE, value: usage.derive === true },
+    { type: p.CKA_WRAP, value: false },
+    { type: p.CKA_UNWRAP, value: false },
+    { type: p.CKA_SIGN, value: false },
+    { type: p.CKA_LABEL, value: label },
+    { type: p.CKA_ID, value: Buffer.from(label) },
+  ]);
+}
