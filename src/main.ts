@@ -135,7 +135,10 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       hsms?.close();
       throw e;
     }
-    const engine = new AlertEngine(audit, { webhooks: config.alertWebhooks, webhookSecret: await alertWebhookSecret(config.dataDir), log });
+    const engine = new AlertEngine(audit, {
+      webhooks: config.alertWebhooks, webhookSecret: await alertWebhookSecret(config.dataDir), log,
+      alertSettings: async (accountId) => ({ sourceCidrAllowlist: (await identity.accountSettings(accountId)).alertSourceCidrs }),
+    });
     audit.onCommitted = (events) => engine.examine(events);
     engine.start();
     alerts = engine;

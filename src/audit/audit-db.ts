@@ -361,6 +361,13 @@ export class AuditDb {
     });
   }
 
+  /** The principal of the latest successful call with this access key (undefined if none). */
+  accessKeyOwner(accessKeyId: string): { principalArn: string; accountId: string | null } | undefined {
+    const row = this.db.prepare("SELECT json_extract(body, '$.principal.arn') AS principalArn, account_id AS accountId FROM events WHERE access_key_id = ? AND error_code IS NULL ORDER BY seq DESC LIMIT 1")
+      .get(accessKeyId) as { principalArn: string | null; accountId: string | null } | undefined;
+    return row?.principalArn ? { principalArn: row.principalArn, accountId: row.accountId } : undefined;
+  }
+
   accessKeySeenBefore(accessKeyId: string): boolean {
     return this.db.prepare('SELECT 1 FROM events WHERE access_key_id = ? AND error_code IS NULL LIMIT 1').get(accessKeyId) !== undefined;
   }

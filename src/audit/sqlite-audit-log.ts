@@ -281,6 +281,15 @@ export class SqliteAuditLog implements AuditLog {
     return this.call<boolean>({ kind: 'accessKeySeen', accessKeyId });
   }
 
+  /** Runs the profile detectors (profiles.ts) over events not yet examined; alerts come back stored and queued. */
+  runProfiles(limit: number, webhooks: readonly string[]): Promise<{ alerts: Alert[]; more: boolean }> {
+    return this.call({ kind: 'runProfiles', nowMs: Date.now(), limit, webhooks: [...webhooks] });
+  }
+
+  async accessKeyOwner(accessKeyId: string): Promise<{ principalArn: string; accountId: string | null } | undefined> {
+    return (await this.call<{ principalArn: string; accountId: string | null } | null>({ kind: 'accessKeyOwner', accessKeyId })) ?? undefined;
+  }
+
   async listAlerts(q: { accountId: string; includeAcknowledged: boolean; limit: number }): Promise<StoredAlert[]> {
     const rows = await this.call<{ body: string; ackedAt: string | null; ackedBy: string | null }[]>({ kind: 'listAlerts', ...q });
     return rows.map((r) => ({ ...(JSON.parse(r.body) as Alert), acknowledgedAt: r.ackedAt, acknowledgedBy: r.ackedBy }));

@@ -1,6 +1,7 @@
 import type { AuditDb, DigestRow, LastUseQuery, LookupQuery } from './audit-db.js';
 import { readExportPage, type ExportQuery } from './export-query.js';
 import { planRetention, pruneEvents } from './retention.js';
+import { ProfileDetectors } from './profiles.js';
 
 /** Requests the request thread sends to the audit writer thread (audit-writer.ts). */
 export type WriterRequest =
@@ -8,6 +9,8 @@ export type WriterRequest =
   | { id: number; kind: 'probe' }
   | { id: number; kind: 'head' }
   | { id: number; kind: 'accessKeySeen'; accessKeyId: string }
+  | { id: number; kind: 'accessKeyOwner'; accessKeyId: string }
+  | { id: number; kind: 'runProfiles'; nowMs: number; limit: number; webhooks: string[] }
   | { id: number; kind: 'addAlerts'; alerts: { alertId: string; timeMs: number; accountId: string | null; body: string }[]; webhooks: string[]; nowMs: number }
   | { id: number; kind: 'listAlerts'; accountId: string; includeAcknowledged: boolean; limit: number }
   | { id: number; kind: 'ackAlert'; alertId: string; accountId: string; by: string; at: string }
@@ -25,8 +28,15 @@ export type WriterReply =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: string; code?: string };
 
+const profiles = new WeakMap<AuditDb, ProfileDetectors>();
+
 export function handleAuditRequest(db: AuditDb, m: WriterRequest): unknown {
   switch (m.kind) {
+    case 'runProfiles': {
+      let p = profiles.get(db);
+      if (!p) profiles.set(db, (p = new ProfileDetectors(db)));
+      return p.run(m.nowMs, m.limit, m.webhooks);
+    }
     case 'append':
       return db.append(m.bodies);
     case 'lastUse':
@@ -41,6 +51,8 @@ export function handleAuditRequest(db: AuditDb, m: WriterRequest): unknown {
       return pruneEvents(db, m.throughSeq, m.limit);
     case 'accessKeySeen':
       return db.accessKeySeenBefore(m.accessKeyId);
+    case 'accessKeyOwner':
+      return db.accessKeyOwner(m.accessKeyId) ?? null;
     case 'addAlerts':
       return db.addAlerts(m.alerts, m.webhooks, m.nowMs);
     case 'listAlerts':

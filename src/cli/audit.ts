@@ -173,8 +173,42 @@ interface WireAlert {
   KeyArn?: string; EventIds: string[]; Acknowledged: boolean; AcknowledgedAt?: number; AcknowledgedBy?: string;
 }
 
-/** `keyhold alerts list [--all] [--json]` and `keyhold alerts ack ALERT_ID`. */
+/**
+ * `keyhold alerts settings [--source-cidr CIDR]... [--no-source-cidrs] [--auto-deactivate on|off] [--json]`:
+ * shows the account's alert settings, changing those given first (PutAlertSettings).
+ */
+async function alertSettings(argv: string[], out: Out): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'source-cidr': { type: 'string', multiple: true }, 'no-source-cidrs': { type: 'boolean' }, 'auto-deactivate': { type: 'string' },
+      json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' },
+    },
+  });
+  const settings = clientSettings(values);
+  const auto = values['auto-deactivate'];
+  if (auto !== undefined && auto !== 'on' && auto !== 'off') throw new UsageError('--auto-deactivate takes on or off');
+  const change = {
+    ...(values['source-cidr'] || values['no-source-cidrs'] ? { SourceCidrAllowlist: values['source-cidr'] ?? [] } : {}),
+    ...(auto !== undefined ? { AutoDeactivateOnCritical: auto === 'on' } : {}),
+  };
+  const r = await callKeyhold<{ AccountId: string; SourceCidrAllowlist: string[]; AutoDeactivateOnCritical: boolean }>(
+    settings, Object.keys(change).length > 0 ? 'PutAlertSettings' : 'GetAlertSettings', change,
+  );
+  const view = { accountId: r.AccountId, sourceCidrAllowlist: r.SourceCidrAllowlist, autoDeactivateOnCritical: r.AutoDeactivateOnCritical };
+  if (values.json) {
+    out(JSON.stringify(view, null, 2));
+    return 0;
+  }
+  out(`account ${view.accountId}`);
+  out(`source CIDR allowlist: ${view.sourceCidrAllowlist.length > 0 ? view.sourceCidrAllowlist.join(', ') : '(none: no check)'}`);
+  out(`deactivate the access key on a critical alert: ${view.autoDeactivateOnCritical ? 'on' : 'off'}`);
+  return 0;
+}
+
+/** `keyhold alerts list [--all] [--json]`, `keyhold alerts ack ALERT_ID`, `keyhold alerts settings ...`. */
 export async function alertsCommand(argv: string[], out: Out): Promise<number> {
+  if (argv[0] === 'settings') return alertSettings(argv.slice(1), out);
   const [sub, ...rest] = argv[0] === undefined || argv[0].startsWith('--') ? ['list', ...argv] : argv;
   const { values, positionals } = parseArgs({
     args: rest, allowPositionals: true,

@@ -59,10 +59,21 @@ export function rootArn(accountId: string): string {
   return `arn:aws:iam::${accountId}:root`;
 }
 
+/** A known credential that no longer authenticates, and why (see inspectRefusedCredential). */
+export interface RefusedCredential {
+  readonly state: 'access-key-inactive' | 'user-offboarded' | 'user-deleted' | 'session-ended' | 'session-expired';
+  readonly principal: Principal;
+  readonly secretAccessKey: string;
+}
+
 /** Per-account settings. */
 export interface AccountSettings {
   /** The separation-of-duties guard; on unless set to false. */
   separationOfDuties?: boolean;
+  /** Alerts: CIDR blocks the account's calls are expected from; a call from elsewhere raises an alert. Absent or empty: no check. */
+  alertSourceCidrs?: string[];
+  /** Alerts: on a critical alert, deactivate the (user) access key that triggered it. Off unless true. */
+  alertAutoDeactivate?: boolean;
 }
 
 export type EntityKind = 'user' | 'group' | 'role';
@@ -178,6 +189,36 @@ export class IdentityStore {
     if (!timingSafeEqual(given, Buffer.from(cred.tokenSha256, 'hex'))) return undefined;
     if (cred.expiresAt !== undefined && nowMs >= cred.expiresAt) throw new ExpiredTokenException('The security token included in the request is expired');
     return cred;
+  }
+
+  /**
+   * For a credential that authentication refused: whose it is and why it no longer works, with its
+   * secret so that the caller can tell whether the request was signed with the real (old) secret.
+   * Undefined for unknown (or deleted) access key ids and for credentials that are still usable.
+   * Only the alert detectors' input (an audit detail) is built from this; nothing reaches the caller.
+   */
+  async inspectRefusedCredential(accessKeyId: string, sessionToken: string | undefined, nowMs = Date.now()): Promise<RefusedCredential | undefined> {
+    const b = await this.storage.get(P.accessKey(accessKeyId));
+    if (!b) return undefined;
+    const rec = dec<AccessKeyRecord>(b);
+    const cred = this.credentials.get(P.accessKey(accessKeyId), b);
+    let state: RefusedCredential['state'] | undefined;
+    if (rec.kind === 'session') {
+      const tokenMatches = sessionToken !== undefined && rec.tokenSha256 !== undefined
+        && timingSafeEqual(Buffer.from(sha256Hex(sessionToken), 'hex'), Buffer.from(rec.tokenSha256, 'hex'));
+      if (!tokenMatches) return undefined;
+      if (rec.endedAt !== undefined || rec.status !== 'Active') state = 'session-ended';
+      else if (rec.expiresAt !== undefined && nowMs >= rec.expiresAt) state = 'session-expired';
+    } else if (rec.kind === 'user') {
+      const u = rec.userName ? await this.getEntity<UserRecord>('user', rec.accountId, rec.userName) : undefined;
+      if (!u || u.userId !== rec.userId) state = 'user-deleted';
+      else if (u.offboardedAt !== undefined) state = 'user-offboarded';
+      else if (rec.status !== 'Active') state = 'access-key-inactive';
+    } else if (rec.status !== 'Active') {
+      state = 'access-key-inactive';
+    }
+    if (state === undefined) return undefined;
+    return { state, principal: cred.principal, secretAccessKey: cred.secretAccessKey };
   }
 
   /** The secret and principal of an access key record, opened once per version of the record. */

@@ -9,6 +9,7 @@ import { InvalidGrantIdException, InvalidGrantTokenException, NotFoundException,
 import { assertNotPendingDeletion, type GrantRecord, type KeyRecord } from '../keys/index.js';
 import { authorizeKey, decodeMarker, page, throwIfDryRun, updateKey } from './common.js';
 import type { Operation } from './context.js';
+import { assertSodForGrant } from './sod.js';
 
 export const GRANT_OPERATIONS = [
   'Decrypt', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'ReEncryptFrom', 'ReEncryptTo', 'Sign', 'Verify',
@@ -78,13 +79,15 @@ export const createGrant: Operation<CreateGrantInput, { grantToken: string; gran
     if (admin.length > 0 && use.length > 0 && (await svc.identity.accountSettings(call.accountId)).separationOfDuties !== false) {
       throw new ValidationException(`Separation of duties: this grant would give ${input.granteePrincipal} both grant management (${admin.join(', ')}) and key use (${use.join(', ')}) on ${key.arn}.`);
     }
-    throwIfDryRun(input.dryRun);
     const token = randomBytes(48).toString('base64url');
     const grantId = randomBytes(32).toString('hex');
     const rec: GrantRecord = {
       grantId, tokenSha256: sha256(token), name: input.name, granteePrincipal: input.granteePrincipal, retiringPrincipal: input.retiringPrincipal,
       issuingAccount: call.accountId, operations: [...ops], constraints: input.constraints, createdAt: svc.clock.now(), createdBy: call.principal.arn,
     };
+    // Across policy kinds: the grantee's key-policy and identity-policy rights together with this grant.
+    await assertSodForGrant(svc, call.accountId, key, rec);
+    throwIfDryRun(input.dryRun);
     await updateKey(svc, key.keyId, (k) => {
       assertNotPendingDeletion(k);
       const grants = k.grants ?? [];

@@ -1,5 +1,5 @@
 export * from './context.js';
-export { invoke, recordAuthFailure } from './invoke.js';
+export { invoke, recordAuthFailure, type RefusedCredentialDetail } from './invoke.js';
 export { createKey } from './create-key.js';
 export { describeKey } from './describe-key.js';
 export { listKeys } from './list-keys.js';
@@ -53,7 +53,9 @@ export { getKeyLastUsage, getLastUsage, TRACKED_CRYPTO_OPERATIONS } from './get-
 export { setMinimumDecryptionVersion } from './set-minimum-decryption-version.js';
 export { listKeyVersions } from './list-key-versions.js';
 export { listAlerts, acknowledgeAlert } from './alerts.js';
+export { getAlertSettings, putAlertSettings, parseCidr } from './alert-settings.js';
 export { offboardUser } from './offboard-user.js';
+export { reviewAccess, DEFAULT_UNUSED_DAYS } from './review-access.js';
 export { getAccountSettings, updateAccountSettings } from './account-settings.js';
 export { registerBackup } from './register-backup.js';
 export { listBackups } from './list-backups.js';

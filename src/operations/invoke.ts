@@ -52,10 +52,24 @@ export async function invoke<I, O>(svc: Services, call: CallContext, op: Operati
   return result as O;
 }
 
-/** Records an authentication failure (no principal is known). */
+/** Whose a refused credential is and why it no longer works (an audit detail the alert detectors read). */
+export interface RefusedCredentialDetail {
+  state: 'access-key-inactive' | 'user-offboarded' | 'user-deleted' | 'session-ended' | 'session-expired';
+  principalArn: string;
+  principalType: string;
+  accountId: string;
+  userName?: string;
+  /** Whether the request was signed with the credential's real secret. */
+  signatureValid: boolean;
+}
+
+/** Records an authentication failure (no principal is authenticated; a refused known credential is named in details). */
 export async function recordAuthFailure(
   svc: Services,
-  info: { requestId: string; eventName: string; eventSource: string; region: string; sourceIp: string; userAgent: string; accessKeyId?: string; errorCode: string },
+  info: {
+    requestId: string; eventName: string; eventSource: string; region: string; sourceIp: string; userAgent: string; accessKeyId?: string; errorCode: string;
+    refusedCredential?: RefusedCredentialDetail;
+  },
 ): Promise<void> {
   await svc.audit.record({
     eventTime: new Date(svc.clock.now()).toISOString(),
@@ -68,6 +82,7 @@ export async function recordAuthFailure(
     readOnly: false,
     accessKeyId: info.accessKeyId,
     resources: [],
+    ...(info.refusedCredential ? { details: { refusedCredential: info.refusedCredential } } : {}),
     errorCode: info.errorCode,
   });
 }
