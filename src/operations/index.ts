@@ -33,6 +33,7 @@ export { listKeyRotations } from './list-key-rotations.js';
 export { rotateDueKeys } from './rotate-due-keys.js';
 export * from './iam/users.js';
 export * from './iam/policies.js';
+export * from './iam/managed-policies.js';
 export * from './iam/groups-roles.js';
 export * from './iam/sts.js';
 export type { AccessKeyRecord, GroupRecord, RoleRecord, TagRecord, UserRecord, LastUsed } from '../identity/index.js';
