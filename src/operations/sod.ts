@@ -99,10 +99,25 @@ function keyConflictMessage(arn: string, c: KeyConflict, via: string): string {
     `(administration: ${c.adminVia}; use: ${c.useVia}). Give these duties to different principals, or turn the account's separation-of-duties guard off.`;
 }
 
-async function holderPolicies(svc: Services, acct: string, h: PolicyHolder, what: string): Promise<IdentityPolicy[]> {
-  void svc;
+/** A version of a customer-managed policy that is about to become its default (CreatePolicyVersion). */
+interface PolicyOverride {
+  readonly arn: string;
+  readonly document: string;
+}
+
+/**
+ * A user's, group's or role's identity policies: inline, AWS-managed and customer-managed (in its
+ * default version, or in `override`'s document for the policy being changed).
+ */
+async function holderPolicies(svc: Services, acct: string, h: PolicyHolder, what: string, override?: PolicyOverride): Promise<IdentityPolicy[]> {
   void acct;
-  return documentsOf(h, what);
+  const out = documentsOf(h, what);
+  for (const arn of h.attachedPolicies) {
+    if (MANAGED_POLICIES.has(arn)) continue;
+    const text = override?.arn === arn ? override.document : await svc.identity.managedPolicyDocument(arn);
+    if (text !== undefined) out.push({ source: `managed policy ${arn} attached to ${what}`, document: cachedPolicy(text, 'identity') });
+  }
+  return out;
 }
 
 /** A user's identity policies (its own and its groups'), with one group possibly replaced by its changed form. */
@@ -174,6 +189,7 @@ export async function assertSodForGrant(svc: Services, acct: string, key: KeyRec
  */
 export async function assertSodForEntity(
   svc: Services, call: CallContext, audit: AuditDraft, kind: EntityKind, name: string, change: (h: PolicyHolder) => PolicyHolder,
+  override?: PolicyOverride, via = 'this policy change',
 ): Promise<void> {
   const acct = call.accountId;
   if (!(await sodGuardOn(svc, acct))) return;
@@ -181,14 +197,14 @@ export async function assertSodForEntity(
     const u = await svc.identity.getEntity<UserRecord>('user', acct, userName);
     if (!u) return;
     const own = kind === 'user' ? change(u) : u;
-    const policies = documentsOf(own, `user ${u.userName}`);
+    const policies = await holderPolicies(svc, acct, own, `user ${u.userName}`, override);
     for (const gn of u.groups) {
       const g = changedGroup && changedGroup.name.toLowerCase() === gn.toLowerCase() ? changedGroup.holder : await svc.identity.getEntity<GroupRecord>('group', acct, gn);
-      if (g) policies.push(...documentsOf(g, `group ${gn}`));
+      if (g) policies.push(...(await holderPolicies(svc, acct, g, `group ${gn}`, override)));
     }
     const c = identityConflict(u.arn, acct, policies);
-    if (c) throw new IamMalformedPolicyDocumentException(conflictMessage(u.arn, c, 'this policy change'));
-    if (u.offboardedAt === undefined) await assertNoKeyConflict(svc, { arn: u.arn, accountId: acct, policies }, 'this policy change');
+    if (c) throw new IamMalformedPolicyDocumentException(conflictMessage(u.arn, c, via));
+    if (u.offboardedAt === undefined) await assertNoKeyConflict(svc, { arn: u.arn, accountId: acct, policies }, via);
   };
   if (kind === 'user') await checkUser(name);
   else if (kind === 'group') {
@@ -199,10 +215,10 @@ export async function assertSodForEntity(
   } else {
     const r = await svc.identity.getEntity<RoleRecord>('role', acct, name);
     if (!r) return;
-    const subject = await roleSubject(svc, acct, r, change(r));
+    const subject = { arn: r.arn, roleArn: r.arn, accountId: acct, policies: await holderPolicies(svc, acct, change(r), `role ${r.roleName}`, override) };
     const c = identityConflict(r.arn, acct, subject.policies);
-    if (c) throw new IamMalformedPolicyDocumentException(conflictMessage(r.arn, c, 'this policy change'));
-    await assertNoKeyConflict(svc, subject, 'this policy change');
+    if (c) throw new IamMalformedPolicyDocumentException(conflictMessage(r.arn, c, via));
+    await assertNoKeyConflict(svc, subject, via);
   }
   audit.detail('separationOfDuties', 'checked');
 }
@@ -214,10 +230,10 @@ export async function assertSodForMembership(svc: Services, call: CallContext, u
   const u = await svc.identity.getEntity<UserRecord>('user', acct, userName);
   const g = await svc.identity.getEntity<GroupRecord>('group', acct, groupName);
   if (!u || !g) return;
-  const policies = documentsOf(u, `user ${u.userName}`);
+  const policies = await holderPolicies(svc, acct, u, `user ${u.userName}`);
   for (const gn of new Set([...u.groups, g.groupName])) {
     const other = gn === g.groupName ? g : await svc.identity.getEntity<GroupRecord>('group', acct, gn);
-    if (other) policies.push(...documentsOf(other, `group ${gn}`));
+    if (other) policies.push(...(await holderPolicies(svc, acct, other, `group ${gn}`)));
   }
   const c = identityConflict(u.arn, acct, policies);
   if (c) throw new IamMalformedPolicyDocumentException(conflictMessage(u.arn, c, `adding ${u.userName} to group ${g.groupName}`));
@@ -262,5 +278,17 @@ function assertSodForKeyPolicyAlone(accountId: string, keyArn: string, doc: Poli
     if (admin.length > 0 && use.length > 0) {
       throw new MalformedPolicyDocumentException(conflictMessage(p === '*' ? 'every principal (*)' : p, { resource: keyArn, admin, use }, 'this key policy'));
     }
+  }
+}
+
+/**
+ * CreatePolicyVersion with SetAsDefault: the new document comes into force at once for every user,
+ * group (its members) and role the policy is attached to; each is checked as if it were already in force.
+ */
+export async function assertSodForPolicyVersion(svc: Services, call: CallContext, audit: AuditDraft, policyArn: string, document: string): Promise<void> {
+  if (!(await sodGuardOn(svc, call.accountId))) return;
+  const override = { arn: policyArn, document };
+  for (const a of await svc.identity.policyAttachments(call.accountId, policyArn)) {
+    await assertSodForEntity(svc, call, audit, a.kind, a.name, (h) => h, override, `this policy version (attached to ${a.kind} ${a.name})`);
   }
 }
