@@ -49,6 +49,7 @@ export { importKeyMaterial } from './import-key-material.js';
 export { deleteImportedKeyMaterial } from './delete-imported-key-material.js';
 export { expireImportedMaterial } from './expire-imported-material.js';
 export { lookupEvents, LOOKUP_ATTRIBUTE_KEYS } from './lookup-events.js';
+export { exportAuditEvents } from './export-audit-events.js';
 export { getKeyLastUsage, getLastUsage, TRACKED_CRYPTO_OPERATIONS } from './get-key-last-usage.js';
 export { setMinimumDecryptionVersion } from './set-minimum-decryption-version.js';
 export { listKeyVersions } from './list-key-versions.js';
