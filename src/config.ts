@@ -22,6 +22,8 @@ export interface ServerConfig {
   usageFlushMs: number;
   /** How often events written since the last signed audit digest get one. */
   auditDigestIntervalMs: number;
+  /** Audit events older than this many days are removed under a signed retention digest; undefined keeps everything. */
+  auditRetentionDays?: number;
   /** Where alerts are POSTed (signed with HMAC-SHA256), from a persistent outbox. */
   alertWebhooks: string[];
   logLevel: 'error' | 'warn' | 'info';
@@ -96,6 +98,8 @@ export const USAGE = `Usage: keyhold server [options]
   --usage-flush-seconds N     how often per-version use counts are written to storage (default 5; also at shutdown)
   --log-level error|warn|info (default info)
   --audit-digest-seconds N    how often new audit events are covered by a signed digest (default 10)
+  --audit-retention-days N    remove audit events older than N days (1 to 36500), at start and hourly, together
+                              with a signed digest that keeps the rest verifiable (default: keep everything)
   --alert-webhook URL         POST every alert there as JSON, signed (X-Keyhold-Signature: sha256=HMAC-SHA256 of
                               "<X-Keyhold-Timestamp>.<body>" under DATA_DIR/alert-webhook-secret or
                               KEYHOLD_ALERT_WEBHOOK_SECRET); repeatable; retried with backoff across restarts
@@ -185,6 +189,7 @@ function parseFlags(argv: string[]) {
       'usage-flush-seconds': { type: 'string' },
       'log-level': { type: 'string' },
       'audit-digest-seconds': { type: 'string' },
+      'audit-retention-days': { type: 'string' },
       'alert-webhook': { type: 'string', multiple: true },
       workers: { type: 'string' },
       'audit-log': { type: 'string' },
@@ -283,5 +288,6 @@ function fromValues(values: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEn
       return url.toString();
     }),
     auditDigestIntervalMs: (int(values['audit-digest-seconds'] ?? env.KEYHOLD_AUDIT_DIGEST_SECONDS, '--audit-digest-seconds', 1, 86400) ?? 10) * 1000,
+    auditRetentionDays: int(values['audit-retention-days'] ?? env.KEYHOLD_AUDIT_RETENTION_DAYS, '--audit-retention-days', 1, 36500),
   };
 }

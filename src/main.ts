@@ -17,8 +17,10 @@ import { AuditSigningKey, GuardedKeyStore, ImportParameterStore, NO_HSMS, Routin
 import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
 import { BackupRegistry, CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
-import { AlertEngine, AuditDb, DiscardingAuditLog, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
+import { AlertEngine, AuditDb, DiscardingAuditLog, readExportPage, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
 import { printVerification } from './cli/audit.js';
+import { UsageError } from './cli/client.js';
+import { EXPORT_OPTIONS, EXPORT_USAGE, exportOptions, printExportSummary, runExport, type ExportOptions, type ExportSource } from './cli/audit-export.js';
 import { systemClock, type Clock, type Services } from './operations/index.js';
 import { DELETION_JOB, IMPORT_EXPIRY_JOB, JobRunner, ROTATION_JOB } from './jobs/index.js';
 import { createHandler } from './api/aws-json/handler.js';
@@ -36,6 +38,9 @@ export interface RunningServer {
 }
 
 const LEVELS = { error: 0, warn: 1, info: 2 } as const;
+
+/** How often audit retention (--audit-retention-days) looks for events to remove. */
+const RETENTION_INTERVAL_MS = 3_600_000;
 
 function makeLogger(level: ServerConfig['logLevel']): Services['log'] {
   return (lvl, msg, fields) => {
@@ -140,6 +145,16 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     engine.start();
     alerts = engine;
   }
+  // Retention (--audit-retention-days): at start and hourly, off the request path.
+  const applyRetention = () => {
+    const days = config.auditRetentionDays!;
+    if (!(audit instanceof SqliteAuditLog)) return;
+    audit.applyRetention(Date.now() - days * 86_400_000, days)
+      .catch((e) => log('warn', 'audit retention failed; will try again', { error: String((e as Error)?.message ?? e) }));
+  };
+  const retentionTimer = config.auditRetentionDays === undefined ? undefined : setInterval(applyRetention, RETENTION_INTERVAL_MS);
+  retentionTimer?.unref();
+  if (retentionTimer) applyRetention();
   const services: Services = {
     keys: new KeyRepository(storage),
     keystore,
@@ -203,6 +218,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       clearInterval(usageTimer);
       await flushUsage();
       alerts?.stop();
+      if (retentionTimer) clearInterval(retentionTimer);
       await audit.close();
       await storage.close();
       hsms?.close();
@@ -278,6 +294,7 @@ export async function auditOfflineCommand(argv: string[]): Promise<number> {
     return code;
   };
   const [sub, ...rest] = argv;
+  if (sub === 'export') return auditOfflineExport(rest);
   let values;
   try {
     ({ values } = parseArgs({
@@ -318,6 +335,53 @@ export async function auditOfflineCommand(argv: string[]): Promise<number> {
     return fail(1, (e as Error).message);
   } finally {
     await storage.close();
+  }
+}
+
+/** The audit database as an export source: every account's events (an operator's view of the files). */
+function dbExportSource(adb: AuditDb, o: ExportOptions): ExportSource {
+  return {
+    scope: async () => 'every account (offline)',
+    page: async (afterSeq, limit) => readExportPage(adb, {
+      afterSeq, limit, ...(o.startMs !== undefined ? { startMs: o.startMs } : {}), ...(o.endMs !== undefined ? { endMs: o.endMs } : {}),
+    }),
+  };
+}
+
+/**
+ * `keyhold audit export --data-dir DIR ...`: exports from the audit database directly (read-only;
+ * the server may be running). Needs no seal: the events are read, not verified
+ * (`keyhold audit verify --data-dir` checks them).
+ */
+async function auditOfflineExport(argv: string[]): Promise<number> {
+  const fail = (code: number, msg: string) => {
+    process.stderr.write(`keyhold: ${msg}\n`);
+    return code;
+  };
+  let o: ExportOptions;
+  let dataDir: string | undefined;
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: { ...EXPORT_OPTIONS, 'data-dir': { type: 'string' }, seal: { type: 'string' }, 'seal-passphrase-file': { type: 'string' } },
+    });
+    dataDir = values['data-dir'];
+    o = exportOptions(values);
+  } catch (e) {
+    return fail(2, `${(e as Error).message}\n${EXPORT_USAGE}`);
+  }
+  const auditFile = join(dataDir!, 'audit', 'audit.db');
+  if (!existsSync(auditFile)) return fail(1, `${dataDir} holds no audit/audit.db`);
+  let adb: AuditDb | undefined;
+  try {
+    adb = AuditDb.open(auditFile, { readonly: true });
+    const summary = await runExport(dbExportSource(adb, o), o, (m) => process.stderr.write(`keyhold: ${m}\n`));
+    printExportSummary(summary, o, (l) => process.stdout.write(l + '\n'));
+    return 0;
+  } catch (e) {
+    return fail(e instanceof UsageError ? 2 : 1, (e as Error).message);
+  } finally {
+    adb?.close();
   }
 }
 

@@ -1,4 +1,4 @@
-import type { AuditEvent, AuditHealth, AuditLog, StoredAlert } from './event.js';
+import type { AuditEvent, AuditHealth, AuditLog, ExportPage, StoredAlert } from './event.js';
 import type { AuditVerification } from './verify.js';
 import type { LastUseRow } from './audit-db.js';
 
@@ -25,6 +25,10 @@ export class DiscardingAuditLog implements AuditLog {
 
   async lookup(): Promise<{ seq: number; event: AuditEvent }[]> {
     return [];
+  }
+
+  async exportEvents(): Promise<ExportPage> {
+    return { events: [], headSeq: 0, firstSeq: 0 };
   }
 
   async lastUse(): Promise<LastUseRow[]> {

@@ -8,3 +8,4 @@ export { SqliteAuditLog, AuditWriteError } from './sqlite-audit-log.js';
 export { AuditDb } from './audit-db.js';
 export type { LastUseQuery, LastUseRow, LookupQuery } from './audit-db.js';
 export { toCloudTrailRecord, toLookupEvent } from './cloudtrail.js';
+export { MAX_EXPORT_PAGE, readExportPage, exportRecord, type ExportPage, type ExportQuery } from './export-query.js';

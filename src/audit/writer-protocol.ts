@@ -1,4 +1,6 @@
 import type { AuditDb, DigestRow, LastUseQuery, LookupQuery } from './audit-db.js';
+import { readExportPage, type ExportQuery } from './export-query.js';
+import { planRetention, pruneEvents } from './retention.js';
 import { ProfileDetectors } from './profiles.js';
 
 /** Requests the request thread sends to the audit writer thread (audit-writer.ts). */
@@ -18,6 +20,9 @@ export type WriterRequest =
   | { id: number; kind: 'lookup'; query: LookupQuery }
   | { id: number; kind: 'lastUse'; query: LastUseQuery }
   | { id: number; kind: 'addDigest'; row: DigestRow }
+  | { id: number; kind: 'export'; query: ExportQuery }
+  | { id: number; kind: 'retentionPlan'; cutoffMs: number }
+  | { id: number; kind: 'prune'; throughSeq: number; limit: number }
   | { id: number; kind: 'close' };
 
 export type WriterReply =
@@ -39,6 +44,12 @@ export function handleAuditRequest(db: AuditDb, m: WriterRequest): unknown {
       return db.lastUse(m.query);
     case 'lookup':
       return db.lookup(m.query);
+    case 'export':
+      return readExportPage(db, m.query);
+    case 'retentionPlan':
+      return planRetention(db, m.cutoffMs);
+    case 'prune':
+      return pruneEvents(db, m.throughSeq, m.limit);
     case 'accessKeySeen':
       return db.accessKeySeenBefore(m.accessKeyId);
     case 'expandDelivery':

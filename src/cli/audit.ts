@@ -5,6 +5,7 @@ import { CloudTrail, type LookupAttributeKey } from '@aws-sdk/client-cloudtrail'
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { clientSettings, UsageError, type ClientSettings } from './client.js';
 import { callKeyhold } from './keyhold-client.js';
+import { exportCommand } from './audit-export.js';
 
 type Out = (line: string) => void;
 
@@ -162,6 +163,7 @@ export async function auditCommand(argv: string[], out: Out): Promise<number> {
   if (sub === 'verify') return verify(rest, out);
   if (sub === 'lookup') return lookup(rest, out);
   if (sub === 'last-use') return lastUse(rest, out);
+  if (sub === 'export') return exportCommand(rest, out);
   if (sub === undefined || sub.startsWith('--')) return lookup(argv, out);
   throw new UsageError(`unknown command: audit ${sub}`);
 }

@@ -39,6 +39,11 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
                                  time; default 50 events); --json prints the CloudTrail records
   keyhold audit last-use [--principal ARN] [--key K] [--json]
                                  last successful cryptographic use per principal and key, with counts
+  keyhold audit export [--format jsonl] (--out DIR | --to stdout | --to syslog[=[udp://|tcp://]HOST:PORT])
+                [--start T] [--end T] [--state FILE] [--json] [--data-dir DIR]
+                                 the audit log as CloudTrail records (JSON Lines), in chain order: one file
+                                 per UTC day in DIR, or stdout, or RFC 5424 syslog; incremental (a second run
+                                 adds only new events); --data-dir reads the files offline (every account)
   keyhold alerts [list] [--all] [--json]
                                  the account's alerts, newest first (unacknowledged only unless --all)
   keyhold alerts ack ALERT_ID    acknowledge an alert (who and when are kept, and audited)

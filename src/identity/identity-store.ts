@@ -5,7 +5,7 @@ import {
   NoSuchEntityException,
 } from '../errors/index.js';
 import type { AccountId, Principal } from '../types/index.js';
-import type { AccessKeyRecord, AccessKeyStatus, GroupRecord, LastUsed, PolicyHolder, RoleRecord, TagRecord, UserRecord } from './records.js';
+import type { AccessKeyRecord, AccessKeyStatus, GroupRecord, LastUsed, ManagedPolicyRecord, PolicyHolder, RoleRecord, TagRecord, UserRecord } from './records.js';
 
 /**
  * Seals secrets at rest. The barrier implements it; identity/ depends only on this interface so that
@@ -42,6 +42,8 @@ const P = {
   alertWebhookPrefix: (acct: string) => `alerts/webhook/${acct}/`,
   alertWebhook: (acct: string, id: string) => `alerts/webhook/${acct}/${id}`,
   alertWebhookSecret: (acct: string, id: string) => `alerts/webhook-secret/${acct}/${id}`,
+  policyPrefix: (acct: string) => `iam/policy/${acct}/`,
+  policy: (acct: string, name: string) => `iam/policy/${acct}/${name.toLowerCase()}`,
 };
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -99,6 +101,11 @@ export interface NamedPolicy {
   readonly managedArn?: string;
 }
 
+/** AWS IAM quota: versions kept per customer-managed policy. */
+export const MAX_POLICY_VERSIONS = 5;
+
+const POLICY_ARN = /^arn:aws:iam::(\d{12}):policy\/(?:.*\/)?([^/]+)$/;
+
 /** Minimum and maximum session length, AWS's bounds for AssumeRole. */
 export const MIN_SESSION_SECONDS = 900;
 export const DEFAULT_SESSION_SECONDS = 3600;
@@ -109,7 +116,7 @@ const enc = (v: unknown) => Buffer.from(JSON.stringify(v));
 const dec = <T>(b: Buffer) => JSON.parse(b.toString('utf8')) as T;
 
 /** AWS unique ids: a 4-letter type prefix (AIDA user, AGPA group, AROA role) and 17 base32 characters. */
-export function newUniqueId(prefix: 'AIDA' | 'AGPA' | 'AROA'): string {
+export function newUniqueId(prefix: 'AIDA' | 'AGPA' | 'AROA' | 'ANPA'): string {
   const bytes = randomBytes(17);
   let s = prefix;
   for (const b of bytes) s += BASE32[b & 31];
@@ -615,6 +622,77 @@ export class IdentityStore {
       return false;
     }
     return false;
+  }
+
+  // ---- customer-managed policies ----
+
+  async createPolicy(acct: string, input: { policyName: string; path: string; description: string; document: string; tags: TagRecord[] }, now: number): Promise<ManagedPolicyRecord> {
+    const rec: ManagedPolicyRecord = {
+      policyName: input.policyName, policyId: newUniqueId('ANPA'), arn: `arn:aws:iam::${acct}:policy${input.path}${input.policyName}`, path: input.path,
+      accountId: acct, description: input.description, createdAt: now, updatedAt: now, defaultVersionId: 'v1',
+      versions: [{ versionId: 'v1', document: input.document, createdAt: now }], nextVersion: 2, tags: input.tags,
+    };
+    await this.storage.transaction(async (tx) => {
+      if (!(await tx.putIfAbsent(P.policy(acct, input.policyName), enc(rec)))) {
+        throw new EntityAlreadyExistsException(`A policy called ${input.policyName} already exists. Duplicate names are not allowed.`);
+      }
+    });
+    return rec;
+  }
+
+  /** A customer-managed policy by ARN (the ARN must match exactly, path included). */
+  async getPolicy(arn: string, r: StorageReader = this.storage): Promise<ManagedPolicyRecord | undefined> {
+    const m = POLICY_ARN.exec(arn);
+    if (!m) return undefined;
+    const b = await r.get(P.policy(m[1]!, m[2]!));
+    const rec = b ? dec<ManagedPolicyRecord>(b) : undefined;
+    return rec && rec.arn === arn ? rec : undefined;
+  }
+
+  /** The default version's document of a customer-managed policy, for evaluation (cached read). */
+  async managedPolicyDocument(arn: string): Promise<string | undefined> {
+    const rec = await this.getPolicy(arn, { get: (k) => this.storage.getCached(k), list: (p, o) => this.storage.list(p, o), count: (p) => this.storage.count(p) });
+    return rec?.versions.find((v) => v.versionId === rec.defaultVersionId)?.document;
+  }
+
+  async listPolicies(acct: string): Promise<ManagedPolicyRecord[]> {
+    return (await this.storage.list(P.policyPrefix(acct))).map((row) => dec<ManagedPolicyRecord>(row.value));
+  }
+
+  /** Read-modify-write of one customer-managed policy in a transaction; `mutate` may throw to abort. */
+  async updatePolicy(arn: string, mutate: (p: ManagedPolicyRecord) => void): Promise<ManagedPolicyRecord> {
+    return this.storage.transaction(async (tx) => {
+      const rec = await this.getPolicy(arn, tx);
+      if (!rec) throw new NoSuchEntityException(`Policy ${arn} does not exist or is not attachable.`);
+      mutate(rec);
+      await tx.put(P.policy(rec.accountId, rec.policyName), enc(rec));
+      return rec;
+    });
+  }
+
+  /** The users, groups and roles a managed policy (AWS or customer) is attached to. */
+  async policyAttachments(acct: string, arn: string, r: StorageReader = this.storage): Promise<{ kind: EntityKind; name: string }[]> {
+    const out: { kind: EntityKind; name: string }[] = [];
+    for (const [kind, prefix] of [['user', P.userPrefix(acct)], ['group', P.groupPrefix(acct)], ['role', P.rolePrefix(acct)]] as const) {
+      for (const row of await r.list(prefix)) {
+        const h = dec<PolicyHolder & { userName?: string; groupName?: string; roleName?: string }>(row.value);
+        if (h.attachedPolicies.includes(arn)) out.push({ kind, name: (h.userName ?? h.groupName ?? h.roleName)! });
+      }
+    }
+    return out;
+  }
+
+  /** AWS refuses to delete a policy that is attached, or that has versions besides the default. */
+  async deletePolicy(arn: string): Promise<void> {
+    await this.storage.transaction(async (tx) => {
+      const rec = await this.getPolicy(arn, tx);
+      if (!rec) throw new NoSuchEntityException(`Policy ${arn} was not found.`);
+      if ((await this.policyAttachments(rec.accountId, arn, tx)).length > 0) throw new DeleteConflictException('Cannot delete a policy attached to entities.');
+      if (rec.versions.length > 1) {
+        throw new DeleteConflictException("This policy has more than one version. Before you delete a policy, you must delete the policy's versions. The default version is deleted with the policy.");
+      }
+      await tx.delete(P.policy(rec.accountId, rec.policyName));
+    });
   }
 
   // ---- offboarding ----

@@ -26,7 +26,7 @@ export const putKeyPolicy: Operation<PutKeyPolicyInput, Record<string, never>> =
     await authorizeKey(svc, call, key, 'PutKeyPolicy', audit);
     assertPolicyName(input.policyName);
     const doc = parsePolicy(input.policy, { requirePrincipal: true });
-    await assertSodForKeyPolicy(svc, call.accountId, key.arn, doc);
+    await assertSodForKeyPolicy(svc, call.accountId, key.arn, doc, key.grants ?? []);
     if (!input.bypassPolicyLockoutSafetyCheck) assertNoLockout(input.policy, call.principal, key.arn);
     let before = '';
     await updateKey(svc, key.keyId, (k) => {

@@ -123,3 +123,92 @@ describe('the separation-of-duties guard as an account setting (AWS SDK v3, Keyh
     assert.equal(denied.length, 1);
   });
 });
+
+describe('the separation-of-duties guard across policy kinds: key policy + identity policies + grants (AWS SDK v3, HTTPS)', () => {
+  let server: TestServer;
+  let iam: IAM;
+  const acct = '111122223333';
+  const arn = (kind: string, name: string) => `arn:aws:iam::${acct}:${kind}/${name}`;
+  const root = { Sid: 'Root', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${acct}:root` }, Action: 'kms:*', Resource: '*' };
+
+  before(async () => {
+    server = await startServer({ accountId: acct });
+    iam = iamClient(server);
+  });
+  after(async () => {
+    await server.stop();
+    server.cleanup();
+  });
+
+  it('a key policy naming P as administrator, then any identity-policy write giving P Decrypt on that key, is rejected naming P, the actions and the key', async () => {
+    const kms = server.kms();
+    await iam.createUser({ UserName: 'kpadmin' });
+    await iam.createRole({ RoleName: 'ops', AssumeRolePolicyDocument: policy({ Effect: 'Allow', Principal: { AWS: arn('user', 'kpadmin') }, Action: 'sts:AssumeRole' }) });
+    const { KeyMetadata: k } = await kms.createKey({
+      Description: 'administered in the key policy',
+      Policy: policy(root, { Sid: 'Admins', Effect: 'Allow', Principal: { AWS: [arn('user', 'kpadmin'), arn('role', 'ops')] }, Action: ['kms:PutKeyPolicy', 'kms:ScheduleKeyDeletion'], Resource: '*' }),
+    });
+    const keyArn = k!.Arn!;
+    const conflict = (who: string) => new RegExp(`${who} both key administration \\(kms:PutKeyPolicy, kms:ScheduleKeyDeletion\\) and key use \\(kms:Decrypt[^)]*\\) on ${keyArn.replace(/[/.]/g, '\\$&')} \\(administration: allowed by key policy statement 'Admins'`);
+    const decrypt = policy({ Effect: 'Allow', Action: 'kms:Decrypt', Resource: keyArn });
+
+    await rejects(iam.putUserPolicy({ UserName: 'kpadmin', PolicyName: 'dec', PolicyDocument: decrypt }), 'MalformedPolicyDocumentException', conflict('user/kpadmin'));
+    await rejects(iam.attachUserPolicy({ UserName: 'kpadmin', PolicyArn: USER_POLICY }), 'MalformedPolicyDocumentException', conflict('user/kpadmin'));
+    await iam.createGroup({ GroupName: 'readers' });
+    await iam.attachGroupPolicy({ GroupName: 'readers', PolicyArn: USER_POLICY });
+    await rejects(iam.addUserToGroup({ GroupName: 'readers', UserName: 'kpadmin' }), 'MalformedPolicyDocumentException', /adding kpadmin to group readers would give .*user\/kpadmin both key administration/);
+    await iam.createGroup({ GroupName: 'staff' });
+    await iam.addUserToGroup({ GroupName: 'staff', UserName: 'kpadmin' });
+    await rejects(iam.putGroupPolicy({ GroupName: 'staff', PolicyName: 'dec', PolicyDocument: decrypt }), 'MalformedPolicyDocumentException', conflict('user/kpadmin'));
+    await rejects(iam.attachGroupPolicy({ GroupName: 'staff', PolicyArn: USER_POLICY }), 'MalformedPolicyDocumentException', conflict('user/kpadmin'));
+    await rejects(iam.putRolePolicy({ RoleName: 'ops', PolicyName: 'dec', PolicyDocument: decrypt }), 'MalformedPolicyDocumentException', conflict('role/ops'));
+    await rejects(iam.attachRolePolicy({ RoleName: 'ops', PolicyArn: USER_POLICY }), 'MalformedPolicyDocumentException', conflict('role/ops'));
+    await rejects(kms.createGrant({ KeyId: keyArn, GranteePrincipal: arn('user', 'kpadmin'), Operations: ['Decrypt'] }), 'ValidationException', /user\/kpadmin both key administration \(kms:PutKeyPolicy, kms:ScheduleKeyDeletion\) and key use \(kms:Decrypt\)/);
+    await rejects(kms.createGrant({ KeyId: keyArn, GranteePrincipal: arn('user', 'kpadmin'), Operations: ['Decrypt'], Constraints: { EncryptionContextSubset: { a: 'b' } } }), 'ValidationException', /Separation of duties/);
+
+    // Nothing was stored by the refused writes.
+    assert.deepEqual((await iam.listUserPolicies({ UserName: 'kpadmin' })).PolicyNames, []);
+    assert.deepEqual((await iam.listAttachedUserPolicies({ UserName: 'kpadmin' })).AttachedPolicies, []);
+    assert.deepEqual((await iam.listGroupsForUser({ UserName: 'kpadmin' })).Groups!.map((g) => g.GroupName), ['staff']);
+    assert.deepEqual((await iam.listGroupPolicies({ GroupName: 'staff' })).PolicyNames, []);
+    assert.deepEqual((await iam.listRolePolicies({ RoleName: 'ops' })).PolicyNames, []);
+    assert.deepEqual((await kms.listGrants({ KeyId: keyArn })).Grants, []);
+
+    // Decrypt on another key, or a non-conflicting action on this one, is fine.
+    const { KeyMetadata: other } = await kms.createKey({ Description: 'other' });
+    await iam.putUserPolicy({ UserName: 'kpadmin', PolicyName: 'dec-other', PolicyDocument: policy({ Effect: 'Allow', Action: 'kms:Decrypt', Resource: other!.Arn! }) });
+    await iam.putUserPolicy({ UserName: 'kpadmin', PolicyName: 'describe', PolicyDocument: policy({ Effect: 'Allow', Action: 'kms:DescribeKey', Resource: keyArn }) });
+    // An explicit Deny in the key policy takes the conflict away.
+    await kms.putKeyPolicy({
+      KeyId: keyArn, PolicyName: 'default',
+      Policy: policy(root, { Sid: 'Admins', Effect: 'Allow', Principal: { AWS: arn('user', 'kpadmin') }, Action: ['kms:PutKeyPolicy', 'kms:ScheduleKeyDeletion'], Resource: '*' },
+        { Sid: 'NoDecrypt', Effect: 'Deny', Principal: { AWS: arn('user', 'kpadmin') }, Action: 'kms:Decrypt', Resource: '*' }),
+    });
+    await iam.putUserPolicy({ UserName: 'kpadmin', PolicyName: 'dec', PolicyDocument: decrypt });
+  });
+
+  it('identity policies first, then a key policy naming P as administrator is rejected (PutKeyPolicy and CreateKey)', async () => {
+    const kms = server.kms();
+    await iam.createUser({ UserName: 'reader' });
+    await iam.attachUserPolicy({ UserName: 'reader', PolicyArn: USER_POLICY });
+    const { KeyMetadata: k } = await kms.createKey({ Description: 'read by reader' });
+    const withAdmin = policy(root, { Sid: 'ReaderAdmin', Effect: 'Allow', Principal: { AWS: arn('user', 'reader') }, Action: 'kms:DisableKey', Resource: '*' });
+    await rejects(kms.putKeyPolicy({ KeyId: k!.Arn!, PolicyName: 'default', Policy: withAdmin }), 'MalformedPolicyDocumentException',
+      /this key policy would give arn:aws:iam::111122223333:user\/reader both key administration \(kms:DisableKey\) and key use \(kms:Decrypt, kms:ReEncryptFrom\) .*use: allowed by key policy statement 'Root' enables IAM policies; allowed by managed policy arn:aws:iam::aws:policy\/KeyholdKeyUser attached to user reader/);
+    await rejects(kms.createKey({ Policy: withAdmin }), 'MalformedPolicyDocumentException', /user\/reader both key administration/);
+    assert.equal(JSON.parse((await kms.getKeyPolicy({ KeyId: k!.Arn!, PolicyName: 'default' })).Policy!).Statement.length, 1, 'the old policy stays');
+    // A key policy that does not delegate to IAM policies leaves reader's IAM rights without effect: no conflict.
+    const noDelegation = policy(
+      { Sid: 'RootAdmin', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${acct}:root` }, Action: ['kms:PutKeyPolicy', 'kms:GetKeyPolicy', 'kms:DescribeKey'], Resource: '*' },
+      { Sid: 'ReaderAdmin', Effect: 'Allow', Principal: { AWS: arn('user', 'reader') }, Action: 'kms:DisableKey', Resource: '*' },
+    );
+    await kms.putKeyPolicy({ KeyId: k!.Arn!, PolicyName: 'default', Policy: noDelegation });
+
+    // With the guard off, the cross-policy merge is accepted.
+    const settings: ClientSettings = { endpoint: server.url, region: 'us-east-1', credentials: server.credentials, caBundle: server.caFile };
+    await callKeyhold(settings, 'UpdateAccountSettings', { SeparationOfDuties: false });
+    const { KeyMetadata: k2 } = await kms.createKey({ Policy: withAdmin });
+    assert.equal(k2!.KeyState, 'Enabled');
+    await callKeyhold(settings, 'UpdateAccountSettings', { SeparationOfDuties: true });
+  });
+});

@@ -30,6 +30,13 @@ export const KEYHOLD_ROUTES = {
     }, ['Valid', 'EventsChecked', 'DigestsChecked', 'FirstSeq', 'LastSeq', 'SignedThroughSeq', 'RetainedThroughSeq', 'PublicKeyFingerprint']),
     ops.verifyAuditLog,
   ),
+  ExportAuditEvents: route(
+    struct({ AfterSeq: int({ min: 0 }), StartTime: timestamp(), EndTime: timestamp(), Limit: int({ min: 1, max: 1000 }) }),
+    struct({
+      AccountId: str(), Events: list(struct({ Seq: int(), CloudTrailEvent: str() }, ['Seq', 'CloudTrailEvent'])), HeadSeq: int(), FirstSeq: int(),
+    }, ['AccountId', 'Events', 'HeadSeq', 'FirstSeq']),
+    ops.exportAuditEvents,
+  ),
   ListAlerts: route(
     struct({ IncludeAcknowledged: bool(), Limit: int({ min: 1, max: 1000 }) }),
     struct({
