@@ -268,6 +268,25 @@ export class IdentityStore {
     });
   }
 
+  /**
+   * The optional response to a critical alert: deactivates the access key (a user's key) or ends
+   * the role session it belongs to. The account root's keys are never deactivated this way (that
+   * would lock the account's administrator out); the outcome says so.
+   */
+  async deactivateForAlert(accessKeyId: string, acct: string, now: number): Promise<{ outcome: 'deactivated' | 'already-inactive' | 'root-kept' | 'unknown'; principalArn?: string }> {
+    return this.storage.transaction(async (tx) => {
+      const rec = await this.getAccessKey(accessKeyId, tx);
+      if (!rec || rec.accountId !== acct) return { outcome: 'unknown' as const };
+      const principalArn = principalOf(rec).arn;
+      if (rec.kind === 'root') return { outcome: 'root-kept' as const, principalArn };
+      if (rec.status !== 'Active' || rec.endedAt !== undefined) return { outcome: 'already-inactive' as const, principalArn };
+      rec.status = 'Inactive';
+      if (rec.kind === 'session') rec.endedAt = now;
+      await tx.put(P.accessKey(accessKeyId), enc(rec));
+      return { outcome: 'deactivated' as const, principalArn };
+    });
+  }
+
   // ---- per-account alert webhooks ----
 
   /**
