@@ -21,6 +21,9 @@
  *   --workers N       run Keyhold with --workers N (default 1: one process)
  *   --floor-workers N run the floor as N clustered processes alike (default: the same as --workers)
  *   --cpu-prof DIR    run Keyhold under --cpu-prof, writing its profile to DIR on exit
+ *   --audit-rounds N  rounds of the audit-cost comparison (default 2; 0 skips it): Encrypt at 32
+ *                     connections against this Keyhold (durable audit log) and against a second one
+ *                     started with --audit-log none, alternating (issue 5's target: >= 80%)
  *   --out FILE        JSON results (default bench/results/latest.json)
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
@@ -61,6 +64,10 @@ const VERDICT_CONNECTIONS = 32;
 // Floor runs around one operation that differ by more than this make its comparison suspect.
 const MAX_FLOOR_DRIFT = 0.2;
 
+// Issue 5's target: Encrypt with the durable audit log at >= 80% of the rate without it, at 32 connections.
+const MIN_AUDIT_RATIO = 0.8;
+const AUDIT_CONNECTIONS = 32;
+
 interface RunRecord {
   target: Target;
   connections: number;
@@ -69,6 +76,28 @@ interface RunRecord {
   result: LoadResult;
   /** Cores used by other processes during the run (see DISTURBED_OTHER_CPU). */
   otherCpu: number | undefined;
+  /** Which server variant, when not the main one (the audit comparison). */
+  label?: string;
+}
+
+/** A Keyhold other than the main one (the audit comparison's --audit-log none server). */
+interface ServerUnderTest {
+  port: number;
+  pid: number;
+  /** Its own local CA (each data dir makes one). */
+  ca: string;
+  fixture: Fixture;
+}
+
+/** Encrypt with the durable audit log against Encrypt with none, same connections, alternating runs. */
+interface AuditComparison {
+  connections: number;
+  durable: { reqPerSec: number[]; p99Ms: number[]; serverCpuUsPerRequest: (number | undefined)[] };
+  none: { reqPerSec: number[]; p99Ms: number[]; serverCpuUsPerRequest: (number | undefined)[] };
+  /** mean durable req/s over mean no-audit req/s. */
+  ratio: number;
+  valid: boolean;
+  verdict: 'PASS' | 'FAIL' | 'INVALID';
 }
 
 /** One operation against the floor runs just before and after it. */
@@ -277,6 +306,34 @@ function compare(op: RunRecord, before: RunRecord, after: RunRecord): Comparison
   return c;
 }
 
+function compareAudit(durable: RunRecord[], none: RunRecord[]): AuditComparison {
+  const side = (runs: RunRecord[]) => ({
+    reqPerSec: runs.map((r) => r.result.reqPerSec),
+    p99Ms: runs.map((r) => r.result.latencyMs.p99),
+    serverCpuUsPerRequest: runs.map((r) => r.result.serverCpuUsPerRequest),
+  });
+  const ratio = mean(durable.map((r) => r.result.reqPerSec)) / mean(none.map((r) => r.result.reqPerSec));
+  const valid = [...durable, ...none].every((r) => r.valid);
+  return {
+    connections: AUDIT_CONNECTIONS, durable: side(durable), none: side(none), ratio, valid,
+    verdict: !valid ? 'INVALID' : ratio >= MIN_AUDIT_RATIO ? 'PASS' : 'FAIL',
+  };
+}
+
+function printAudit(a: AuditComparison): void {
+  const list = (xs: (number | undefined)[], digits: number) => xs.map((x) => fmt(x, digits)).join(', ');
+  const cpu = (xs: (number | undefined)[]) => {
+    const ys = xs.filter((x): x is number => x !== undefined);
+    return ys.length ? mean(ys) : undefined;
+  };
+  process.stdout.write(
+    `\nAudit log cost: Encrypt x ${a.connections} connections, runs alternating\n` +
+      `  durable audit log: req/s ${list(a.durable.reqPerSec, 0)} (mean ${fmt(mean(a.durable.reqPerSec), 0)}), p99 ms ${list(a.durable.p99Ms, 2)}, srv us/req ${fmt(cpu(a.durable.serverCpuUsPerRequest), 0)}\n` +
+      `  no audit log:      req/s ${list(a.none.reqPerSec, 0)} (mean ${fmt(mean(a.none.reqPerSec), 0)}), p99 ms ${list(a.none.p99Ms, 2)}, srv us/req ${fmt(cpu(a.none.serverCpuUsPerRequest), 0)}\n` +
+      `  durable / none: ${pctOf(a.ratio)} of the no-audit rate: ${a.verdict} (target >= ${MIN_AUDIT_RATIO * 100}%)\n`,
+  );
+}
+
 function printTable(records: RunRecord[], comparisons: Comparison[]): void {
   const head = ['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', '% floor req/s', 'p99 x floor', 'srv us/req', 'srv cpu', 'gen cpu', 'other cpu', 'result'];
   const rows: string[][] = [];
@@ -356,6 +413,7 @@ async function main(): Promise<number> {
       'cpu-prof': { type: 'string' },
       workers: { type: 'string', default: '1' },
       'floor-workers': { type: 'string' },
+      'audit-rounds': { type: 'string', default: '2' },
       out: { type: 'string', default: join(REPO_ROOT, 'bench', 'results', 'latest.json') },
     },
   });
@@ -365,6 +423,8 @@ async function main(): Promise<number> {
   const connectionLevels = values.connections!.split(',').map(Number);
   const workers = Number(values.workers);
   const floorWorkers = Number(values['floor-workers'] ?? values.workers);
+  const auditRounds = Number(values['audit-rounds']);
+  if (!Number.isInteger(auditRounds) || auditRounds < 0) throw new Error('--audit-rounds must be a whole number');
   const operations = values.only ? OPERATIONS.filter((op) => values.only!.split(',').includes(op)) : [...OPERATIONS];
   if (!(durationS > 0) || !(floorDurationS > 0) || !(warmupS >= 0) || connectionLevels.some((c) => !(c >= 1)) || operations.length === 0 || ![workers, floorWorkers].every((w) => Number.isInteger(w) && w >= 1)) {
     throw new Error('bad options; see the header of bench/run.ts');
@@ -390,7 +450,7 @@ async function main(): Promise<number> {
   });
   cleanups.push(() => stopKeyhold(keyhold));
   if (!keyhold.caFile) throw new Error(`Keyhold is not serving HTTPS with its local CA (${keyhold.url})`);
-  const ca = readFileSync(keyhold.caFile, 'utf8');
+  const mainCa = readFileSync(keyhold.caFile, 'utf8');
   const tlsDir = join(keyhold.dataDir, 'tls');
   const floor = await startFloor(join(tlsDir, 'server-key.pem'), join(tlsDir, 'server.pem'), floorWorkers);
   const procs = (n: number) => (n === 1 ? '1 process' : `${n} worker processes`);
@@ -403,7 +463,7 @@ async function main(): Promise<number> {
   const plaintext = randomBytes(PLAINTEXT_BYTES);
   const ciphertext = Buffer.from((await kms.encrypt({ KeyId: keyId, Plaintext: plaintext })).CiphertextBlob!);
   kms.destroy(); // its keep-alive sockets would otherwise sit on the server during the runs
-  const fixture: Fixture = { credentials: keyhold.credentials, keyId, plaintext, ciphertext };
+  const mainFixture: Fixture = { credentials: keyhold.credentials, keyId, plaintext, ciphertext };
 
   const records: RunRecord[] = [];
   const comparisons: Comparison[] = [];
@@ -419,9 +479,31 @@ async function main(): Promise<number> {
   }
   printTable(records, comparisons);
 
-  async function measure(target: Target, connections: number): Promise<RunRecord> {
-    const port = target === 'floor' ? floor.port : keyhold.port;
-    const pid = target === 'floor' ? floor.pid : keyhold.proc.pid;
+  // Issue 5: what the durable audit log costs. The same Encrypt load against this server and against
+  // a second one that records nothing (--audit-log none), alternating, so machine drift hits both.
+  let audit: AuditComparison | undefined;
+  if (auditRounds > 0) {
+    const off = await startServer({ dataDir: join(tmp, 'data-no-audit'), args: ['--workers', String(workers), '--audit-log', 'none'] });
+    cleanups.push(() => stopKeyhold(off));
+    const offKms = off.kms({ region: REGION });
+    const offKey = (await offKms.createKey({ Description: 'keyhold bench, audit off' })).KeyMetadata!.KeyId!;
+    offKms.destroy();
+    const offTarget: ServerUnderTest = { port: off.port, pid: off.proc.pid!, ca: readFileSync(off.caFile!, 'utf8'), fixture: { credentials: off.credentials, keyId: offKey, plaintext, ciphertext } };
+    const on: RunRecord[] = [];
+    const none: RunRecord[] = [];
+    for (let round = 0; round < auditRounds; round++) {
+      on.push(await measure('Encrypt', AUDIT_CONNECTIONS, undefined, 'audit durable'));
+      none.push(await measure('Encrypt', AUDIT_CONNECTIONS, offTarget, 'audit none'));
+    }
+    audit = compareAudit(on, none);
+    printAudit(audit);
+  }
+
+  async function measure(target: Target, connections: number, against?: ServerUnderTest, label?: string): Promise<RunRecord> {
+    const port = target === 'floor' ? floor.port : (against?.port ?? keyhold.port);
+    const pid = target === 'floor' ? floor.pid : (against?.pid ?? keyhold.proc.pid);
+    const fixture = target === 'floor' ? mainFixture : (against?.fixture ?? mainFixture);
+    const ca = target === 'floor' ? mainCa : (against?.ca ?? mainCa);
     // The floor gets the Encrypt request (the largest body), so it reads the same bytes Keyhold does.
     const op: Operation = target === 'floor' ? 'Encrypt' : target;
     // Signed now, so the signature is seconds old when the run starts and well inside 5 minutes when it ends.
@@ -432,7 +514,7 @@ async function main(): Promise<number> {
     const wrong = checkAnswer(target, first.body, fixture);
     if (wrong) throw new Error(`${target}: ${wrong}`);
 
-    process.stdout.write(`bench: ${target} x ${connections} connection(s) ...`);
+    process.stdout.write(`bench: ${target}${label ? ` (${label})` : ''} x ${connections} connection(s) ...`);
     const result = await runLoadInChild({
       url: `https://127.0.0.1:${port}`, method: req.method, path: req.path, headers: req.headers, body: req.body, ca,
       connections, durationS: target === 'floor' ? floorDurationS : durationS, warmupS, serverPid: pid,
@@ -445,6 +527,7 @@ async function main(): Promise<number> {
     ].filter(Boolean);
     const record: RunRecord = { target, connections, valid: problems.length === 0, result, otherCpu: otherCpu(result) };
     if (problems.length) record.invalidReason = problems.join('; ');
+    if (label) record.label = label;
     records.push(record);
     process.stdout.write(` ${fmt(result.reqPerSec, 0)} req/s, p99 ${fmt(result.latencyMs.p99, 2)} ms${problems.length ? `  INVALID: ${problems.join('; ')}` : ''}\n`);
     return record;
@@ -461,6 +544,7 @@ async function main(): Promise<number> {
         config: { durationS, floorDurationS, workers, floorWorkers, warmupS, connections: connectionLevels, pipelining: 1, plaintextBytes: PLAINTEXT_BYTES, dataKeySpec: 'AES_256', region: REGION, floorRequest: 'Encrypt' },
         target: { connections: VERDICT_CONNECTIONS, minReqPerSecOfFloor: MIN_THROUGHPUT_RATIO, maxP99OfFloor: MAX_P99_MULTIPLE },
         comparisons,
+        audit,
         runs: records,
       },
       null,

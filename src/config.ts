@@ -22,11 +22,19 @@ export interface ServerConfig {
   usageFlushMs: number;
   /** How often events written since the last signed audit digest get one. */
   auditDigestIntervalMs: number;
+  /** Audit events older than this many days are removed under a signed retention digest; undefined keeps everything. */
+  auditRetentionDays?: number;
   /** Where alerts are POSTed (signed with HMAC-SHA256), from a persistent outbox. */
   alertWebhooks: string[];
   logLevel: 'error' | 'warn' | 'info';
   /** Server processes sharing the port and the data dir (cluster.ts); 'auto' is one per CPU. */
   workers: number | 'auto';
+  /**
+   * 'durable' (always, except in the benchmark): every call is committed to the hash-chained log
+   * before it is answered. 'none' records nothing; UNSAFE, command line only (bench/run.ts uses it
+   * to measure what the audit log costs).
+   */
+  auditLog: 'durable' | 'none';
 }
 
 export interface HsmDeclaration {
@@ -90,6 +98,8 @@ export const USAGE = `Usage: keyhold server [options]
   --usage-flush-seconds N     how often per-version use counts are written to storage (default 5; also at shutdown)
   --log-level error|warn|info (default info)
   --audit-digest-seconds N    how often new audit events are covered by a signed digest (default 10)
+  --audit-retention-days N    remove audit events older than N days (1 to 36500), at start and hourly, together
+                              with a signed digest that keeps the rest verifiable (default: keep everything)
   --alert-webhook URL         POST every alert there as JSON, signed (X-Keyhold-Signature: sha256=HMAC-SHA256 of
                               "<X-Keyhold-Timestamp>.<body>" under DATA_DIR/alert-webhook-secret or
                               KEYHOLD_ALERT_WEBHOOK_SECRET); repeatable; retried with backoff across restarts
@@ -99,6 +109,9 @@ export const USAGE = `Usage: keyhold server [options]
                               token is found by LABEL and logged in with the user PIN in FILE
   --workers N|auto            server processes sharing the port and data dir (default 1; auto: one per CPU;
                               more than 1 needs --storage sqlite)
+  --audit-log durable|none    default durable. none records NO audit event (no access log, no tamper evidence,
+                              no alerts): UNSAFE, for measuring the audit log's cost in benchmarks only;
+                              accepted on the command line only (not from --config or the environment)
 
 Environment: KEYHOLD_DATA_DIR, KEYHOLD_HOST, KEYHOLD_PORT, KEYHOLD_ACCOUNT_ID (default 111122223333),
 KEYHOLD_ROOT_ACCESS_KEY_ID and KEYHOLD_ROOT_SECRET_ACCESS_KEY (root credentials to create on first start),
@@ -150,6 +163,8 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
   const cli = parseFlags(argv);
   const configFile = cli.config ?? env.KEYHOLD_CONFIG;
   const fromFile = configFile ? parseFlags(configFileArgs(resolve(configFile))) : {};
+  // Switching the audit log off must be a deliberate act on the command line, never inherited from a file.
+  if (fromFile['audit-log'] !== undefined) throw new ConfigError(`--config ${configFile}: "audit-log" can only be given on the command line`);
   const values: ReturnType<typeof parseFlags> = { ...fromFile };
   for (const [k, v] of Object.entries(cli)) if (v !== undefined) (values as Record<string, unknown>)[k] = v;
   return fromValues(values, env);
@@ -174,8 +189,10 @@ function parseFlags(argv: string[]) {
       'usage-flush-seconds': { type: 'string' },
       'log-level': { type: 'string' },
       'audit-digest-seconds': { type: 'string' },
+      'audit-retention-days': { type: 'string' },
       'alert-webhook': { type: 'string', multiple: true },
       workers: { type: 'string' },
+      'audit-log': { type: 'string' },
       hsm: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
@@ -239,8 +256,12 @@ function fromValues(values: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEn
   const workers = workersRaw === 'auto' ? 'auto' : int(workersRaw, '--workers', 1, 64)!;
   if (storage === 'memory' && workers !== 1) throw new ConfigError('--workers above 1 needs --storage sqlite (workers share the database)');
 
+  const auditLog = values['audit-log'] ?? 'durable';
+  if (auditLog !== 'durable' && auditLog !== 'none') throw new ConfigError('--audit-log must be durable or none');
+
   return {
     workers,
+    auditLog,
     dataDir,
     host: values.host ?? env.KEYHOLD_HOST ?? '127.0.0.1',
     port: int(values.port ?? env.KEYHOLD_PORT, '--port', 0, 65535) ?? 8443,
@@ -267,5 +288,6 @@ function fromValues(values: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEn
       return url.toString();
     }),
     auditDigestIntervalMs: (int(values['audit-digest-seconds'] ?? env.KEYHOLD_AUDIT_DIGEST_SECONDS, '--audit-digest-seconds', 1, 86400) ?? 10) * 1000,
+    auditRetentionDays: int(values['audit-retention-days'] ?? env.KEYHOLD_AUDIT_RETENTION_DAYS, '--audit-retention-days', 1, 36500),
   };
 }

@@ -17,9 +17,11 @@ import { AuditSigningKey, GuardedKeyStore, ImportParameterStore, NO_HSMS, Routin
 import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
 import { BackupRegistry, CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
-import { AlertEngine, AuditDb, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
+import { AlertEngine, AuditDb, DiscardingAuditLog, readExportPage, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
 import { printVerification } from './cli/audit.js';
-import { systemClock, type Clock, type Services } from './operations/index.js';
+import { UsageError } from './cli/client.js';
+import { EXPORT_OPTIONS, EXPORT_USAGE, exportOptions, printExportSummary, runExport, type ExportOptions, type ExportSource } from './cli/audit-export.js';
+import { respondToAlert, systemClock, type Clock, type Services } from './operations/index.js';
 import { DELETION_JOB, IMPORT_EXPIRY_JOB, JobRunner, ROTATION_JOB } from './jobs/index.js';
 import { createHandler } from './api/aws-json/handler.js';
 import { ensureLocalTls } from './api/tls.js';
@@ -36,6 +38,9 @@ export interface RunningServer {
 }
 
 const LEVELS = { error: 0, warn: 1, info: 2 } as const;
+
+/** How often audit retention (--audit-retention-days) looks for events to remove. */
+const RETENTION_INTERVAL_MS = 3_600_000;
 
 function makeLogger(level: ServerConfig['logLevel']): Services['log'] {
   return (lvl, msg, fields) => {
@@ -115,18 +120,44 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     if (!hsms) throw new Error(`no HSM named ${name} is declared`);
     return hsms.keyStore(name);
   }));
-  let audit: SqliteAuditLog;
-  try {
-    const signer = await AuditSigningKey.loadOrCreate(barrier, storage);
-    audit = await SqliteAuditLog.open(join(config.dataDir, 'audit', 'audit.db'), { log, signer, digestIntervalMs: config.auditDigestIntervalMs });
-  } catch (e) {
-    await storage.close();
-    hsms?.close();
-    throw e;
+  let audit: SqliteAuditLog | DiscardingAuditLog;
+  let alerts: AlertEngine | undefined;
+  /** Set once the services exist: the alert response acts through them. */
+  let servicesForAlerts: Services | undefined;
+  if (config.auditLog === 'none') {
+    // bench/run.ts only: what the durable log costs is measured against this.
+    log('warn', DiscardingAuditLog.WARNING);
+    audit = new DiscardingAuditLog();
+  } else {
+    try {
+      const signer = await AuditSigningKey.loadOrCreate(barrier, storage);
+      audit = await SqliteAuditLog.open(join(config.dataDir, 'audit', 'audit.db'), { log, signer, digestIntervalMs: config.auditDigestIntervalMs });
+    } catch (e) {
+      await storage.close();
+      hsms?.close();
+      throw e;
+    }
+    const engine = new AlertEngine(audit, {
+      webhooks: config.alertWebhooks, webhookSecret: await alertWebhookSecret(config.dataDir), log,
+      alertSettings: async (accountId) => ({ sourceCidrAllowlist: (await identity.accountSettings(accountId)).alertSourceCidrs }),
+      accountWebhooks: (accountId) => identity.listAlertWebhooks(accountId),
+      accountWebhookSecret: (accountId, webhookId) => identity.alertWebhookSecret(accountId, webhookId),
+      respond: (alert) => (servicesForAlerts ? respondToAlert(servicesForAlerts, alert) : Promise.resolve()),
+    });
+    audit.onCommitted = (events) => engine.examine(events);
+    engine.start();
+    alerts = engine;
   }
-  const alerts = new AlertEngine(audit, { webhooks: config.alertWebhooks, webhookSecret: await alertWebhookSecret(config.dataDir), log });
-  audit.onCommitted = (events) => alerts.examine(events);
-  alerts.start();
+  // Retention (--audit-retention-days): at start and hourly, off the request path.
+  const applyRetention = () => {
+    const days = config.auditRetentionDays!;
+    if (!(audit instanceof SqliteAuditLog)) return;
+    audit.applyRetention(Date.now() - days * 86_400_000, days)
+      .catch((e) => log('warn', 'audit retention failed; will try again', { error: String((e as Error)?.message ?? e) }));
+  };
+  const retentionTimer = config.auditRetentionDays === undefined ? undefined : setInterval(applyRetention, RETENTION_INTERVAL_MS);
+  retentionTimer?.unref();
+  if (retentionTimer) applyRetention();
   const services: Services = {
     keys: new KeyRepository(storage),
     keystore,
@@ -140,6 +171,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     clock: opts.clock ?? systemClock,
     log,
   };
+  servicesForAlerts = services;
 
   const handler = createHandler({ services, maxBodyBytes: config.maxBodyBytes, health: () => audit.health() });
   let server: Server;
@@ -189,7 +221,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       });
       clearInterval(usageTimer);
       await flushUsage();
-      alerts.stop();
+      alerts?.stop();
+      if (retentionTimer) clearInterval(retentionTimer);
       await audit.close();
       await storage.close();
       hsms?.close();
@@ -265,6 +298,7 @@ export async function auditOfflineCommand(argv: string[]): Promise<number> {
     return code;
   };
   const [sub, ...rest] = argv;
+  if (sub === 'export') return auditOfflineExport(rest);
   let values;
   try {
     ({ values } = parseArgs({
@@ -305,6 +339,53 @@ export async function auditOfflineCommand(argv: string[]): Promise<number> {
     return fail(1, (e as Error).message);
   } finally {
     await storage.close();
+  }
+}
+
+/** The audit database as an export source: every account's events (an operator's view of the files). */
+function dbExportSource(adb: AuditDb, o: ExportOptions): ExportSource {
+  return {
+    scope: async () => 'every account (offline)',
+    page: async (afterSeq, limit) => readExportPage(adb, {
+      afterSeq, limit, ...(o.startMs !== undefined ? { startMs: o.startMs } : {}), ...(o.endMs !== undefined ? { endMs: o.endMs } : {}),
+    }),
+  };
+}
+
+/**
+ * `keyhold audit export --data-dir DIR ...`: exports from the audit database directly (read-only;
+ * the server may be running). Needs no seal: the events are read, not verified
+ * (`keyhold audit verify --data-dir` checks them).
+ */
+async function auditOfflineExport(argv: string[]): Promise<number> {
+  const fail = (code: number, msg: string) => {
+    process.stderr.write(`keyhold: ${msg}\n`);
+    return code;
+  };
+  let o: ExportOptions;
+  let dataDir: string | undefined;
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: { ...EXPORT_OPTIONS, 'data-dir': { type: 'string' }, seal: { type: 'string' }, 'seal-passphrase-file': { type: 'string' } },
+    });
+    dataDir = values['data-dir'];
+    o = exportOptions(values);
+  } catch (e) {
+    return fail(2, `${(e as Error).message}\n${EXPORT_USAGE}`);
+  }
+  const auditFile = join(dataDir!, 'audit', 'audit.db');
+  if (!existsSync(auditFile)) return fail(1, `${dataDir} holds no audit/audit.db`);
+  let adb: AuditDb | undefined;
+  try {
+    adb = AuditDb.open(auditFile, { readonly: true });
+    const summary = await runExport(dbExportSource(adb, o), o, (m) => process.stderr.write(`keyhold: ${m}\n`));
+    printExportSummary(summary, o, (l) => process.stdout.write(l + '\n'));
+    return 0;
+  } catch (e) {
+    return fail(e instanceof UsageError ? 2 : 1, (e as Error).message);
+  } finally {
+    adb?.close();
   }
 }
 

@@ -41,6 +41,26 @@ export interface AuditEvent {
   errorMessage?: string;
 }
 
+export interface ExportQuery {
+  /** Only events after this position in the chain (0: from the start). */
+  afterSeq: number;
+  /** Only this account's events (and the unattributed ones: authentication failures). Absent: all (offline). */
+  accountId?: string;
+  /** Inclusive time range over eventTime, epoch ms. */
+  startMs?: number;
+  endMs?: number;
+  limit: number;
+}
+
+export interface ExportPage {
+  /** In chain order; `record` is the CloudTrail record as JSON text. */
+  events: { seq: number; record: string }[];
+  /** The newest position in the chain when the page was read (an exporter stops there). */
+  headSeq: number;
+  /** The oldest position still stored (retention removes older ones); 0 when the log is empty. */
+  firstSeq: number;
+}
+
 export interface AuditHealth {
   readonly healthy: boolean;
   /** Why not, in words an operator can act on. */
@@ -62,6 +82,8 @@ export interface AuditLog {
   verify(): Promise<AuditVerification>;
   /** Events of the query's account and region, newest first (LookupEvents, `keyhold audit`). */
   lookup(query: LookupQuery): Promise<{ seq: number; event: AuditEvent }[]>;
+  /** Events in chain order after a position, as CloudTrail records (export to a SIEM). */
+  exportEvents(query: ExportQuery): Promise<ExportPage>;
   /** Last successful use per principal and key (GetKeyLastUsage, access review, offboarding). */
   lastUse(query: LastUseQuery): Promise<LastUseRow[]>;
   /** Alerts of an account, newest first. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent, AuditHealth, AuditLog, StoredAlert } from './event.js';
 import type { AuditVerification } from './verify.js';
+import { exportRecord, type ExportPage, type ExportQuery } from './export-query.js';
 import { fieldsOf, type LastUseQuery, type LastUseRow, type LookupQuery } from './audit-db.js';
 
 /** Keeps events in memory: for in-process tests and embedding. Not durable, not chained. */
@@ -32,6 +33,17 @@ export class MemoryAuditLog implements AuditLog {
       out.push({ seq, event });
     }
     return out;
+  }
+  async exportEvents(q: ExportQuery): Promise<ExportPage> {
+    const events: ExportPage['events'] = [];
+    for (let i = q.afterSeq; i < this.events.length && events.length < q.limit; i++) {
+      const e = this.events[i]!;
+      const f = fieldsOf(JSON.stringify(e));
+      if (q.accountId !== undefined && f.accountId !== null && f.accountId !== q.accountId) continue;
+      if ((q.startMs !== undefined && f.timeMs < q.startMs) || (q.endMs !== undefined && f.timeMs > q.endMs)) continue;
+      events.push({ seq: i + 1, record: exportRecord(e) });
+    }
+    return { events, headSeq: this.events.length, firstSeq: this.events.length ? 1 : 0 };
   }
   async lastUse(q: LastUseQuery): Promise<LastUseRow[]> {
     const by = new Map<string, LastUseRow>();

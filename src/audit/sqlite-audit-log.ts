@@ -2,11 +2,13 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { GENESIS_HASH, type DigestBody, type DigestRow, type LastUseQuery, type LastUseRow, type LookupQuery } from './audit-db.js';
+import { GENESIS_HASH, type OutboxRow, type DigestBody, type DigestRow, type LastUseQuery, type LastUseRow, type LookupQuery } from './audit-db.js';
 import type { AuditEvent, AuditHealth, AuditLog, AuditSigner } from './event.js';
 import type { AuditVerification } from './verify.js';
 import type { Alert, StoredAlert } from './event.js';
 import type { WriterReply, WriterRequest } from './writer-protocol.js';
+import type { ExportPage, ExportQuery } from './export-query.js';
+import type { RetentionPlan } from './retention.js';
 
 type Distribute<T> = T extends unknown ? Omit<T, 'id'> : never;
 type RequestBody = Distribute<WriterRequest>;
@@ -20,6 +22,9 @@ export interface SqliteAuditLogOptions {
   signer?: AuditSigner;
   digestIntervalMs?: number;
 }
+
+/** Events removed per transaction by retention (appends wait for one batch at a time). */
+const PRUNE_BATCH = 2000;
 
 /** How often a failed audit log tries a durable write again, to turn healthy without traffic. */
 const PROBE_INTERVAL_MS = 1_000;
@@ -191,7 +196,7 @@ export class SqliteAuditLog implements AuditLog {
     return (this.digesting ??= this.doSealDigest().finally(() => (this.digesting = undefined)));
   }
 
-  private async doSealDigest(): Promise<boolean> {
+  private async doSealDigest(retention?: DigestBody['retention']): Promise<boolean> {
     if (!this.signer) return false;
     const { head, last } = await this.call<{ head: { seq: number; hash: string }; last: DigestRow | undefined }>({ kind: 'head' });
     const lastBody = last ? (JSON.parse(last.body) as DigestBody) : undefined;
@@ -206,15 +211,53 @@ export class SqliteAuditLog implements AuditLog {
       prevHash: lastBody?.headHash ?? GENESIS_HASH,
       prevDigest: last ? createHash('sha256').update(last.body).digest('hex') : '',
       time: new Date().toISOString(),
+      ...(retention ? { retention } : {}),
     };
     const text = JSON.stringify(body);
     const signature = this.signer.sign(Buffer.from(text)).toString('base64');
     return this.call<boolean>({ kind: 'addDigest', row: { digestSeq: body.digestSeq, fromSeq, toSeq: head.seq, body: text, signature } });
   }
 
+  /**
+   * Retention: removes the events older than `cutoffMs` that signed digests cover, after recording
+   * an event that says so and signing a digest that carries the statement (retention.ts). Returns
+   * undefined when there is nothing to remove (or no signing key). Safe to run in every process
+   * of a cluster: only one retention digest wins each digest position, and events are removed
+   * only as far as a signed retention digest allows.
+   */
+  async applyRetention(cutoffMs: number, days: number): Promise<{ removedThroughSeq: number; removed: number } | undefined> {
+    if (!this.signer) return undefined;
+    await this.sealDigest();
+    const plan = await this.call<RetentionPlan>({ kind: 'retentionPlan', cutoffMs });
+    if (plan.removeThroughSeq <= plan.retainedThroughSeq) return undefined;
+    const retention = { removedThroughSeq: plan.removeThroughSeq, cutoff: new Date(cutoffMs).toISOString() };
+    let signed = false;
+    for (let attempt = 0; attempt < 3 && !signed; attempt++) {
+      // The statement rides in a digest over at least this new event (see retention.ts).
+      await this.record({
+        eventTime: new Date().toISOString(), eventName: 'ApplyAuditRetention', eventSource: 'keyhold', awsRegion: '',
+        requestId: randomUUID(), sourceIPAddress: 'keyhold', userAgent: 'keyhold', readOnly: false, resources: [],
+        details: { retentionDays: days, ...retention },
+      });
+      while (this.digesting) await this.digesting.catch(() => false);
+      const p = this.doSealDigest(retention);
+      this.digesting = p.finally(() => (this.digesting = undefined));
+      signed = await p;
+    }
+    if (!signed) return undefined;
+    let removed = 0;
+    for (let n = -1; n !== 0; removed += n) n = await this.call<number>({ kind: 'prune', throughSeq: plan.removeThroughSeq, limit: PRUNE_BATCH });
+    this.log('info', 'audit retention applied', { removedThroughSeq: plan.removeThroughSeq, removed, cutoff: retention.cutoff });
+    return { removedThroughSeq: plan.removeThroughSeq, removed };
+  }
+
   async lookup(query: LookupQuery): Promise<{ seq: number; event: AuditEvent }[]> {
     const rows = await this.call<{ seq: number; body: string }[]>({ kind: 'lookup', query });
     return rows.map((r) => ({ seq: r.seq, event: JSON.parse(r.body) as AuditEvent }));
+  }
+
+  exportEvents(query: ExportQuery): Promise<ExportPage> {
+    return this.call<ExportPage>({ kind: 'export', query });
   }
 
   // ---- alerts (AlertStore and the alerts API) ----
@@ -226,8 +269,12 @@ export class SqliteAuditLog implements AuditLog {
     });
   }
 
-  claimDeliveries(leaseMs: number, limit: number): Promise<{ id: number; url: string; attempts: number; body: string }[]> {
+  claimDeliveries(leaseMs: number, limit: number): Promise<OutboxRow[]> {
     return this.call({ kind: 'claimDeliveries', nowMs: Date.now(), leaseMs, limit });
+  }
+
+  expandDelivery(id: number, targets: readonly { url: string; webhookId: string }[], note: string | null): Promise<void> {
+    return this.call({ kind: 'expandDelivery', deliveryId: id, targets: [...targets], nowMs: Date.now(), note });
   }
 
   deliveryResult(id: number, ok: boolean, nextAt: number, error: string | null): Promise<void> {
@@ -236,6 +283,15 @@ export class SqliteAuditLog implements AuditLog {
 
   accessKeySeenBefore(accessKeyId: string): Promise<boolean> {
     return this.call<boolean>({ kind: 'accessKeySeen', accessKeyId });
+  }
+
+  /** Runs the profile detectors (profiles.ts) over events not yet examined; alerts come back stored and queued. */
+  runProfiles(limit: number, webhooks: readonly string[]): Promise<{ alerts: Alert[]; more: boolean }> {
+    return this.call({ kind: 'runProfiles', nowMs: Date.now(), limit, webhooks: [...webhooks] });
+  }
+
+  async accessKeyOwner(accessKeyId: string): Promise<{ principalArn: string; accountId: string | null } | undefined> {
+    return (await this.call<{ principalArn: string; accountId: string | null } | null>({ kind: 'accessKeyOwner', accessKeyId })) ?? undefined;
   }
 
   async listAlerts(q: { accountId: string; includeAcknowledged: boolean; limit: number }): Promise<StoredAlert[]> {

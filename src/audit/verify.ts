@@ -89,11 +89,20 @@ function verifyInSnapshot(adb: AuditDb, key: KeyObject, fingerprint: string): Au
     prev = { row, body };
     result.digestsChecked++;
   }
-  const retention = [...digests].reverse().find((d) => d.body.retention);
-  const retainedThrough = retention ? retention.body.retention!.removedThroughSeq : 0;
-  result.retainedThroughSeq = retainedThrough;
   const lastSigned = digests.length > 0 ? digests[digests.length - 1]!.body.toSeq : 0;
   const headHashAt = new Map(digests.map((d) => [d.body.toSeq, d.body.headHash]));
+  // Retention: the furthest removal any signed retention digest states; it must end where a
+  // signed digest ends (so the kept chain starts from a signed hash) and before its own range.
+  let retainedThrough = 0;
+  for (const d of digests) {
+    const r = d.body.retention;
+    if (!r) continue;
+    if (!Number.isInteger(r.removedThroughSeq) || r.removedThroughSeq >= d.body.fromSeq || !headHashAt.has(r.removedThroughSeq)) {
+      return fail({ kind: 'digest', message: `digest ${d.row.digestSeq} states a removal through event ${r.removedThroughSeq} that no signed digest ends at` });
+    }
+    retainedThrough = Math.max(retainedThrough, r.removedThroughSeq);
+  }
+  result.retainedThroughSeq = retainedThrough;
 
   // 2. The chain, from the first event retention kept.
   let expected = retainedThrough + 1;

@@ -1,4 +1,7 @@
 import type { AuditDb, DigestRow, LastUseQuery, LookupQuery } from './audit-db.js';
+import { readExportPage, type ExportQuery } from './export-query.js';
+import { planRetention, pruneEvents } from './retention.js';
+import { ProfileDetectors } from './profiles.js';
 
 /** Requests the request thread sends to the audit writer thread (audit-writer.ts). */
 export type WriterRequest =
@@ -6,6 +9,9 @@ export type WriterRequest =
   | { id: number; kind: 'probe' }
   | { id: number; kind: 'head' }
   | { id: number; kind: 'accessKeySeen'; accessKeyId: string }
+  | { id: number; kind: 'accessKeyOwner'; accessKeyId: string }
+  | { id: number; kind: 'expandDelivery'; deliveryId: number; targets: { url: string; webhookId: string }[]; nowMs: number; note: string | null }
+  | { id: number; kind: 'runProfiles'; nowMs: number; limit: number; webhooks: string[] }
   | { id: number; kind: 'addAlerts'; alerts: { alertId: string; timeMs: number; accountId: string | null; body: string }[]; webhooks: string[]; nowMs: number }
   | { id: number; kind: 'listAlerts'; accountId: string; includeAcknowledged: boolean; limit: number }
   | { id: number; kind: 'ackAlert'; alertId: string; accountId: string; by: string; at: string }
@@ -14,22 +20,42 @@ export type WriterRequest =
   | { id: number; kind: 'lookup'; query: LookupQuery }
   | { id: number; kind: 'lastUse'; query: LastUseQuery }
   | { id: number; kind: 'addDigest'; row: DigestRow }
+  | { id: number; kind: 'export'; query: ExportQuery }
+  | { id: number; kind: 'retentionPlan'; cutoffMs: number }
+  | { id: number; kind: 'prune'; throughSeq: number; limit: number }
   | { id: number; kind: 'close' };
 
 export type WriterReply =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: string; code?: string };
 
+const profiles = new WeakMap<AuditDb, ProfileDetectors>();
+
 export function handleAuditRequest(db: AuditDb, m: WriterRequest): unknown {
   switch (m.kind) {
+    case 'runProfiles': {
+      let p = profiles.get(db);
+      if (!p) profiles.set(db, (p = new ProfileDetectors(db)));
+      return p.run(m.nowMs, m.limit, m.webhooks);
+    }
     case 'append':
       return db.append(m.bodies);
     case 'lastUse':
       return db.lastUse(m.query);
     case 'lookup':
       return db.lookup(m.query);
+    case 'export':
+      return readExportPage(db, m.query);
+    case 'retentionPlan':
+      return planRetention(db, m.cutoffMs);
+    case 'prune':
+      return pruneEvents(db, m.throughSeq, m.limit);
     case 'accessKeySeen':
       return db.accessKeySeenBefore(m.accessKeyId);
+    case 'expandDelivery':
+      return db.expandDelivery(m.deliveryId, m.targets, m.nowMs, m.note);
+    case 'accessKeyOwner':
+      return db.accessKeyOwner(m.accessKeyId) ?? null;
     case 'addAlerts':
       return db.addAlerts(m.alerts, m.webhooks, m.nowMs);
     case 'listAlerts':

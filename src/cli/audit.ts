@@ -5,6 +5,7 @@ import { CloudTrail, type LookupAttributeKey } from '@aws-sdk/client-cloudtrail'
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { clientSettings, UsageError, type ClientSettings } from './client.js';
 import { callKeyhold } from './keyhold-client.js';
+import { exportCommand } from './audit-export.js';
 
 type Out = (line: string) => void;
 
@@ -162,6 +163,7 @@ export async function auditCommand(argv: string[], out: Out): Promise<number> {
   if (sub === 'verify') return verify(rest, out);
   if (sub === 'lookup') return lookup(rest, out);
   if (sub === 'last-use') return lastUse(rest, out);
+  if (sub === 'export') return exportCommand(rest, out);
   if (sub === undefined || sub.startsWith('--')) return lookup(argv, out);
   throw new UsageError(`unknown command: audit ${sub}`);
 }
@@ -171,8 +173,85 @@ interface WireAlert {
   KeyArn?: string; EventIds: string[]; Acknowledged: boolean; AcknowledgedAt?: number; AcknowledgedBy?: string;
 }
 
-/** `keyhold alerts list [--all] [--json]` and `keyhold alerts ack ALERT_ID`. */
+/**
+ * `keyhold alerts settings [--source-cidr CIDR]... [--no-source-cidrs] [--auto-deactivate on|off] [--json]`:
+ * shows the account's alert settings, changing those given first (PutAlertSettings).
+ */
+async function alertSettings(argv: string[], out: Out): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'source-cidr': { type: 'string', multiple: true }, 'no-source-cidrs': { type: 'boolean' }, 'auto-deactivate': { type: 'string' },
+      json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' },
+    },
+  });
+  const settings = clientSettings(values);
+  const auto = values['auto-deactivate'];
+  if (auto !== undefined && auto !== 'on' && auto !== 'off') throw new UsageError('--auto-deactivate takes on or off');
+  const change = {
+    ...(values['source-cidr'] || values['no-source-cidrs'] ? { SourceCidrAllowlist: values['source-cidr'] ?? [] } : {}),
+    ...(auto !== undefined ? { AutoDeactivateOnCritical: auto === 'on' } : {}),
+  };
+  const r = await callKeyhold<{ AccountId: string; SourceCidrAllowlist: string[]; AutoDeactivateOnCritical: boolean }>(
+    settings, Object.keys(change).length > 0 ? 'PutAlertSettings' : 'GetAlertSettings', change,
+  );
+  const view = { accountId: r.AccountId, sourceCidrAllowlist: r.SourceCidrAllowlist, autoDeactivateOnCritical: r.AutoDeactivateOnCritical };
+  if (values.json) {
+    out(JSON.stringify(view, null, 2));
+    return 0;
+  }
+  out(`account ${view.accountId}`);
+  out(`source CIDR allowlist: ${view.sourceCidrAllowlist.length > 0 ? view.sourceCidrAllowlist.join(', ') : '(none: no check)'}`);
+  out(`deactivate the access key on a critical alert: ${view.autoDeactivateOnCritical ? 'on' : 'off'}`);
+  return 0;
+}
+
+/**
+ * `keyhold alerts webhooks [list] [--json]`, `keyhold alerts webhooks add URL [--json]` (prints the
+ * signing secret, once), `keyhold alerts webhooks delete WEBHOOK_ID`: the account's own webhooks.
+ */
+async function alertWebhooks(argv: string[], out: Out): Promise<number> {
+  const [sub, ...rest] = argv[0] === undefined || argv[0].startsWith('--') ? ['list', ...argv] : argv;
+  const { values, positionals } = parseArgs({
+    args: rest, allowPositionals: true,
+    options: { json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' } },
+  });
+  const settings = clientSettings(values);
+  const iso = (t: number) => new Date(t * 1000).toISOString();
+  if (sub === 'add') {
+    if (positionals.length !== 1) throw new UsageError('usage: keyhold alerts webhooks add URL [--json]');
+    const r = await callKeyhold<{ WebhookId: string; Url: string; Secret: string; CreationDate: number }>(settings, 'PutAlertWebhook', { Url: positionals[0] });
+    if (values.json) {
+      out(JSON.stringify({ webhookId: r.WebhookId, url: r.Url, secret: r.Secret, creationDate: iso(r.CreationDate) }, null, 2));
+    } else {
+      out(`added ${r.WebhookId} for ${r.Url}`);
+      out(`signing secret (shown only now; X-Keyhold-Signature is sha256=HMAC-SHA256(secret, "<X-Keyhold-Timestamp>.<body>")):`);
+      out(r.Secret);
+    }
+    return 0;
+  }
+  if (sub === 'delete') {
+    if (positionals.length !== 1) throw new UsageError('usage: keyhold alerts webhooks delete WEBHOOK_ID');
+    await callKeyhold(settings, 'DeleteAlertWebhook', { WebhookId: positionals[0] });
+    out(values.json ? JSON.stringify({ webhookId: positionals[0], deleted: true }) : `deleted ${positionals[0]}`);
+    return 0;
+  }
+  if (sub !== 'list') throw new UsageError(`unknown command: alerts webhooks ${sub}`);
+  const r = await callKeyhold<{ Webhooks: { WebhookId: string; Url: string; CreationDate: number }[] }>(settings, 'ListAlertWebhooks', {});
+  const list = r.Webhooks.map((w) => ({ webhookId: w.WebhookId, url: w.Url, creationDate: iso(w.CreationDate) }));
+  if (values.json) {
+    out(JSON.stringify(list, null, 2));
+    return 0;
+  }
+  out(['WEBHOOK ID'.padEnd(27), 'CREATED'.padEnd(24), 'URL'].join('  '));
+  for (const w of list) out([w.webhookId.padEnd(27), w.creationDate.padEnd(24), w.url].join('  '));
+  return 0;
+}
+
+/** `keyhold alerts list [--all] [--json]`, `keyhold alerts ack ALERT_ID`, `keyhold alerts settings ...`, `keyhold alerts webhooks ...`. */
 export async function alertsCommand(argv: string[], out: Out): Promise<number> {
+  if (argv[0] === 'settings') return alertSettings(argv.slice(1), out);
+  if (argv[0] === 'webhooks') return alertWebhooks(argv.slice(1), out);
   const [sub, ...rest] = argv[0] === undefined || argv[0].startsWith('--') ? ['list', ...argv] : argv;
   const { values, positionals } = parseArgs({
     args: rest, allowPositionals: true,

@@ -28,8 +28,10 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
   keyhold keys retire <key> --min-version N [--json]
                                  versions below N no longer decrypt (KeyVersionRetiredException); a lower N
                                  restores them
-  keyhold settings [--default-rotation-period-days N] [--json]
-                                 the account's settings; N (90 to 2560) is the rotation period new keys get
+  keyhold settings [--default-rotation-period-days N] [--separation-of-duties on|off] [--json]
+                                 the account's settings; N (90 to 2560) is the rotation period new keys get;
+                                 the separation-of-duties guard (on by default) refuses policies and grants
+                                 that give one principal both key administration and Decrypt on a key
   keyhold audit [lookup] [--event-name N | --username U | --resource-name KEY-ARN-OR-ID | --resource-type T |
                 --access-key-id A | --event-source S | --read-only true|false | --event-id ID]
                 [--start-time T] [--end-time T] [--max-results N] [--json]
@@ -37,9 +39,19 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
                                  time; default 50 events); --json prints the CloudTrail records
   keyhold audit last-use [--principal ARN] [--key K] [--json]
                                  last successful cryptographic use per principal and key, with counts
+  keyhold audit export [--format jsonl] (--out DIR | --to stdout | --to syslog[=[udp://|tcp://]HOST:PORT])
+                [--start T] [--end T] [--state FILE] [--json] [--data-dir DIR]
+                                 the audit log as CloudTrail records (JSON Lines), in chain order: one file
+                                 per UTC day in DIR, or stdout, or RFC 5424 syslog; incremental (a second run
+                                 adds only new events); --data-dir reads the files offline (every account)
   keyhold alerts [list] [--all] [--json]
                                  the account's alerts, newest first (unacknowledged only unless --all)
   keyhold alerts ack ALERT_ID    acknowledge an alert (who and when are kept, and audited)
+  keyhold alerts settings [--source-cidr CIDR]... [--no-source-cidrs] [--auto-deactivate on|off] [--json]
+                                 show (and change) the account's alert settings: the networks its calls are
+                                 expected from, and whether a critical alert deactivates the access key
+  keyhold alerts webhooks [list] | add URL | delete WEBHOOK_ID   [--json]
+                                 the account's own alert webhooks (add prints the signing secret, once)
   keyhold audit verify [--json] check the audit log's hash chain and signed digests through the API
                                  (VerifyAuditLog); names the first event altered, removed or reordered.
                                  Exit 0 if intact, 3 if not.
@@ -50,6 +62,12 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
                                  its role sessions, remove its grants, groups and policies; report the keys
                                  it could use and those it decrypted with (audit log); rotate those keys
                                  unless --no-rotate
+  keyhold access review [--key K] [--principal ARN] [--unused-days N] [--json]
+                                 for every key: who can call each action and through what (key policy,
+                                 user/group/role policy, managed policy, grant), when each last used the
+                                 key, and flags: sod-conflict, orphaned-access (offboarded, deleted or
+                                 inactive principals still named in a key policy or grant), unused-access
+                                 (more than N days, default 90), owner-gone
 
 Backups (AWS Encryption SDK message format v2; any ESDK with a KMS keyring pointed here reads them):
 ${BACKUP_HELP}

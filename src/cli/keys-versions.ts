@@ -88,19 +88,31 @@ export async function keysRetire(argv: string[], out: Out): Promise<number> {
   return 0;
 }
 
-/** keyhold settings [--default-rotation-period-days N] [--json]: the account's settings (Get/UpdateAccountSettings). */
+/**
+ * keyhold settings [--default-rotation-period-days N] [--separation-of-duties on|off] [--json]:
+ * the account's settings (Get/UpdateAccountSettings).
+ */
 export async function accountSettings(argv: string[], out: Out): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...COMMON, 'default-rotation-period-days': { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { ...COMMON, 'default-rotation-period-days': { type: 'string' }, 'separation-of-duties': { type: 'string' } } });
   const given = values['default-rotation-period-days'];
   const days = Number(given);
   if (given !== undefined && (!Number.isInteger(days) || days < 90 || days > 2560)) {
     throw new UsageError('--default-rotation-period-days takes a whole number of days from 90 to 2560');
   }
+  const sodGiven = values['separation-of-duties'];
+  if (sodGiven !== undefined && sodGiven !== 'on' && sodGiven !== 'off') throw new UsageError('--separation-of-duties takes on or off');
   const settings = clientSettings(values);
-  const r = given === undefined
-    ? await callKeyhold<{ AccountId: string; DefaultRotationPeriodInDays: number }>(settings, 'GetAccountSettings', {})
-    : await callKeyhold<{ AccountId: string; DefaultRotationPeriodInDays: number }>(settings, 'UpdateAccountSettings', { DefaultRotationPeriodInDays: days });
-  if (values.json) out(JSON.stringify({ accountId: r.AccountId, defaultRotationPeriodInDays: r.DefaultRotationPeriodInDays }, null, 2));
-  else out(`account ${r.AccountId}: new keys rotate every ${r.DefaultRotationPeriodInDays} days`);
+  type Wire = { AccountId: string; DefaultRotationPeriodInDays: number; SeparationOfDuties: boolean };
+  const change: Record<string, unknown> = {};
+  if (given !== undefined) change.DefaultRotationPeriodInDays = days;
+  if (sodGiven !== undefined) change.SeparationOfDuties = sodGiven === 'on';
+  const r = Object.keys(change).length === 0
+    ? await callKeyhold<Wire>(settings, 'GetAccountSettings', {})
+    : await callKeyhold<Wire>(settings, 'UpdateAccountSettings', change);
+  if (values.json) out(JSON.stringify({ accountId: r.AccountId, defaultRotationPeriodInDays: r.DefaultRotationPeriodInDays, separationOfDuties: r.SeparationOfDuties }, null, 2));
+  else {
+    out(`account ${r.AccountId}: new keys rotate every ${r.DefaultRotationPeriodInDays} days`);
+    out(`separation-of-duties guard: ${r.SeparationOfDuties ? 'on' : 'off'}`);
+  }
   return 0;
 }

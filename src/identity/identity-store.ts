@@ -1,11 +1,11 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { DecodedCache, type Storage, type StorageReader, type StorageWriter } from '../storage/index.js';
 import {
-  DeleteConflictException, EntityAlreadyExistsException, ExpiredTokenException, IamLimitExceededException, InvalidInputException,
+  DeleteConflictException, EntityAlreadyExistsException, ExpiredTokenException, IamLimitExceededException, InvalidInputException, LimitExceededException,
   NoSuchEntityException,
 } from '../errors/index.js';
 import type { AccountId, Principal } from '../types/index.js';
-import type { AccessKeyRecord, AccessKeyStatus, GroupRecord, LastUsed, PolicyHolder, RoleRecord, TagRecord, UserRecord } from './records.js';
+import type { AccessKeyRecord, AccessKeyStatus, GroupRecord, LastUsed, ManagedPolicyRecord, PolicyHolder, RoleRecord, TagRecord, UserRecord } from './records.js';
 
 /**
  * Seals secrets at rest. The barrier implements it; identity/ depends only on this interface so that
@@ -39,6 +39,11 @@ const P = {
   userSessionPrefix: (acct: string, user: string) => `iam/usersession/${acct}/${user.toLowerCase()}/`,
   userSession: (acct: string, user: string, akid: string) => `iam/usersession/${acct}/${user.toLowerCase()}/${akid}`,
   lastUsed: (akid: string) => `iam/lastused/${akid}`,
+  alertWebhookPrefix: (acct: string) => `alerts/webhook/${acct}/`,
+  alertWebhook: (acct: string, id: string) => `alerts/webhook/${acct}/${id}`,
+  alertWebhookSecret: (acct: string, id: string) => `alerts/webhook-secret/${acct}/${id}`,
+  policyPrefix: (acct: string) => `iam/policy/${acct}/`,
+  policy: (acct: string, name: string) => `iam/policy/${acct}/${name.toLowerCase()}`,
 };
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -59,10 +64,30 @@ export function rootArn(accountId: string): string {
   return `arn:aws:iam::${accountId}:root`;
 }
 
+/** A known credential that no longer authenticates, and why (see inspectRefusedCredential). */
+export interface RefusedCredential {
+  readonly state: 'access-key-inactive' | 'user-offboarded' | 'user-deleted' | 'session-ended' | 'session-expired';
+  readonly principal: Principal;
+  readonly secretAccessKey: string;
+}
+
+/** A per-account alert webhook (its secret is sealed and shown once, when added). */
+export interface AlertWebhook {
+  readonly webhookId: string;
+  readonly url: string;
+  readonly createdAt: number;
+}
+
+export const MAX_ALERT_WEBHOOKS = 10;
+
 /** Per-account settings. */
 export interface AccountSettings {
   /** The separation-of-duties guard; on unless set to false. */
   separationOfDuties?: boolean;
+  /** Alerts: CIDR blocks the account's calls are expected from; a call from elsewhere raises an alert. Absent or empty: no check. */
+  alertSourceCidrs?: string[];
+  /** Alerts: on a critical alert, deactivate the (user) access key that triggered it. Off unless true. */
+  alertAutoDeactivate?: boolean;
 }
 
 export type EntityKind = 'user' | 'group' | 'role';
@@ -76,6 +101,11 @@ export interface NamedPolicy {
   readonly managedArn?: string;
 }
 
+/** AWS IAM quota: versions kept per customer-managed policy. */
+export const MAX_POLICY_VERSIONS = 5;
+
+const POLICY_ARN = /^arn:aws:iam::(\d{12}):policy\/(?:.*\/)?([^/]+)$/;
+
 /** Minimum and maximum session length, AWS's bounds for AssumeRole. */
 export const MIN_SESSION_SECONDS = 900;
 export const DEFAULT_SESSION_SECONDS = 3600;
@@ -86,7 +116,7 @@ const enc = (v: unknown) => Buffer.from(JSON.stringify(v));
 const dec = <T>(b: Buffer) => JSON.parse(b.toString('utf8')) as T;
 
 /** AWS unique ids: a 4-letter type prefix (AIDA user, AGPA group, AROA role) and 17 base32 characters. */
-export function newUniqueId(prefix: 'AIDA' | 'AGPA' | 'AROA'): string {
+export function newUniqueId(prefix: 'AIDA' | 'AGPA' | 'AROA' | 'ANPA'): string {
   const bytes = randomBytes(17);
   let s = prefix;
   for (const b of bytes) s += BASE32[b & 31];
@@ -180,6 +210,36 @@ export class IdentityStore {
     return cred;
   }
 
+  /**
+   * For a credential that authentication refused: whose it is and why it no longer works, with its
+   * secret so that the caller can tell whether the request was signed with the real (old) secret.
+   * Undefined for unknown (or deleted) access key ids and for credentials that are still usable.
+   * Only the alert detectors' input (an audit detail) is built from this; nothing reaches the caller.
+   */
+  async inspectRefusedCredential(accessKeyId: string, sessionToken: string | undefined, nowMs = Date.now()): Promise<RefusedCredential | undefined> {
+    const b = await this.storage.get(P.accessKey(accessKeyId));
+    if (!b) return undefined;
+    const rec = dec<AccessKeyRecord>(b);
+    const cred = this.credentials.get(P.accessKey(accessKeyId), b);
+    let state: RefusedCredential['state'] | undefined;
+    if (rec.kind === 'session') {
+      const tokenMatches = sessionToken !== undefined && rec.tokenSha256 !== undefined
+        && timingSafeEqual(Buffer.from(sha256Hex(sessionToken), 'hex'), Buffer.from(rec.tokenSha256, 'hex'));
+      if (!tokenMatches) return undefined;
+      if (rec.endedAt !== undefined || rec.status !== 'Active') state = 'session-ended';
+      else if (rec.expiresAt !== undefined && nowMs >= rec.expiresAt) state = 'session-expired';
+    } else if (rec.kind === 'user') {
+      const u = rec.userName ? await this.getEntity<UserRecord>('user', rec.accountId, rec.userName) : undefined;
+      if (!u || u.userId !== rec.userId) state = 'user-deleted';
+      else if (u.offboardedAt !== undefined) state = 'user-offboarded';
+      else if (rec.status !== 'Active') state = 'access-key-inactive';
+    } else if (rec.status !== 'Active') {
+      state = 'access-key-inactive';
+    }
+    if (state === undefined) return undefined;
+    return { state, principal: cred.principal, secretAccessKey: cred.secretAccessKey };
+  }
+
   /** The secret and principal of an access key record, opened once per version of the record. */
   private readonly credentials = new DecodedCache<{
     status: AccessKeyStatus; secretAccessKey: string; principal: Principal; tokenSha256?: string; expiresAt?: number;
@@ -205,6 +265,70 @@ export class IdentityStore {
       rec.settings = { ...rec.settings, ...change };
       await tx.put(P.account(acct), enc(rec));
       return rec.settings;
+    });
+  }
+
+  /**
+   * The optional response to a critical alert: deactivates the access key (a user's key) or ends
+   * the role session it belongs to. The account root's keys are never deactivated this way (that
+   * would lock the account's administrator out); the outcome says so.
+   */
+  async deactivateForAlert(accessKeyId: string, acct: string, now: number): Promise<{ outcome: 'deactivated' | 'already-inactive' | 'root-kept' | 'unknown'; principalArn?: string }> {
+    return this.storage.transaction(async (tx) => {
+      const rec = await this.getAccessKey(accessKeyId, tx);
+      if (!rec || rec.accountId !== acct) return { outcome: 'unknown' as const };
+      const principalArn = principalOf(rec).arn;
+      if (rec.kind === 'root') return { outcome: 'root-kept' as const, principalArn };
+      if (rec.status !== 'Active' || rec.endedAt !== undefined) return { outcome: 'already-inactive' as const, principalArn };
+      rec.status = 'Inactive';
+      if (rec.kind === 'session') rec.endedAt = now;
+      await tx.put(P.accessKey(accessKeyId), enc(rec));
+      return { outcome: 'deactivated' as const, principalArn };
+    });
+  }
+
+  // ---- per-account alert webhooks ----
+
+  /**
+   * Adds a webhook for the account's alerts with a new HMAC secret, sealed at rest (the storage
+   * path is its associated data) and returned only here, once.
+   */
+  async addAlertWebhook(acct: string, url: string, now: number): Promise<AlertWebhook & { secret: string }> {
+    const webhookId = 'wh-' + randomBytes(12).toString('hex');
+    const secret = 'whsec_' + randomBytes(32).toString('base64url');
+    const rec = {
+      webhookId, url, createdAt: now,
+      sealedSecret: this.box.seal(P.alertWebhookSecret(acct, webhookId), Buffer.from(secret, 'utf8')).toString('base64'),
+    };
+    await this.storage.transaction(async (tx) => {
+      if ((await tx.count(P.alertWebhookPrefix(acct))) >= MAX_ALERT_WEBHOOKS) {
+        throw new LimitExceededException(`An account can have at most ${MAX_ALERT_WEBHOOKS} alert webhooks.`);
+      }
+      await tx.put(P.alertWebhook(acct, webhookId), enc(rec));
+    });
+    return { webhookId, url, createdAt: now, secret };
+  }
+
+  async listAlertWebhooks(acct: string): Promise<AlertWebhook[]> {
+    return (await this.storage.list(P.alertWebhookPrefix(acct))).map((r) => {
+      const { webhookId, url, createdAt } = dec<AlertWebhook>(r.value);
+      return { webhookId, url, createdAt };
+    });
+  }
+
+  /** The webhook's HMAC key, or undefined once it is deleted. */
+  async alertWebhookSecret(acct: string, webhookId: string): Promise<Buffer | undefined> {
+    const b = await this.storage.get(P.alertWebhook(acct, webhookId));
+    if (!b) return undefined;
+    return this.box.open(P.alertWebhookSecret(acct, webhookId), Buffer.from(dec<{ sealedSecret: string }>(b).sealedSecret, 'base64'));
+  }
+
+  /** False when the account has no such webhook. */
+  async deleteAlertWebhook(acct: string, webhookId: string): Promise<boolean> {
+    return this.storage.transaction(async (tx) => {
+      if (!(await tx.get(P.alertWebhook(acct, webhookId)))) return false;
+      await tx.delete(P.alertWebhook(acct, webhookId));
+      return true;
     });
   }
 
@@ -517,6 +641,77 @@ export class IdentityStore {
       return false;
     }
     return false;
+  }
+
+  // ---- customer-managed policies ----
+
+  async createPolicy(acct: string, input: { policyName: string; path: string; description: string; document: string; tags: TagRecord[] }, now: number): Promise<ManagedPolicyRecord> {
+    const rec: ManagedPolicyRecord = {
+      policyName: input.policyName, policyId: newUniqueId('ANPA'), arn: `arn:aws:iam::${acct}:policy${input.path}${input.policyName}`, path: input.path,
+      accountId: acct, description: input.description, createdAt: now, updatedAt: now, defaultVersionId: 'v1',
+      versions: [{ versionId: 'v1', document: input.document, createdAt: now }], nextVersion: 2, tags: input.tags,
+    };
+    await this.storage.transaction(async (tx) => {
+      if (!(await tx.putIfAbsent(P.policy(acct, input.policyName), enc(rec)))) {
+        throw new EntityAlreadyExistsException(`A policy called ${input.policyName} already exists. Duplicate names are not allowed.`);
+      }
+    });
+    return rec;
+  }
+
+  /** A customer-managed policy by ARN (the ARN must match exactly, path included). */
+  async getPolicy(arn: string, r: StorageReader = this.storage): Promise<ManagedPolicyRecord | undefined> {
+    const m = POLICY_ARN.exec(arn);
+    if (!m) return undefined;
+    const b = await r.get(P.policy(m[1]!, m[2]!));
+    const rec = b ? dec<ManagedPolicyRecord>(b) : undefined;
+    return rec && rec.arn === arn ? rec : undefined;
+  }
+
+  /** The default version's document of a customer-managed policy, for evaluation (cached read). */
+  async managedPolicyDocument(arn: string): Promise<string | undefined> {
+    const rec = await this.getPolicy(arn, { get: (k) => this.storage.getCached(k), list: (p, o) => this.storage.list(p, o), count: (p) => this.storage.count(p) });
+    return rec?.versions.find((v) => v.versionId === rec.defaultVersionId)?.document;
+  }
+
+  async listPolicies(acct: string): Promise<ManagedPolicyRecord[]> {
+    return (await this.storage.list(P.policyPrefix(acct))).map((row) => dec<ManagedPolicyRecord>(row.value));
+  }
+
+  /** Read-modify-write of one customer-managed policy in a transaction; `mutate` may throw to abort. */
+  async updatePolicy(arn: string, mutate: (p: ManagedPolicyRecord) => void): Promise<ManagedPolicyRecord> {
+    return this.storage.transaction(async (tx) => {
+      const rec = await this.getPolicy(arn, tx);
+      if (!rec) throw new NoSuchEntityException(`Policy ${arn} does not exist or is not attachable.`);
+      mutate(rec);
+      await tx.put(P.policy(rec.accountId, rec.policyName), enc(rec));
+      return rec;
+    });
+  }
+
+  /** The users, groups and roles a managed policy (AWS or customer) is attached to. */
+  async policyAttachments(acct: string, arn: string, r: StorageReader = this.storage): Promise<{ kind: EntityKind; name: string }[]> {
+    const out: { kind: EntityKind; name: string }[] = [];
+    for (const [kind, prefix] of [['user', P.userPrefix(acct)], ['group', P.groupPrefix(acct)], ['role', P.rolePrefix(acct)]] as const) {
+      for (const row of await r.list(prefix)) {
+        const h = dec<PolicyHolder & { userName?: string; groupName?: string; roleName?: string }>(row.value);
+        if (h.attachedPolicies.includes(arn)) out.push({ kind, name: (h.userName ?? h.groupName ?? h.roleName)! });
+      }
+    }
+    return out;
+  }
+
+  /** AWS refuses to delete a policy that is attached, or that has versions besides the default. */
+  async deletePolicy(arn: string): Promise<void> {
+    await this.storage.transaction(async (tx) => {
+      const rec = await this.getPolicy(arn, tx);
+      if (!rec) throw new NoSuchEntityException(`Policy ${arn} was not found.`);
+      if ((await this.policyAttachments(rec.accountId, arn, tx)).length > 0) throw new DeleteConflictException('Cannot delete a policy attached to entities.');
+      if (rec.versions.length > 1) {
+        throw new DeleteConflictException("This policy has more than one version. Before you delete a policy, you must delete the policy's versions. The default version is deleted with the policy.");
+      }
+      await tx.delete(P.policy(rec.accountId, rec.policyName));
+    });
   }
 
   // ---- offboarding ----

@@ -82,3 +82,28 @@ export interface LastUsed {
   readonly serviceName: string;
   readonly region: string;
 }
+
+/** One version of a customer-managed policy. Versions are immutable; one is the default (in force). */
+export interface PolicyVersionRecord {
+  /** `v1`, `v2`, ... never reused within a policy. */
+  readonly versionId: string;
+  readonly document: string;
+  readonly createdAt: number;
+}
+
+/** A customer-managed policy (IAM CreatePolicy): attachable to users, groups and roles by ARN. */
+export interface ManagedPolicyRecord {
+  readonly policyName: string;
+  /** ANPA + 17 characters. */
+  readonly policyId: string;
+  readonly arn: string;
+  readonly path: string;
+  readonly accountId: string;
+  readonly description: string;
+  readonly createdAt: number;
+  updatedAt: number;
+  defaultVersionId: string;
+  versions: PolicyVersionRecord[];
+  nextVersion: number;
+  tags: TagRecord[];
+}

@@ -7,25 +7,35 @@ import { MAX_ROTATION_PERIOD_DAYS, MIN_ROTATION_PERIOD_DAYS } from './rotation-c
 export interface AccountSettingsOutput {
   accountId: string;
   defaultRotationPeriodInDays: number;
+  /** The separation-of-duties guard (beyond AWS): on unless turned off. */
+  separationOfDuties: boolean;
 }
 
-/** Keyhold's own: the caller's account settings (today: the rotation period new keys get). */
+/** Keyhold's own: the caller's account settings (the rotation period new keys get; the SoD guard). */
 export const getAccountSettings: Operation<Record<string, never>, AccountSettingsOutput> = {
   name: 'GetAccountSettings',
   eventSource: 'kms.amazonaws.com',
   readOnly: true,
   async run(svc, call, _input, audit) {
     await authorizeAccount(svc, call, 'GetAccountSettings', audit);
-    const s = await svc.keys.getAccountSettings(call.principal.accountId);
-    return { accountId: call.principal.accountId, defaultRotationPeriodInDays: s.defaultRotationPeriodDays ?? DEFAULT_ROTATION_PERIOD_DAYS };
+    const accountId = call.principal.accountId;
+    const s = await svc.keys.getAccountSettings(accountId);
+    const id = await svc.identity.accountSettings(accountId);
+    return {
+      accountId,
+      defaultRotationPeriodInDays: s.defaultRotationPeriodDays ?? DEFAULT_ROTATION_PERIOD_DAYS,
+      separationOfDuties: id.separationOfDuties !== false,
+    };
   },
 };
 
 /**
  * Keyhold's own: sets the automatic rotation period (90 to 2560 days, AWS's bounds) that keys
- * created from now on get. Existing keys keep their schedule (EnableKeyRotation changes one key's).
+ * created from now on get (existing keys keep their schedule; EnableKeyRotation changes one key's),
+ * and turns the separation-of-duties guard on or off. Turning the guard off does not change any
+ * policy; it lets later policy writes merge duties. The audit event records before and after.
  */
-export const updateAccountSettings: Operation<{ defaultRotationPeriodInDays?: number }, AccountSettingsOutput> = {
+export const updateAccountSettings: Operation<{ defaultRotationPeriodInDays?: number; separationOfDuties?: boolean }, AccountSettingsOutput> = {
   name: 'UpdateAccountSettings',
   eventSource: 'kms.amazonaws.com',
   readOnly: false,
@@ -35,6 +45,10 @@ export const updateAccountSettings: Operation<{ defaultRotationPeriodInDays?: nu
     if (days !== undefined && (!Number.isInteger(days) || days < MIN_ROTATION_PERIOD_DAYS || days > MAX_ROTATION_PERIOD_DAYS)) {
       throw validationError([`Value '${days}' at 'defaultRotationPeriodInDays' failed to satisfy constraint: Member must have value between ${MIN_ROTATION_PERIOD_DAYS} and ${MAX_ROTATION_PERIOD_DAYS}`]);
     }
+    const sod = input.separationOfDuties;
+    if (sod !== undefined && typeof sod !== 'boolean') {
+      throw validationError([`Value '${String(sod)}' at 'separationOfDuties' failed to satisfy constraint: Member must be a boolean`]);
+    }
     const accountId = call.principal.accountId;
     const updated = await svc.keys.storage.transaction(async (tx) => {
       const s = await svc.keys.getAccountSettings(accountId, tx);
@@ -43,8 +57,14 @@ export const updateAccountSettings: Operation<{ defaultRotationPeriodInDays?: nu
       await svc.keys.putAccountSettings(tx, accountId, s);
       return s;
     });
+    const before = (await svc.identity.accountSettings(accountId)).separationOfDuties !== false;
+    const after = sod === undefined ? before : (await svc.identity.updateAccountSettings(accountId, { separationOfDuties: sod })).separationOfDuties !== false;
     const period = updated.defaultRotationPeriodDays ?? DEFAULT_ROTATION_PERIOD_DAYS;
     audit.detail('defaultRotationPeriodInDays', period);
-    return { accountId, defaultRotationPeriodInDays: period };
+    if (sod !== undefined) {
+      audit.detail('previousSeparationOfDuties', before);
+      audit.detail('separationOfDuties', after);
+    }
+    return { accountId, defaultRotationPeriodInDays: period, separationOfDuties: after };
   },
 };

@@ -28,7 +28,8 @@ export async function identityPoliciesOf(svc: Services, principal: Principal): P
   if (principal.type === 'Root') return [];
   const out: IdentityPolicy[] = [];
   for (const p of await svc.identity.policiesFor(principal)) {
-    const text = p.document ?? (p.managedArn ? MANAGED_POLICIES.get(p.managedArn)?.document : undefined);
+    // Inline, AWS-managed, or customer-managed (its default version).
+    const text = p.document ?? (p.managedArn ? (MANAGED_POLICIES.get(p.managedArn)?.document ?? (await svc.identity.managedPolicyDocument(p.managedArn))) : undefined);
     if (text === undefined) continue;
     out.push({ source: p.source, document: cachedPolicy(text, 'identity') });
   }

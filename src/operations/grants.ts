@@ -1,7 +1,7 @@
 /**
  * Grants: CreateGrant, ListGrants, ListRetirableGrants, RetireGrant, RevokeGrant. A grant is kept on
- * its key's record and takes effect at once (no eventual consistency, so GrantTokens are accepted
- * and need not be presented). The policy evaluator (policy/authorize.ts) applies grants with their
+ * its key's record and takes effect at once (no eventual consistency, so GrantTokens need not be
+ * presented; each one given is checked for form in invoke.ts). The policy evaluator (policy/authorize.ts) applies grants with their
  * EncryptionContextSubset / EncryptionContextEquals constraints.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -9,6 +9,8 @@ import { InvalidGrantIdException, InvalidGrantTokenException, NotFoundException,
 import { assertNotPendingDeletion, type GrantRecord, type KeyRecord } from '../keys/index.js';
 import { authorizeKey, decodeMarker, page, throwIfDryRun, updateKey } from './common.js';
 import type { Operation } from './context.js';
+import { assertSodForGrant } from './sod.js';
+import { GRANT_TOKEN_PATTERN } from './invoke.js';
 
 export const GRANT_OPERATIONS = [
   'Decrypt', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'ReEncryptFrom', 'ReEncryptTo', 'Sign', 'Verify',
@@ -78,13 +80,15 @@ export const createGrant: Operation<CreateGrantInput, { grantToken: string; gran
     if (admin.length > 0 && use.length > 0 && (await svc.identity.accountSettings(call.accountId)).separationOfDuties !== false) {
       throw new ValidationException(`Separation of duties: this grant would give ${input.granteePrincipal} both grant management (${admin.join(', ')}) and key use (${use.join(', ')}) on ${key.arn}.`);
     }
-    throwIfDryRun(input.dryRun);
     const token = randomBytes(48).toString('base64url');
     const grantId = randomBytes(32).toString('hex');
     const rec: GrantRecord = {
       grantId, tokenSha256: sha256(token), name: input.name, granteePrincipal: input.granteePrincipal, retiringPrincipal: input.retiringPrincipal,
       issuingAccount: call.accountId, operations: [...ops], constraints: input.constraints, createdAt: svc.clock.now(), createdBy: call.principal.arn,
     };
+    // Across policy kinds: the grantee's key-policy and identity-policy rights together with this grant.
+    await assertSodForGrant(svc, call.accountId, key, rec);
+    throwIfDryRun(input.dryRun);
     await updateKey(svc, key.keyId, (k) => {
       assertNotPendingDeletion(k);
       const grants = k.grants ?? [];
@@ -178,6 +182,7 @@ export const retireGrant: Operation<{ grantToken?: string; keyId?: string; grant
   async run(svc, call, input, audit) {
     let found: { k: KeyRecord; g: GrantRecord } | undefined;
     if (input.grantToken !== undefined) {
+      if (!GRANT_TOKEN_PATTERN.test(input.grantToken)) throw new InvalidGrantTokenException('The grant token is not valid.');
       const h = sha256(input.grantToken);
       for (const id of await svc.keys.listAccountKeyIds(call.accountId)) {
         const k = await svc.keys.getKey(id);

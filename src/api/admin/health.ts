@@ -6,6 +6,8 @@ export interface Health {
 
 export type HealthSource = () => Health;
 
-export function healthResponse(h: Health): { status: 'ok' | 'unhealthy'; problems?: readonly string[] } {
-  return h.healthy ? { status: 'ok' } : { status: 'unhealthy', problems: h.problems };
+/** Problems of a healthy server (it serves, but an operator should know) come back as warnings. */
+export function healthResponse(h: Health): { status: 'ok' | 'unhealthy'; problems?: readonly string[]; warnings?: readonly string[] } {
+  if (!h.healthy) return { status: 'unhealthy', problems: h.problems };
+  return h.problems.length > 0 ? { status: 'ok', warnings: h.problems } : { status: 'ok' };
 }

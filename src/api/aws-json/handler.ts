@@ -5,8 +5,9 @@ import {
   isKmsError, KMSInternalException, RequestTooLargeException, SerializationException, UnknownOperationException,
   type KmsError,
 } from '../../errors/index.js';
-import { invoke, recordAuthFailure, type CallContext, type Services } from '../../operations/index.js';
+import { checkGrantTokens, invoke, recordAuthFailure, type CallContext, type Services } from '../../operations/index.js';
 import { verifySigV4 } from '../sigv4.js';
+import { describeRefusedCredential } from '../refused-credential.js';
 import { KMS_ROUTES, KMS_TARGET_PREFIX, type Route } from './kms-routes.js';
 import { KEYHOLD_ROUTES, KEYHOLD_TARGET_PREFIX } from './keyhold-routes.js';
 import { CLOUDTRAIL_ROUTES, CLOUDTRAIL_SIGNING_NAME, CLOUDTRAIL_TARGET_PREFIXES } from './cloudtrail-routes.js';
@@ -144,17 +145,17 @@ export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res:
     const tlsVersion = typeof tlsSocket.getProtocol === 'function' ? (tlsSocket.getProtocol() ?? undefined) : undefined;
 
     let verified;
+    const signed = { method: req.method, rawPath: path.split('?')[0]!, rawQuery: path.includes('?') ? path.slice(path.indexOf('?') + 1) : '', headers: req.headers, rawHeaders: req.rawHeaders, body };
     try {
-      verified = await verifySigV4(
-        { method: req.method, rawPath: path.split('?')[0]!, rawQuery: path.includes('?') ? path.slice(path.indexOf('?') + 1) : '', headers: req.headers, rawHeaders: req.rawHeaders, body },
-        { now: new Date(), services: [entry.service], lookup: (akid: string, token: string | undefined) => svc.identity.authenticate(akid, token) },
-      );
+      verified = await verifySigV4(signed, { now: new Date(), services: [entry.service], lookup: (akid: string, token: string | undefined) => svc.identity.authenticate(akid, token) });
     } catch (e) {
+      const errorCode = isKmsError(e) ? e.type : 'InternalFailure';
+      const refusedCredential = await describeRefusedCredential(svc, signed, [entry.service], errorCode).catch(() => undefined);
       const scope = /Credential=([A-Z0-9]{4,128})\/\d{8}\/([a-z0-9-]{1,32})\//.exec(String(req.headers.authorization ?? ''));
       const akid = scope?.[1] ?? /Credential=([A-Z0-9]{4,128})\//.exec(String(req.headers.authorization ?? ''))?.[1];
       await recordAuthFailure(svc, {
         requestId, eventName: opName!, eventSource: route.op.eventSource, region: scope?.[2] ?? '', sourceIp: ip, userAgent,
-        accessKeyId: akid, errorCode: isKmsError(e) ? e.type : 'InternalFailure',
+        accessKeyId: akid, errorCode, refusedCredential,
       }).catch(() => {
         throw new KMSInternalException('The request could not be recorded in the audit log.');
       });
@@ -174,7 +175,14 @@ export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res:
     };
     // Parsing and validation run inside invoke, so that a malformed request is audited too.
     const op = route.op;
-    const output = await invoke(svc, call, { ...op, run: (s, c, _raw: Buffer, a) => op.run(s, c, parseBody(route, body), a) }, body);
+    const output = await invoke(svc, call, {
+      ...op,
+      run: (s, c, _raw: Buffer, a) => {
+        const input = parseBody(route, body);
+        checkGrantTokens(op.name, input);
+        return op.run(s, c, input, a);
+      },
+    }, body);
     send(res, 200, requestId, JSON.stringify(encodeOutput(route.output, output) ?? {}));
   }
 }

@@ -5,7 +5,14 @@ import { bool, int, list, map, str, struct, timestamp } from './schema.js';
 const KeyIdType = str({ min: 1, max: 2048 });
 const LimitType = int({ min: 1, max: 1000 });
 const MarkerType = str({ min: 1, max: 1024, pattern: /^[\u0020-\u00FF]*$/ });
-const AccountSettingsOutput = struct({ AccountId: str(), DefaultRotationPeriodInDays: int() }, ['AccountId', 'DefaultRotationPeriodInDays']);
+const AlertSettingsOutput = struct(
+  { AccountId: str(), SourceCidrAllowlist: list(str()), AutoDeactivateOnCritical: bool() },
+  ['AccountId', 'SourceCidrAllowlist', 'AutoDeactivateOnCritical'],
+);
+const AccountSettingsOutput = struct(
+  { AccountId: str(), DefaultRotationPeriodInDays: int(), SeparationOfDuties: bool() },
+  ['AccountId', 'DefaultRotationPeriodInDays', 'SeparationOfDuties'],
+);
 
 /**
  * Keyhold's own operations, beyond the AWS KMS model (version retirement, audit, backups registry,
@@ -23,6 +30,13 @@ export const KEYHOLD_ROUTES = {
     }, ['Valid', 'EventsChecked', 'DigestsChecked', 'FirstSeq', 'LastSeq', 'SignedThroughSeq', 'RetainedThroughSeq', 'PublicKeyFingerprint']),
     ops.verifyAuditLog,
   ),
+  ExportAuditEvents: route(
+    struct({ AfterSeq: int({ min: 0 }), StartTime: timestamp(), EndTime: timestamp(), Limit: int({ min: 1, max: 1000 }) }),
+    struct({
+      AccountId: str(), Events: list(struct({ Seq: int(), CloudTrailEvent: str() }, ['Seq', 'CloudTrailEvent'])), HeadSeq: int(), FirstSeq: int(),
+    }, ['AccountId', 'Events', 'HeadSeq', 'FirstSeq']),
+    ops.exportAuditEvents,
+  ),
   ListAlerts: route(
     struct({ IncludeAcknowledged: bool(), Limit: int({ min: 1, max: 1000 }) }),
     struct({
@@ -34,6 +48,23 @@ export const KEYHOLD_ROUTES = {
     ops.listAlerts,
   ),
   AcknowledgeAlert: route(struct({ AlertId: str({ min: 1, max: 64 }) }, ['AlertId']), struct({}), ops.acknowledgeAlert),
+  GetAlertSettings: route(struct({}), AlertSettingsOutput, ops.getAlertSettings),
+  PutAlertSettings: route(
+    struct({ SourceCidrAllowlist: list(str({ min: 1, max: 64 })), AutoDeactivateOnCritical: bool() }),
+    AlertSettingsOutput,
+    ops.putAlertSettings,
+  ),
+  PutAlertWebhook: route(
+    struct({ Url: str({ min: 1, max: 2048 }) }, ['Url']),
+    struct({ WebhookId: str(), Url: str(), Secret: str(), CreationDate: timestamp() }, ['WebhookId', 'Url', 'Secret', 'CreationDate']),
+    ops.putAlertWebhook,
+  ),
+  ListAlertWebhooks: route(
+    struct({}),
+    struct({ Webhooks: list(struct({ WebhookId: str(), Url: str(), CreationDate: timestamp() }, ['WebhookId', 'Url', 'CreationDate'])) }, ['Webhooks']),
+    ops.listAlertWebhooks,
+  ),
+  DeleteAlertWebhook: route(struct({ WebhookId: str({ min: 1, max: 64 }) }, ['WebhookId']), struct({}), ops.deleteAlertWebhook),
   GetLastUsage: route(
     struct({ PrincipalArn: str({ min: 1, max: 2048 }), KeyId: str({ min: 1, max: 2048 }), Limit: int({ min: 1, max: 1000 }) }),
     struct({
@@ -78,9 +109,26 @@ export const KEYHOLD_ROUTES = {
     }, ['UserName', 'UserArn', 'OffboardedAt', 'DeactivatedAccessKeys', 'EndedSessions', 'RemovedFromGroups', 'DeletedInlinePolicies', 'DetachedPolicies', 'RemovedGrants', 'KeysUsable', 'KeysDecrypted', 'RotatedKeys', 'NotRotated']),
     ops.offboardUser,
   ),
-  // Account settings: the rotation period new keys get (issue 3)
+  // Access review (issue 4): who can do what with each key, through what, last use, and flags
+  ReviewAccess: route(
+    struct({ KeyId: KeyIdType, PrincipalArn: str({ min: 1, max: 2048 }), UnusedDays: int({ min: 1, max: 36500 }) }),
+    struct({
+      AccountId: str(), Region: str(), GeneratedAt: timestamp(), UnusedDays: int(),
+      Keys: list(struct({
+        KeyArn: str(), KeyState: str(), Owner: str(), OwnerStatus: str(),
+        Principals: list(struct({
+          PrincipalArn: str(), PrincipalType: str(), Status: str(), Actions: list(str()),
+          Via: list(struct({ Reason: str(), Actions: list(str()) }, ['Reason', 'Actions'])),
+          NamedIn: list(str()), LastUsedDate: timestamp(), LastUsedOperation: str(), UseCount: int(), Flags: list(str()),
+        }, ['PrincipalArn', 'PrincipalType', 'Status', 'Actions', 'Via', 'NamedIn', 'UseCount', 'Flags'])),
+        Flags: list(struct({ Flag: str(), PrincipalArn: str(), Message: str() }, ['Flag', 'PrincipalArn', 'Message'])),
+      }, ['KeyArn', 'KeyState', 'Owner', 'OwnerStatus', 'Principals', 'Flags'])),
+    }, ['AccountId', 'Region', 'GeneratedAt', 'UnusedDays', 'Keys']),
+    ops.reviewAccess,
+  ),
+  // Account settings: the rotation period new keys get (issue 3); the separation-of-duties guard (issue 4)
   GetAccountSettings: route(struct({}), AccountSettingsOutput, ops.getAccountSettings),
-  UpdateAccountSettings: route(struct({ DefaultRotationPeriodInDays: int({ min: 90, max: 2560 }) }), AccountSettingsOutput, ops.updateAccountSettings),
+  UpdateAccountSettings: route(struct({ DefaultRotationPeriodInDays: int({ min: 90, max: 2560 }), SeparationOfDuties: bool() }), AccountSettingsOutput, ops.updateAccountSettings),
   // Backup registry (issue 6)
   RegisterBackup: route(
     struct({

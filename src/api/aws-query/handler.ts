@@ -9,6 +9,7 @@ import { isKmsError } from '../../errors/index.js';
 import { invoke, recordAuthFailure, type CallContext, type Services } from '../../operations/index.js';
 import { sourceIpOf } from '../body.js';
 import { verifySigV4 } from '../sigv4.js';
+import { describeRefusedCredential } from '../refused-credential.js';
 import { Form } from './form.js';
 import { QUERY_SERVICES } from './routes.js';
 import { errorXml, responseXml } from './xml.js';
@@ -49,16 +50,16 @@ export async function handleQuery(svc: Services, req: IncomingMessage, res: Serv
     const tlsSocket = req.socket as Partial<TLSSocket>;
     const tlsVersion = typeof tlsSocket.getProtocol === 'function' ? (tlsSocket.getProtocol() ?? undefined) : undefined;
     let verified;
+    const signed = { method: req.method ?? 'POST', rawPath: path.split('?')[0]!, rawQuery: path.includes('?') ? path.slice(path.indexOf('?') + 1) : '', headers: req.headers, rawHeaders: req.rawHeaders, body };
     try {
-      verified = await verifySigV4(
-        { method: req.method ?? 'POST', rawPath: path.split('?')[0]!, rawQuery: path.includes('?') ? path.slice(path.indexOf('?') + 1) : '', headers: req.headers, rawHeaders: req.rawHeaders, body },
-        { now: new Date(), services: ['iam', 'sts'], lookup: (akid: string, token: string | undefined) => svc.identity.authenticate(akid, token) },
-      );
+      verified = await verifySigV4(signed, { now: new Date(), services: ['iam', 'sts'], lookup: (akid: string, token: string | undefined) => svc.identity.authenticate(akid, token) });
     } catch (e) {
       const akid = /Credential=([A-Z0-9]{4,128})\//.exec(String(req.headers.authorization ?? ''))?.[1];
+      const errorCode = isKmsError(e) ? e.type : 'InternalFailure';
+      const refusedCredential = await describeRefusedCredential(svc, signed, ['iam', 'sts'], errorCode).catch(() => undefined);
       await recordAuthFailure(svc, {
         requestId, eventName: form.action ?? 'Unknown', eventSource: QUERY_SERVICES[guessed].eventSource, region: '', sourceIp: ip, userAgent,
-        accessKeyId: akid, errorCode: isKmsError(e) ? e.type : 'InternalFailure',
+        accessKeyId: akid, errorCode, refusedCredential,
       });
       throw e;
     }

@@ -3,7 +3,7 @@
  * Wire names live only here (STYLE.md §12).
  */
 import * as ops from '../../operations/index.js';
-import type { AccessKeyRecord, GroupRecord, RoleRecord, TagRecord, UserRecord } from '../../operations/index.js';
+import type { AccessKeyRecord, GroupRecord, PolicyVersionView, PolicyView, RoleRecord, TagRecord, UserRecord } from '../../operations/index.js';
 import type { Operation } from '../../operations/index.js';
 import type { Form } from './form.js';
 import type { XmlValue } from './xml.js';
@@ -31,6 +31,14 @@ const role = (x: RoleRecord): XmlValue => ({
   MaxSessionDuration: x.maxSessionDuration, Tags: x.tags.length ? tags(x.tags) : undefined,
 });
 const keyMeta = (k: AccessKeyRecord): XmlValue => ({ UserName: k.userName, AccessKeyId: k.accessKeyId, Status: k.status, CreateDate: new Date(k.createdAt) });
+const managedPolicy = (p: PolicyView): XmlValue => ({
+  PolicyName: p.policyName, PolicyId: p.policyId, Arn: p.arn, Path: p.path, DefaultVersionId: p.defaultVersionId, AttachmentCount: p.attachmentCount,
+  PermissionsBoundaryUsageCount: 0, IsAttachable: p.isAttachable, Description: p.description, CreateDate: p.createDate, UpdateDate: p.updateDate,
+  Tags: p.tags.length ? tags(p.tags) : undefined,
+});
+const policyVersion = (v: PolicyVersionView): XmlValue => ({
+  Document: v.document === undefined ? undefined : policyText(v.document), VersionId: v.versionId, IsDefaultVersion: v.isDefaultVersion, CreateDate: v.createDate,
+});
 const paged = (o: { isTruncated: boolean; marker?: string }) => ({ IsTruncated: o.isTruncated, Marker: o.marker });
 const none = () => undefined;
 const paging = (f: Form) => ({ marker: f.str('Marker'), maxItems: f.int('MaxItems') });
@@ -89,6 +97,20 @@ export const IAM_ROUTES: Readonly<Record<string, QueryRoute>> = {
   ListRoles: r(ops.listRoles, (f) => ({ pathPrefix: f.str('PathPrefix'), ...paging(f) }), (out) => ({ Roles: out.roles.map(role), ...paged(out) })),
   DeleteRole: r(ops.deleteRole, (f) => ({ roleName: f.str('RoleName')! }), none),
   UpdateAssumeRolePolicy: r(ops.updateAssumeRolePolicy, (f) => ({ roleName: f.str('RoleName')!, policyDocument: f.str('PolicyDocument')! }), none),
+  CreatePolicy: r(ops.createPolicy, (f) => ({
+    policyName: f.str('PolicyName')!, path: f.str('Path'), policyDocument: f.str('PolicyDocument')!, description: f.str('Description'), tags: f.tags(),
+  }), (out) => ({ Policy: managedPolicy(out.policy) })),
+  GetPolicy: r(ops.getPolicy, (f) => ({ policyArn: f.str('PolicyArn')! }), (out) => ({ Policy: managedPolicy(out.policy) })),
+  GetPolicyVersion: r(ops.getPolicyVersion, (f) => ({ policyArn: f.str('PolicyArn')!, versionId: f.str('VersionId')! }), (out) => ({ PolicyVersion: policyVersion(out.policyVersion) })),
+  ListPolicies: r(ops.listPolicies, (f) => ({
+    scope: f.str('Scope'), onlyAttached: f.bool('OnlyAttached'), pathPrefix: f.str('PathPrefix'), ...paging(f),
+  }), (out) => ({ Policies: out.policies.map(managedPolicy), ...paged(out) })),
+  ListPolicyVersions: r(ops.listPolicyVersions, (f) => ({ policyArn: f.str('PolicyArn')!, ...paging(f) }), (out) => ({ Versions: out.versions.map(policyVersion), ...paged(out) })),
+  CreatePolicyVersion: r(ops.createPolicyVersion, (f) => ({
+    policyArn: f.str('PolicyArn')!, policyDocument: f.str('PolicyDocument')!, setAsDefault: f.bool('SetAsDefault'),
+  }), (out) => ({ PolicyVersion: policyVersion(out.policyVersion) })),
+  DeletePolicyVersion: r(ops.deletePolicyVersion, (f) => ({ policyArn: f.str('PolicyArn')!, versionId: f.str('VersionId')! }), none),
+  DeletePolicy: r(ops.deletePolicy, (f) => ({ policyArn: f.str('PolicyArn')! }), none),
   ...policyRoutes('User', 'userName', o),
   ...policyRoutes('Group', 'groupName', o),
   ...policyRoutes('Role', 'roleName', o),

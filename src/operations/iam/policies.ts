@@ -76,11 +76,12 @@ function deletePolicy(kind: EntityKind): Operation<NameInput<EntityKind> & { pol
   });
 }
 
-function checkPolicyArn(arn: string | undefined): string {
+/** An attachable managed policy: one of Keyhold's AWS-managed ones, or a customer-managed one of the caller's account. */
+async function checkPolicyArn(svc: Services, acct: string, arn: string | undefined): Promise<string> {
   if (!arn || arn.length < 20 || arn.length > 2048) throw new IamValidationError(`1 validation error detected: Value at 'policyArn' failed to satisfy constraint: Member must have length greater than or equal to 20`);
   if (!MANAGED_POLICIES.has(arn)) {
     if (!arn.startsWith('arn:aws:iam::')) throw new IamValidationError(`ARN ${arn} is not valid.`);
-    throw new NoSuchEntityException(`Policy ${arn} does not exist or is not attachable.`);
+    if (!arn.startsWith(`arn:aws:iam::${acct}:policy/`) || !(await svc.identity.getPolicy(arn))) throw new NoSuchEntityException(`Policy ${arn} does not exist or is not attachable.`);
   }
   return arn;
 }
@@ -88,7 +89,7 @@ function checkPolicyArn(arn: string | undefined): string {
 function attachPolicy(kind: EntityKind): Operation<NameInput<EntityKind> & { policyArn: string }, Record<string, never>> {
   return iamOp(`Attach${WORD[kind]}Policy`, false, async (svc, call, input, audit) => {
     await holderFor(svc, call, kind, nameOf(kind, input), `Attach${WORD[kind]}Policy`, audit);
-    const arn = checkPolicyArn(input.policyArn);
+    const arn = await checkPolicyArn(svc, call.accountId, input.policyArn);
     audit.detail('policyArn', arn);
     const name = nameOf(kind, input);
     await assertSodForEntity(svc, call, audit, kind, name, (h) => ({ ...h, attachedPolicies: [...h.attachedPolicies, arn] }));
