@@ -89,11 +89,11 @@ export async function keysRetire(argv: string[], out: Out): Promise<number> {
 }
 
 /**
- * keyhold settings [--default-rotation-period-days N] [--separation-of-duties on|off] [--json]:
+ * keyhold settings [--default-rotation-period-days N] [--separation-of-duties on|off] [--audit-context-hmac on|off] [--json]:
  * the account's settings (Get/UpdateAccountSettings).
  */
 export async function accountSettings(argv: string[], out: Out): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...COMMON, 'default-rotation-period-days': { type: 'string' }, 'separation-of-duties': { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { ...COMMON, 'default-rotation-period-days': { type: 'string' }, 'separation-of-duties': { type: 'string' }, 'audit-context-hmac': { type: 'string' } } });
   const given = values['default-rotation-period-days'];
   const days = Number(given);
   if (given !== undefined && (!Number.isInteger(days) || days < 90 || days > 2560)) {
@@ -101,18 +101,22 @@ export async function accountSettings(argv: string[], out: Out): Promise<number>
   }
   const sodGiven = values['separation-of-duties'];
   if (sodGiven !== undefined && sodGiven !== 'on' && sodGiven !== 'off') throw new UsageError('--separation-of-duties takes on or off');
+  const hmac = values['audit-context-hmac'];
+  if (hmac !== undefined && hmac !== 'on' && hmac !== 'off') throw new UsageError('--audit-context-hmac takes on or off');
   const settings = clientSettings(values);
-  type Wire = { AccountId: string; DefaultRotationPeriodInDays: number; SeparationOfDuties: boolean };
+  type Wire = { AccountId: string; DefaultRotationPeriodInDays: number; SeparationOfDuties: boolean; AuditEncryptionContextHmac?: boolean };
   const change: Record<string, unknown> = {};
   if (given !== undefined) change.DefaultRotationPeriodInDays = days;
   if (sodGiven !== undefined) change.SeparationOfDuties = sodGiven === 'on';
+  if (hmac !== undefined) change.AuditEncryptionContextHmac = hmac === 'on';
   const r = Object.keys(change).length === 0
     ? await callKeyhold<Wire>(settings, 'GetAccountSettings', {})
     : await callKeyhold<Wire>(settings, 'UpdateAccountSettings', change);
-  if (values.json) out(JSON.stringify({ accountId: r.AccountId, defaultRotationPeriodInDays: r.DefaultRotationPeriodInDays, separationOfDuties: r.SeparationOfDuties }, null, 2));
+  if (values.json) out(JSON.stringify({ accountId: r.AccountId, defaultRotationPeriodInDays: r.DefaultRotationPeriodInDays, separationOfDuties: r.SeparationOfDuties, auditEncryptionContextHmac: r.AuditEncryptionContextHmac === true }, null, 2));
   else {
     out(`account ${r.AccountId}: new keys rotate every ${r.DefaultRotationPeriodInDays} days`);
     out(`separation-of-duties guard: ${r.SeparationOfDuties ? 'on' : 'off'}`);
+    out(`audit log encryption-context values: ${r.AuditEncryptionContextHmac ? 'HMAC-SHA256 (hmac-sha256:<hex>)' : 'as given'}`);
   }
   return 0;
 }
