@@ -776,3 +776,41 @@ describe('verifySigV4: signing-key cache', () => {
     assert.ok(s.size <= 1024, `size ${s.size}`);
   });
 });
+
+describe('verifySigV4: parse memos (credential scope, signed headers, X-Amz-Date)', () => {
+  it('a malformed scope, header list or date fails the same way every time, also right after a good request with the same parts', async () => {
+    const good = await smithySign();
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await verifySigV4(good, options())).principal, ALICE);
+      await incomplete(
+        verifySigV4(editAuthorization(good, (a) => a.replace('/aws4_request', '/aws5_request')), options()),
+        "Credential should be scoped with a valid terminator: 'aws4_request', not 'aws5_request'. ",
+      );
+      await incomplete(verifySigV4(editAuthorization(good, (a) => a.replace(';host;', ';')), options()), "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
+      await incomplete(
+        verifySigV4(setHeader(good, 'x-amz-date', '20240230T230802Z'), options()),
+        "Date must be in ISO-8601 'basic format'. Got '20240230T230802Z'. See http://en.wikipedia.org/wiki/ISO_8601",
+      );
+    }
+  });
+
+  it('what is remembered is still checked against each request: the clock, the service, the scope date and the signature', async () => {
+    const req = await smithySign();
+    const first = (await verifySigV4(req, options())).region;
+    // Same credential text and date text, now 10 minutes later: expired.
+    await assert.rejects(verifySigV4(req, options({ now: new Date(NOW.getTime() + 10 * MIN) })), (e: unknown) => e instanceof InvalidSignatureException && /^Signature expired/.test(e.message));
+    // Same scope text, only 'iam' accepted.
+    await invalid(verifySigV4(req, options({ services: ['iam'] })), "Credential should be scoped to correct service: 'iam'. ");
+    // Same scope and signed headers, another signature: mismatch.
+    await invalid(verifySigV4(editAuthorization(req, (a) => a.replace(/Signature=[0-9a-f]{4}/, 'Signature=0000')), options()), MISMATCH);
+    // Another credential (region) after the memo holds the first: its own scope is used.
+    const other = await smithySign({ region: 'eu-west-3' });
+    assert.equal((await verifySigV4(other, options())).region, 'eu-west-3');
+    assert.notEqual(first, 'eu-west-3');
+    assert.equal((await verifySigV4(req, options())).region, first);
+  });
+
+  it('stays correct past its bound (600 distinct scopes, more than it keeps)', async () => {
+    for (let i = 0; i < 600; i++) assert.equal((await verifySigV4(await smithySign({ region: `m-${i}` }), options())).region, `m-${i}`);
+  });
+});

@@ -150,6 +150,41 @@ export function clearSigV4KeyCache(): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Parse memos
+//
+// A client sends the same credential scope and signed-header list on every request of a day, and
+// the same X-Amz-Date on every request of a second. Parsing them is pure (the same text always
+// gives the same result or the same error), so successful parses are remembered by their exact
+// text; failures are not (they throw before anything is stored). What is checked against the
+// request (date in scope, service, clock skew, the signature itself) is still checked every time.
+
+const MEMO_MAX = 256;
+const scopes = new Map<string, Readonly<Scope>>();
+const signedHeaderLists = new Map<string, readonly string[]>();
+
+function memo<T>(cache: Map<string, T>, text: string, parse: (text: string) => T): T {
+  const hit = cache.get(text);
+  if (hit !== undefined) return hit;
+  const value = Object.freeze(parse(text));
+  if (cache.size >= MEMO_MAX) cache.clear();
+  cache.set(text, value);
+  return value;
+}
+
+let lastIsoText: string | undefined;
+let lastIsoMs: number | undefined;
+
+function parseIsoBasicMemo(s: string): number | undefined {
+  if (s === lastIsoText) return lastIsoMs;
+  const ms = parseIsoBasic(s);
+  if (ms !== undefined) {
+    lastIsoText = s;
+    lastIsoMs = ms;
+  }
+  return ms;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Small helpers
 
 /** Echo of client-supplied text in an error message: printable ASCII only, bounded. */
@@ -383,7 +418,7 @@ interface ParsedAuth {
   /** ISO-8601 basic timestamp used in the string to sign. */
   longDate: string;
   signedHeaders: string;
-  signedNames: string[];
+  signedNames: readonly string[];
   signature: string;
   sessionToken: string | undefined;
   canonicalQuery: string;
@@ -517,14 +552,14 @@ function parseHeaderAuth<P>(
     throw new IncompleteSignatureException(`Unsupported AWS 'algorithm': '${echo(scheme)}'. Use '${ALGORITHM}'.`);
   }
 
-  const scope = parseCredential(params.credential!);
-  const signedNames = parseSignedHeaders(params.signedHeaders!);
+  const scope = memo(scopes, params.credential!, parseCredential);
+  const signedNames = memo(signedHeaderLists, params.signedHeaders!, parseSignedHeaders);
 
   let reqMs: number | undefined;
   let from: string;
   if (amzDate !== undefined) {
     from = amzDate;
-    reqMs = parseIsoBasic(amzDate.trim());
+    reqMs = parseIsoBasicMemo(amzDate.trim());
     if (reqMs === undefined) {
       throw new IncompleteSignatureException(
         `Date must be in ISO-8601 'basic format'. Got '${echo(amzDate)}'. See http://en.wikipedia.org/wiki/ISO_8601`,
@@ -539,7 +574,8 @@ function parseHeaderAuth<P>(
       );
     }
   }
-  const longDate = isoBasic(reqMs);
+  // An X-Amz-Date that parsed is already in this form (parseIsoBasic checks the round trip).
+  const longDate = amzDate !== undefined ? amzDate.trim() : isoBasic(reqMs);
   checkScopeDate(scope, longDate, from);
   checkService(scope, opts.services);
 

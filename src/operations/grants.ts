@@ -1,7 +1,7 @@
 /**
  * Grants: CreateGrant, ListGrants, ListRetirableGrants, RetireGrant, RevokeGrant. A grant is kept on
- * its key's record and takes effect at once (no eventual consistency, so GrantTokens are accepted
- * and need not be presented). The policy evaluator (policy/authorize.ts) applies grants with their
+ * its key's record and takes effect at once (no eventual consistency, so GrantTokens need not be
+ * presented; each one given is checked for form in invoke.ts). The policy evaluator (policy/authorize.ts) applies grants with their
  * EncryptionContextSubset / EncryptionContextEquals constraints.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -10,6 +10,7 @@ import { assertNotPendingDeletion, type GrantRecord, type KeyRecord } from '../k
 import { authorizeKey, decodeMarker, page, throwIfDryRun, updateKey } from './common.js';
 import type { Operation } from './context.js';
 import { assertSodForGrant } from './sod.js';
+import { GRANT_TOKEN_PATTERN } from './invoke.js';
 
 export const GRANT_OPERATIONS = [
   'Decrypt', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'ReEncryptFrom', 'ReEncryptTo', 'Sign', 'Verify',
@@ -181,6 +182,7 @@ export const retireGrant: Operation<{ grantToken?: string; keyId?: string; grant
   async run(svc, call, input, audit) {
     let found: { k: KeyRecord; g: GrantRecord } | undefined;
     if (input.grantToken !== undefined) {
+      if (!GRANT_TOKEN_PATTERN.test(input.grantToken)) throw new InvalidGrantTokenException('The grant token is not valid.');
       const h = sha256(input.grantToken);
       for (const id of await svc.keys.listAccountKeyIds(call.accountId)) {
         const k = await svc.keys.getKey(id);

@@ -1,5 +1,5 @@
 export * from './context.js';
-export { invoke, recordAuthFailure, type RefusedCredentialDetail } from './invoke.js';
+export { checkGrantTokens, invoke, recordAuthFailure, type RefusedCredentialDetail } from './invoke.js';
 export { createKey } from './create-key.js';
 export { describeKey } from './describe-key.js';
 export { listKeys } from './list-keys.js';

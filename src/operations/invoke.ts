@@ -1,6 +1,34 @@
-import { isKmsError, KMSInternalException } from '../errors/index.js';
+import { InvalidGrantTokenException, isKmsError, KMSInternalException } from '../errors/index.js';
 import { AuditDraft, type AuditEvent, type CallContext, type Operation, type Services } from './context.js';
 import type { AuditContextKey } from '../keystore/index.js';
+
+/**
+ * The operations whose GrantTokens may be rejected with InvalidGrantTokenException (botocore's KMS
+ * model lists that error for each; DescribeKey takes GrantTokens but does not list it).
+ */
+const GRANT_TOKEN_OPERATIONS = new Set([
+  'CreateGrant', 'Decrypt', 'DeriveSharedSecret', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyPair', 'GenerateDataKeyPairWithoutPlaintext',
+  'GenerateDataKeyWithoutPlaintext', 'GenerateMac', 'GetPublicKey', 'ReEncrypt', 'Sign', 'Verify', 'VerifyMac',
+]);
+
+/** A grant token as CreateGrant issues it (operations/grants.ts): 48 random bytes, base64url. */
+export const GRANT_TOKEN_PATTERN = /^[A-Za-z0-9_-]{64}$/;
+
+/**
+ * Every grant token is checked for form (the transport calls this on the decoded input, inside
+ * invoke, so the refusal is audited): a malformed one is InvalidGrantTokenException. A well-formed
+ * token needs no lookup: grants take effect at once here (no eventual consistency to bridge), so the
+ * token of a new grant works, and that of an unknown, retired or revoked grant gives no access by
+ * itself (the request is decided by policies and live grants) and is not an error, as in AWS.
+ */
+export function checkGrantTokens(op: string, input: unknown): void {
+  if (!GRANT_TOKEN_OPERATIONS.has(op) || !input || typeof input !== 'object') return;
+  const tokens = (input as { grantTokens?: unknown }).grantTokens;
+  if (!Array.isArray(tokens)) return;
+  tokens.forEach((t, i) => {
+    if (typeof t !== 'string' || !GRANT_TOKEN_PATTERN.test(t)) throw new InvalidGrantTokenException(`The grant token at position ${i + 1} of GrantTokens is not valid.`);
+  });
+}
 
 /**
  * Runs one operation and records its audit event before the answer leaves: allowed, denied or

@@ -13,7 +13,7 @@ import { KMS } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { AlgorithmSuiteIdentifier, buildClient, CommitmentPolicy, getClient, KmsKeyringNode } from '@aws-crypto/client-node';
 import { runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
-import { encryptStream, decryptStream, type Sink } from '../../src/cli/backup/message-stream.js';
+import { encryptStream, decryptStream, DEFAULT_FRAME_LENGTH, type Sink } from '../../src/cli/backup/message-stream.js';
 import { KmsKeyring } from '../../src/cli/backup/kms-keyring.js';
 
 const FRAME = 4096;
@@ -83,6 +83,25 @@ describe('keyhold backup: AWS Encryption SDK v2 messages', () => {
       assert.equal(messageHeader.encryptionContext.db, 'orders');
       assert.equal(messageHeader.frameLength, FRAME);
       const back = await decryptTo(enc, `k2e-${size}.out`);
+      assert.equal(back.code, 0, back.stderr);
+      assert.ok(readFileSync(back.out).equals(plain));
+    });
+  }
+
+  // The frame size the CLI picks by default (large, for throughput: see the README's benchmark)
+  // must interoperate both ways too, at sizes that end inside, at and after a frame boundary.
+  for (const size of [DEFAULT_FRAME_LENGTH, 2 * DEFAULT_FRAME_LENGTH + 123]) {
+    it(`default frame size (${DEFAULT_FRAME_LENGTH} bytes): ${size} bytes through Keyhold and client-node both ways`, async () => {
+      const plain = randomBytes(size);
+      writeFileSync(file(`dflt-${size}.plain`), plain);
+      const r = await cli(['encrypt', '--key', keyA, file(`dflt-${size}.plain`), '-o', file(`dflt-${size}.enc`)]);
+      assert.equal(r.code, 0, r.stderr);
+      const { plaintext, messageHeader } = await esdk.decrypt(esdkKeyring([keyA]), readFileSync(file(`dflt-${size}.enc`)));
+      assert.equal(messageHeader.frameLength, DEFAULT_FRAME_LENGTH);
+      assert.ok(Buffer.from(plaintext).equals(plain));
+      const { result } = await esdk.encrypt(esdkKeyring([keyA]), plain, { frameLength: DEFAULT_FRAME_LENGTH });
+      writeFileSync(file(`dflt-${size}.esdk`), result);
+      const back = await decryptTo(file(`dflt-${size}.esdk`), `dflt-${size}.out`);
       assert.equal(back.code, 0, back.stderr);
       assert.ok(readFileSync(back.out).equals(plain));
     });

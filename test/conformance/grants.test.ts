@@ -69,4 +69,38 @@ describe('grants (AWS SDK v3, HTTPS)', () => {
     assert.deepEqual((await kms.listGrants({ KeyId: m!.KeyId! })).Grants, []);
     await rejects(server.kms({ credentials: worker }).createGrant({ KeyId: m!.KeyId!, GranteePrincipal: workerArn, Operations: ['Decrypt'] }), 'AccessDeniedException');
   });
+
+  it('GrantTokens: each token is checked for form (InvalidGrantTokenException); a new grant\'s token works; an unknown or retired grant\'s token gives nothing and is no error', async () => {
+    const kms = server.kms();
+    const wk = server.kms({ credentials: worker });
+    const { KeyMetadata: m } = await kms.createKey({});
+    const keyId = m!.KeyId!;
+    const g = await kms.createGrant({ KeyId: keyId, GranteePrincipal: workerArn, Operations: ['Encrypt', 'Decrypt', 'GenerateDataKey'] });
+    const token = g.GrantToken!;
+    // The fresh grant's token, at once.
+    const { CiphertextBlob } = await wk.encrypt({ KeyId: keyId, Plaintext: Buffer.from('t'), GrantTokens: [token] });
+    assert.equal(Buffer.from((await wk.decrypt({ CiphertextBlob, GrantTokens: [token] })).Plaintext!).toString(), 't');
+    assert.equal((await wk.generateDataKey({ KeyId: keyId, KeySpec: 'AES_256', GrantTokens: [token] })).Plaintext!.length, 32);
+    // Malformed tokens, in every operation that takes them, before anything else happens.
+    for (const bad of ['not-a-grant-token', token.slice(1), token + '=', 'x'.repeat(8192)]) {
+      await rejects(wk.decrypt({ CiphertextBlob, GrantTokens: [token, bad] }), 'InvalidGrantTokenException', /position 2 of GrantTokens is not valid/);
+    }
+    await rejects(wk.encrypt({ KeyId: keyId, Plaintext: Buffer.from('x'), GrantTokens: ['bad'] }), 'InvalidGrantTokenException');
+    await rejects(wk.generateDataKey({ KeyId: keyId, KeySpec: 'AES_256', GrantTokens: ['bad'] }), 'InvalidGrantTokenException');
+    await rejects(kms.reEncrypt({ CiphertextBlob, DestinationKeyId: keyId, GrantTokens: ['bad'] }), 'InvalidGrantTokenException');
+    await rejects(kms.createGrant({ KeyId: keyId, GranteePrincipal: workerArn, Operations: ['Encrypt'], GrantTokens: ['bad'] }), 'InvalidGrantTokenException');
+    await rejects(kms.retireGrant({ GrantToken: 'bad' }), 'InvalidGrantTokenException', /not valid/);
+    // Outside the model's bounds: ValidationException (an empty token, more than 10 tokens).
+    await rejects(wk.decrypt({ CiphertextBlob, GrantTokens: [''] }), 'ValidationException');
+    await rejects(wk.decrypt({ CiphertextBlob, GrantTokens: Array(11).fill(token) }), 'ValidationException');
+    // A well-formed token of a grant that does not exist: no error, and it grants nothing.
+    const unknown = Buffer.alloc(48, 7).toString('base64url');
+    assert.equal(Buffer.from((await kms.decrypt({ CiphertextBlob, GrantTokens: [unknown] })).Plaintext!).toString(), 't');
+    // A retired grant's token: no longer gives access, and is no error for a caller allowed otherwise.
+    await kms.retireGrant({ GrantToken: token });
+    await rejects(wk.decrypt({ CiphertextBlob, GrantTokens: [token] }), 'AccessDeniedException');
+    assert.equal(Buffer.from((await kms.decrypt({ CiphertextBlob, GrantTokens: [token] })).Plaintext!).toString(), 't');
+    // DescribeKey takes GrantTokens, but its model lists no InvalidGrantTokenException: not checked there.
+    assert.equal((await kms.describeKey({ KeyId: keyId, GrantTokens: ['bad'] })).KeyMetadata!.KeyId, keyId);
+  });
 });

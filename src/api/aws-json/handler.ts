@@ -5,7 +5,7 @@ import {
   isKmsError, KMSInternalException, RequestTooLargeException, SerializationException, UnknownOperationException,
   type KmsError,
 } from '../../errors/index.js';
-import { invoke, recordAuthFailure, type CallContext, type Services } from '../../operations/index.js';
+import { checkGrantTokens, invoke, recordAuthFailure, type CallContext, type Services } from '../../operations/index.js';
 import { verifySigV4 } from '../sigv4.js';
 import { describeRefusedCredential } from '../refused-credential.js';
 import { KMS_ROUTES, KMS_TARGET_PREFIX, type Route } from './kms-routes.js';
@@ -175,7 +175,14 @@ export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res:
     };
     // Parsing and validation run inside invoke, so that a malformed request is audited too.
     const op = route.op;
-    const output = await invoke(svc, call, { ...op, run: (s, c, _raw: Buffer, a) => op.run(s, c, parseBody(route, body), a) }, body);
+    const output = await invoke(svc, call, {
+      ...op,
+      run: (s, c, _raw: Buffer, a) => {
+        const input = parseBody(route, body);
+        checkGrantTokens(op.name, input);
+        return op.run(s, c, input, a);
+      },
+    }, body);
     send(res, 200, requestId, JSON.stringify(encodeOutput(route.output, output) ?? {}));
   }
 }

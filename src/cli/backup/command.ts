@@ -13,7 +13,7 @@ import { BackupFormatError, parseHeader, IncompleteHeader, SUITES, SUITE_COMMIT_
 import { clientSettings, UsageError, type ClientSettings } from '../client.js';
 import { KmsKeyring, NoDecryptableKey } from './kms-keyring.js';
 import { ByteReader, decryptStream, deriveKeys, encryptStream, readHeader, sealHeader, DEFAULT_FRAME_LENGTH } from './message-stream.js';
-import { AtomicFile, nullSink, Progress, sizeOf, source, stdoutSink } from './files.js';
+import { AtomicFile, nullSink, Progress, sizeOf, source, stdoutSink, streamSource } from './files.js';
 import { timingSafeEqual, createDecipheriv } from 'node:crypto';
 
 type Out = (line: string) => void;
@@ -79,7 +79,7 @@ async function encryptCmd(argv: string[], out: Out): Promise<number> {
   const input = positionals[0];
   const progress = new Progress('encrypt', await sizeOf(input), values.quiet);
   const r = await withOutput(values.output, (sink) =>
-    encryptStream(source(input), sink, {
+    encryptStream(source(input, frameLength), sink, {
       keyring: new KmsKeyring(settings, values.key!),
       context: parseContext(values.context),
       frameLength,
@@ -174,7 +174,7 @@ async function inspectCmd(argv: string[], out: Out): Promise<number> {
   if (positionals.length > 1) throw new UsageError('backup inspect takes one input (a file or -)');
   let h: ParsedHeader;
   try {
-    h = !positionals[0] || positionals[0] === '-' ? await readHeader(new ByteReader(source('-'))) : await readFileHeader(positionals[0]);
+    h = !positionals[0] || positionals[0] === '-' ? await readHeader(new ByteReader(streamSource('-'))) : await readFileHeader(positionals[0]);
   } catch (e) {
     if (e instanceof BackupFormatError) {
       process.stderr.write(`keyhold: ${e.message}\n`);

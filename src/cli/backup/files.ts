@@ -4,12 +4,24 @@ import { open, rename, unlink, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Sink } from './message-stream.js';
+import { FileBlocks, writeAll, type BlockSource } from './blocks.js';
 
-export const READ_CHUNK = 1 << 20;
+/** Block size for reading messages to decrypt or verify (frames may straddle blocks: no copy). */
+export const READ_BLOCK = 2 << 20;
 
-export function source(path: string | undefined): AsyncIterable<Buffer> {
+/**
+ * Input from a file (read ahead in blocks of blockSize bytes; encryption passes its frame length)
+ * or stdin ("-" or no path).
+ */
+export function source(path: string | undefined, blockSize = READ_BLOCK): AsyncIterable<Buffer> | BlockSource {
   if (!path || path === '-') return process.stdin as AsyncIterable<Buffer>;
-  return createReadStream(path, { highWaterMark: READ_CHUNK });
+  return new FileBlocks(path, blockSize);
+}
+
+/** A chunk stream over a file, for callers that want a plain async iterable (the header reader). */
+export function streamSource(path: string | undefined): AsyncIterable<Buffer> {
+  if (!path || path === '-') return process.stdin as AsyncIterable<Buffer>;
+  return createReadStream(path, { highWaterMark: 1 << 20 });
 }
 
 export async function sizeOf(path: string | undefined): Promise<number | undefined> {
@@ -22,14 +34,14 @@ export async function sizeOf(path: string | undefined): Promise<number | undefin
   }
 }
 
-/** A sink that writes to stdout, honouring back-pressure. */
+/** A sink that writes to stdout, honouring back-pressure (resolves once the last part is flushed). */
 export function stdoutSink(): Sink {
-  return {
-    write: (b) =>
-      new Promise<void>((resolve, reject) => {
-        process.stdout.write(b, (err) => (err ? reject(err) : resolve()));
-      }),
-  };
+  const writev = (bs: Buffer[]) =>
+    new Promise<void>((resolve, reject) => {
+      if (!bs.length) return resolve();
+      bs.forEach((b, i) => process.stdout.write(b, i === bs.length - 1 ? (err) => (err ? reject(err) : resolve()) : undefined));
+    });
+  return { write: (b) => writev([b]), writev };
 }
 
 /** Discards everything (verify). */
@@ -56,9 +68,13 @@ export class AtomicFile implements Sink {
 
   /** Writes overlap with the caller's next frame: at most one write is in flight. */
   async write(b: Buffer): Promise<void> {
+    return this.writev([b]);
+  }
+
+  async writev(bs: Buffer[]): Promise<void> {
     await this.pending;
     if (this.failed) throw this.failed;
-    this.pending = this.fh.write(b).catch((e) => {
+    this.pending = writeAll(this.fh, bs).catch((e) => {
       this.failed = e;
     });
   }

@@ -6,10 +6,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BackupFormatError, serializeEncryptionContext, type EncryptedDataKey } from '../../format/backup-message/index.js';
 import { decryptStream, encryptStream, type Keyring, type Sink } from './message-stream.js';
+import { FileBlocks, StreamBlocks } from './blocks.js';
 import { REPO_ROOT } from '../../../test/helpers/repo.js';
 
 const vectors = JSON.parse(readFileSync(join(REPO_ROOT, 'test', 'vectors', 'backup-message-v2.json'), 'utf8')) as {
@@ -111,4 +113,88 @@ describe('backup message stream (ESDK v2)', () => {
       });
     }
   }
+});
+
+// The file path: positional reads into reused blocks (FileBlocks), frames straddling blocks at every
+// offset, and sinks with writev. Same contracts as above, through the code the CLI uses for files.
+describe('backup message stream over file blocks', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keyhold-blocks-'));
+  let n = 0;
+  const fileOf = (b: Buffer) => {
+    const f = join(dir, `m${n++}`);
+    writeFileSync(f, b);
+    return f;
+  };
+  const writevSink = (parts: Buffer[]): Sink => ({
+    write: (b) => void parts.push(Buffer.from(b)),
+    writev: (bs) => void parts.push(...bs.map((b) => Buffer.from(b))),
+  });
+
+  for (const [suite, hex] of Object.entries(vectors.messages)) {
+    for (const block of [1, 7, 64, 64 + 32, 4096]) {
+      it(`decrypts the frozen ${suite} message from a file in ${block}-byte blocks`, async () => {
+        const parts: Buffer[] = [];
+        const r = await decryptStream(new FileBlocks(fileOf(Buffer.from(hex, 'hex')), block), writevSink(parts), { keyring });
+        assert.ok(Buffer.concat(parts).equals(plaintext));
+        assert.equal(r.frames, 4);
+      });
+    }
+
+    it(`rejects every single-bit flip and every truncation of the frozen ${suite} message read from a file`, async () => {
+      const msg = Buffer.from(hex, 'hex');
+      for (let i = 0; i < msg.length; i++) {
+        const t = Buffer.from(msg);
+        t[i]! ^= 1 << (i % 8);
+        const parts: Buffer[] = [];
+        let footer = false;
+        await assert.rejects(decryptStream(new FileBlocks(fileOf(t), 1 + (i % 97)), writevSink(parts), { keyring }), (e: Error) => {
+          footer = /signature/.test(e.message); // a flip in the signed suite's footer: all frames had verified
+          return e instanceof BackupFormatError || /auth|Unsupported state|EDK|bad decrypt/i.test(e.message);
+        }, `byte ${i} flipped was accepted`);
+        if (!footer) assert.ok(Buffer.concat(parts).length <= 3 * 64, `byte ${i}: no plaintext of the failing frame was released`);
+      }
+      for (let k = 0; k < msg.length; k++) {
+        await assert.rejects(decryptStream(new FileBlocks(fileOf(msg.subarray(0, k)), 1 + (k % 61)), writevSink([]), { keyring }), BackupFormatError, `truncation to ${k} bytes was accepted`);
+      }
+    });
+  }
+
+  for (const size of [0, 1, 63, 64, 65, 128, 1000]) {
+    for (const suiteId of [0x0478, 0x0578]) {
+      it(`file round trip of ${size} bytes, frame 64, suite 0x${suiteId.toString(16)}: frames cut from file blocks`, async () => {
+        const plain = randomBytes(size);
+        const parts: Buffer[] = [];
+        const e = await encryptStream(new FileBlocks(fileOf(plain), 64), writevSink(parts), { keyring, frameLength: 64, suiteId });
+        assert.equal(e.frames, Math.max(1, Math.ceil(size / 64)));
+        assert.equal(e.ciphertextBytes, Buffer.concat(parts).length);
+        const out: Buffer[] = [];
+        await decryptStream(new FileBlocks(fileOf(Buffer.concat(parts)), 50), writevSink(out), { keyring });
+        assert.ok(Buffer.concat(out).equals(plain));
+      });
+    }
+  }
+
+  it('encrypting a file wants blocks of exactly the frame length', async () => {
+    await assert.rejects(encryptStream(new FileBlocks(fileOf(randomBytes(10)), 32), writevSink([]), { keyring, frameLength: 64 }), RangeError);
+  });
+
+  it('gathers a chunk stream into exact blocks (the last one short) and zeroes them on close', async () => {
+    const data = randomBytes(1000);
+    const src = new StreamBlocks(chunks(data, 13), 64, true);
+    const got: Buffer[] = [];
+    const seen: Buffer[] = [];
+    for (let b = await src.next(); b; b = await src.next()) {
+      got.push(Buffer.from(b));
+      seen.push(b);
+      src.release(b);
+    }
+    assert.deepEqual(got.map((b) => b.length), [...Array(15).fill(64), 1000 - 15 * 64]);
+    assert.ok(Buffer.concat(got).equals(data));
+    await src.close();
+    assert.ok(seen.every((b) => b.every((x) => x === 0)), 'pooled plaintext blocks are zeroed');
+  });
+
+  it('cleans up its temporary directory', () => {
+    rmSync(dir, { recursive: true, force: true });
+  });
 });

@@ -13,6 +13,7 @@ import {
   parseHeader, PUBLIC_KEY_CONTEXT_KEY, regularFramePrefix, SUITE_COMMIT_KEY, SUITES, TAG_BYTES,
   type EncryptedDataKey, type MessageHeader, type ParsedHeader,
 } from '../../format/backup-message/index.js';
+import { FileBlocks, isBlockSource, PieceReader, StreamBlocks, type BlockSource } from './blocks.js';
 
 export const DATA_KEY_BYTES = 32;
 /** Default plaintext bytes per frame: large frames amortize per-frame cost (the ESDK default is 4 KiB). */
@@ -26,8 +27,14 @@ export interface Keyring {
   decrypt(edks: EncryptedDataKey[], context: Record<string, string>): Promise<{ dataKey: Buffer; keyArn: string }>;
 }
 
+/**
+ * Where message bytes go. Buffers handed to write/writev are fresh and never reused by the caller,
+ * so a sink may keep them (or write them asynchronously) after the call returns.
+ */
 export interface Sink {
   write(b: Buffer): Promise<void> | void;
+  /** Several buffers in order (one frame's parts); when absent, they are concatenated for write(). */
+  writev?(bs: Buffer[]): Promise<void> | void;
 }
 
 export function deriveKeys(dataKey: Buffer, suiteId: number, messageId: Buffer): { encKey: Buffer; commitment: Buffer } {
@@ -89,8 +96,21 @@ export interface EncryptResult {
   frames: number;
 }
 
+/** Plaintext or ciphertext goes through node:crypto in slices of this size: a 64 KiB output is
+ * served from malloc's free lists, while one 1 MiB output per call is a fresh mmap and page faults
+ * (measured here: AES-256-GCM at 2.2 GB/s of CPU time with 64 KiB slices, 0.7 GB/s with 1 MiB). */
+export const CRYPTO_SLICE = 64 << 10;
+
+/** Input of encryptStream and decryptStream: a chunk stream, or blocks (files: see FileBlocks). */
+export type MessageSource = AsyncIterable<Buffer | Uint8Array> | BlockSource;
+
+function emitTo(sink: Sink, parts: Buffer[]): Promise<void> | void {
+  if (sink.writev) return sink.writev(parts);
+  return sink.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+}
+
 /** Reads source to the end and writes one complete message to sink. */
-export async function encryptStream(source: AsyncIterable<Buffer | Uint8Array>, sink: Sink, o: EncryptOptions): Promise<EncryptResult> {
+export async function encryptStream(source: MessageSource, sink: Sink, o: EncryptOptions): Promise<EncryptResult> {
   const suiteId = o.suiteId ?? SUITE_COMMIT_KEY;
   const suite = SUITES[suiteId];
   if (!suite) throw new RangeError(`unsupported suite ${suiteId}`);
@@ -100,92 +120,84 @@ export async function encryptStream(source: AsyncIterable<Buffer | Uint8Array>, 
   }
   const context: Record<string, string> = { ...(o.context ?? {}) };
   if (PUBLIC_KEY_CONTEXT_KEY in context) throw new BackupFormatError(`the context key ${PUBLIC_KEY_CONTEXT_KEY} is reserved`);
-  let signer: Sign | undefined;
-  let signingKey: KeyObject | undefined;
-  if (suite.signatureCurve) {
-    const pair = generateKeyPairSync('ec', { namedCurve: suite.signatureCurve });
-    signingKey = pair.privateKey;
-    context[PUBLIC_KEY_CONTEXT_KEY] = compressedPublicKey(pair.publicKey).toString('base64');
-    signer = createSign(suite.signatureHash!);
+  // Frames are cut from exact blocks of frameLength bytes: a file source must have been opened
+  // with that block size, a stream is gathered into blocks here.
+  let blocks: BlockSource;
+  if (isBlockSource(source)) {
+    if (source instanceof FileBlocks && source.blockSize !== frameLength) throw new RangeError('a file source for encryption must use the frame length as its block size');
+    blocks = source;
+  } else {
+    blocks = new StreamBlocks(source, frameLength, true);
   }
-  const { dataKey, encryptedDataKeys } = await o.keyring.generate(context);
-  const messageId = randomBytes(MESSAGE_ID_BYTES);
-  const { encKey, commitment } = deriveKeys(dataKey, suiteId, messageId);
-  dataKey.fill(0);
-  let ciphertextBytes = 0;
-  const emit = async (b: Buffer) => {
-    signer?.update(b);
-    ciphertextBytes += b.length;
-    await sink.write(b);
-  };
   try {
-    const header: MessageHeader = { suiteId, messageId, encryptionContext: context, encryptedDataKeys, frameLength, commitment };
-    const body = encodeHeaderBody(header);
-    const authTag = headerAuthTag(encKey, body);
-    await emit(Buffer.concat([body, authTag]));
-
-    let seq = 1;
-    let plaintextBytes = 0;
-    const sealFrame = async (plain: Buffer, final: boolean) => {
-      if (seq > MAX_SEQUENCE_NUMBER) throw new BackupFormatError('message too long: frame sequence numbers exhausted');
-      const c = createCipheriv('aes-256-gcm', encKey, frameIv(seq));
-      c.setAAD(frameAad(messageId, final, seq, plain.length));
-      const ct = c.update(plain);
-      c.final();
-      const prefix = final ? finalFramePrefix(seq, plain.length) : regularFramePrefix(seq);
-      await emit(Buffer.concat([prefix, ct, c.getAuthTag()]));
-      plaintextBytes += plain.length;
-      seq++;
-      o.onProgress?.(plaintextBytes);
+    let signer: Sign | undefined;
+    let signingKey: KeyObject | undefined;
+    if (suite.signatureCurve) {
+      const pair = generateKeyPairSync('ec', { namedCurve: suite.signatureCurve });
+      signingKey = pair.privateKey;
+      context[PUBLIC_KEY_CONTEXT_KEY] = compressedPublicKey(pair.publicKey).toString('base64');
+      signer = createSign(suite.signatureHash!);
+    }
+    const { dataKey, encryptedDataKeys } = await o.keyring.generate(context);
+    const messageId = randomBytes(MESSAGE_ID_BYTES);
+    const { encKey, commitment } = deriveKeys(dataKey, suiteId, messageId);
+    dataKey.fill(0);
+    let ciphertextBytes = 0;
+    const emit = (parts: Buffer[]) => {
+      for (const b of parts) {
+        signer?.update(b);
+        ciphertextBytes += b.length;
+      }
+      return emitTo(sink, parts);
     };
-    // A full frame is held back until we know more input follows, so the last full frame can be final.
-    let cur: Buffer = Buffer.allocUnsafe(frameLength);
-    let spare: Buffer = Buffer.allocUnsafe(frameLength);
-    let fill = 0;
-    let pendingFull: Buffer | undefined;
-    for await (const chunk0 of source) {
-      const chunk = Buffer.isBuffer(chunk0) ? chunk0 : Buffer.from(chunk0.buffer, chunk0.byteOffset, chunk0.byteLength);
-      let at = 0;
-      while (at < chunk.length) {
-        if (pendingFull) {
-          await sealFrame(pendingFull, false);
-          spare = pendingFull;
-          pendingFull = undefined;
-        }
-        const n = Math.min(frameLength - fill, chunk.length - at);
-        chunk.copy(cur, fill, at, at + n);
-        fill += n;
-        at += n;
-        if (fill === frameLength) {
-          pendingFull = cur;
-          cur = spare;
-          fill = 0;
-        }
+    try {
+      const header: MessageHeader = { suiteId, messageId, encryptionContext: context, encryptedDataKeys, frameLength, commitment };
+      const body = encodeHeaderBody(header);
+      const authTag = headerAuthTag(encKey, body);
+      await emit([Buffer.concat([body, authTag])]);
+
+      let seq = 1;
+      let plaintextBytes = 0;
+      /** Encrypts one frame synchronously; its parts are fresh buffers, so plain may be reused at once. */
+      const sealFrame = (plain: Buffer, final: boolean): Buffer[] => {
+        if (seq > MAX_SEQUENCE_NUMBER) throw new BackupFormatError('message too long: frame sequence numbers exhausted');
+        const c = createCipheriv('aes-256-gcm', encKey, frameIv(seq));
+        c.setAAD(frameAad(messageId, final, seq, plain.length));
+        const parts: Buffer[] = [final ? finalFramePrefix(seq, plain.length) : regularFramePrefix(seq)];
+        for (let at = 0; at < plain.length; at += CRYPTO_SLICE) parts.push(c.update(plain.subarray(at, at + CRYPTO_SLICE)));
+        c.final();
+        parts.push(c.getAuthTag());
+        plaintextBytes += plain.length;
+        seq++;
+        return parts;
+      };
+      // A full block is held until the next one arrives (already read ahead), so we know whether it is
+      // the final frame before its associated data is fixed. An empty input is one empty final frame.
+      let cur = await blocks.next();
+      if (!cur) await emit(sealFrame(Buffer.alloc(0), true));
+      while (cur) {
+        const next = cur.length === frameLength ? await blocks.next() : undefined;
+        const parts = sealFrame(cur, !next);
+        blocks.release(cur);
+        await emit(parts);
+        o.onProgress?.(plaintextBytes);
+        cur = next;
       }
-    }
-    if (pendingFull) {
-      if (fill === 0) await sealFrame(pendingFull, true);
-      else {
-        await sealFrame(pendingFull, false);
-        await sealFrame(cur.subarray(0, fill), true);
+      if (signer) {
+        const sig = signer.sign({ key: signingKey!, dsaEncoding: 'der' });
+        const footer = Buffer.alloc(2 + sig.length);
+        footer.writeUInt16BE(sig.length, 0);
+        sig.copy(footer, 2);
+        ciphertextBytes += footer.length;
+        await sink.write(footer);
       }
-    } else {
-      await sealFrame(cur.subarray(0, fill), true);
+      const parsed = parseHeader(Buffer.concat([body, authTag]));
+      return { header: parsed, plaintextBytes, ciphertextBytes, frames: seq - 1 };
+    } finally {
+      encKey.fill(0);
     }
-    cur.fill(0);
-    spare.fill(0);
-    if (signer) {
-      const sig = signer.sign({ key: signingKey!, dsaEncoding: 'der' });
-      const footer = Buffer.alloc(2 + sig.length);
-      footer.writeUInt16BE(sig.length, 0);
-      sig.copy(footer, 2);
-      ciphertextBytes += footer.length;
-      await sink.write(footer);
-    }
-    const parsed = parseHeader(Buffer.concat([body, authTag]));
-    return { header: parsed, plaintextBytes, ciphertextBytes, frames: seq - 1 };
   } finally {
-    encKey.fill(0);
+    await blocks.close();
   }
 }
 
@@ -296,9 +308,18 @@ export interface DecryptResult {
  * verified and nothing follows the message. Callers writing files must still hold output back until
  * then (see decryptToFile): a truncated message is detected only at its end.
  */
-export async function decryptStream(source: AsyncIterable<Buffer | Uint8Array>, sink: Sink, o: DecryptOptions): Promise<DecryptResult> {
-  const reader = new ByteReader(source);
-  const header = await readHeader(reader);
+export async function decryptStream(source: MessageSource, sink: Sink, o: DecryptOptions): Promise<DecryptResult> {
+  const blocks = isBlockSource(source) ? source : new StreamBlocks(source, 1, false);
+  try {
+    return await decryptBlocks(new PieceReader(blocks), sink, o);
+  } finally {
+    await blocks.close();
+  }
+}
+
+async function decryptBlocks(reader: PieceReader, sink: Sink, o: DecryptOptions): Promise<DecryptResult> {
+  const header = await reader.prefix(parseHeader, (e) => e instanceof IncompleteHeader,
+    (seen) => new BackupFormatError(seen === 0 ? 'empty input: not an encrypted backup' : 'truncated: the input ends inside the message header'));
   const suite = SUITES[header.suiteId]!;
   const maxFrame = o.maxFrameLength ?? MAX_DECRYPT_FRAME_LENGTH;
   if (header.frameLength > maxFrame) throw new BackupFormatError(`frame length ${header.frameLength} exceeds the accepted maximum ${maxFrame}`);
@@ -331,52 +352,66 @@ export async function decryptStream(source: AsyncIterable<Buffer | Uint8Array>, 
     let seq = 1;
     let plaintextBytes = 0;
     const truncated = (where: string) => new BackupFormatError(`truncated: the input ends ${where} (frame ${seq}); no final frame`);
+    const expectedIv = Buffer.alloc(IV_BYTES);
+    let pending: Promise<void> | undefined;
     for (;;) {
-      const first = await reader.read(4);
+      const first = await reader.field(4);
       if (!first) throw truncated('before the final frame');
       const marker = first.readUInt32BE(0);
       const final = marker === FINAL_FRAME_MARKER;
       let frameSeq = marker;
       if (final) {
-        const s = await reader.read(4);
+        const s = await reader.field(4);
         if (!s) throw truncated('inside a frame');
         frameSeq = s.readUInt32BE(0);
       }
       if (frameSeq !== seq) throw new BackupFormatError(`frame out of order: expected sequence number ${seq}, found ${frameSeq} (reordered, removed or duplicated frame)`);
-      const iv = await reader.read(IV_BYTES);
+      const iv = await reader.field(IV_BYTES);
       if (!iv) throw truncated('inside a frame');
-      if (!iv.equals(frameIv(seq))) throw new BackupFormatError(`frame ${seq}: IV is not the sequence number`);
+      expectedIv.writeUInt32BE(seq, IV_BYTES - 4);
+      if (!iv.equals(expectedIv)) throw new BackupFormatError(`frame ${seq}: IV is not the sequence number`);
       let len = header.frameLength;
       if (final) {
-        const l = await reader.read(4);
+        const l = await reader.field(4);
         if (!l) throw truncated('inside a frame');
         len = l.readUInt32BE(0);
         if (len > header.frameLength) throw new BackupFormatError(`final frame content length ${len} exceeds the frame length ${header.frameLength}`);
       }
-      const ct = await reader.read(len);
-      const tag = ct && (await reader.read(TAG_BYTES));
-      if (!ct || !tag) throw truncated('inside a frame');
-      let plain: Buffer;
+      // The ciphertext is decrypted in place, piece by piece as the blocks hold it; the plaintext is
+      // held (fresh buffers) and reaches the sink only after the tag verifies.
+      const d = createDecipheriv('aes-256-gcm', encKey, expectedIv);
+      d.setAAD(frameAad(header.messageId, final, seq, len));
+      const plain: Buffer[] = [];
+      const whole = await reader.pieces(len, (piece) => {
+        for (let at = 0; at < piece.length; at += CRYPTO_SLICE) plain.push(d.update(piece.subarray(at, at + CRYPTO_SLICE)));
+      });
+      const tag = whole && (await reader.field(TAG_BYTES));
+      if (!tag) throw truncated('inside a frame');
       try {
-        const d = createDecipheriv('aes-256-gcm', encKey, iv);
-        d.setAAD(frameAad(header.messageId, final, seq, len));
         d.setAuthTag(tag);
-        plain = d.update(ct);
         d.final();
       } catch {
+        for (const p of plain) p.fill(0);
         throw new BackupFormatError(`frame ${seq}${final ? ' (final)' : ''} fails authentication: altered, swapped in from another message, or misplaced`);
       }
-      await sink.write(plain);
+      // One write in flight while the next frame is read and decrypted.
+      await pending;
+      if (plain.length) {
+        pending = Promise.resolve(emitTo(sink, plain));
+        pending.catch(() => undefined); // awaited (and so reported) before the next write or at the end
+      } else pending = undefined;
       plaintextBytes += len;
       o.onProgress?.(reader.consumed);
       if (final) break;
       if (seq === MAX_SEQUENCE_NUMBER) throw new BackupFormatError('no final frame before the sequence numbers ran out');
       seq++;
     }
+    await pending;
     if (verifier) {
       reader.onConsume = undefined;
-      const lenB = await reader.read(2);
-      const sig = lenB && (await reader.read(lenB.readUInt16BE(0)));
+      const lenB = await reader.field(2);
+      const sigLen = lenB?.readUInt16BE(0);
+      const sig = sigLen === undefined ? undefined : await readRun(reader, sigLen);
       if (!sig) throw new BackupFormatError('truncated: the signature footer is missing or cut short');
       if (!verifier.verify({ key: verificationKey(header.encryptionContext[PUBLIC_KEY_CONTEXT_KEY]!), dsaEncoding: 'der' }, sig)) {
         throw new BackupFormatError('message signature does not verify');
@@ -387,4 +422,14 @@ export async function decryptStream(source: AsyncIterable<Buffer | Uint8Array>, 
   } finally {
     encKey.fill(0);
   }
+}
+
+/** n bytes copied out of the reader, or undefined if the input ends first. */
+async function readRun(reader: PieceReader, n: number): Promise<Buffer | undefined> {
+  const out = Buffer.alloc(n);
+  let at = 0;
+  const ok = await reader.pieces(n, (p) => {
+    at += p.copy(out, at);
+  });
+  return ok ? out : undefined;
 }
