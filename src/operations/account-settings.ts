@@ -57,7 +57,7 @@ export const updateAccountSettings: Operation<{ defaultRotationPeriodInDays?: nu
     const updated = await svc.keys.storage.transaction(async (tx) => {
       const s = await svc.keys.getAccountSettings(accountId, tx);
       audit.detail('previousDefaultRotationPeriodInDays', s.defaultRotationPeriodDays ?? DEFAULT_ROTATION_PERIOD_DAYS);
-      audit.detail('previousAuditEncryptionContextHmac', s.auditEncryptionContextHmac === true);
+      if (input.auditEncryptionContextHmac !== undefined) audit.detail('previousAuditEncryptionContextHmac', s.auditEncryptionContextHmac === true);
       if (days !== undefined) s.defaultRotationPeriodDays = days;
       if (input.auditEncryptionContextHmac !== undefined) s.auditEncryptionContextHmac = input.auditEncryptionContextHmac;
       await svc.keys.putAccountSettings(tx, accountId, s);
@@ -67,7 +67,7 @@ export const updateAccountSettings: Operation<{ defaultRotationPeriodInDays?: nu
     const after = sod === undefined ? before : (await svc.identity.updateAccountSettings(accountId, { separationOfDuties: sod })).separationOfDuties !== false;
     const period = updated.defaultRotationPeriodDays ?? DEFAULT_ROTATION_PERIOD_DAYS;
     audit.detail('defaultRotationPeriodInDays', period);
-    audit.detail('auditEncryptionContextHmac', updated.auditEncryptionContextHmac === true);
+    if (input.auditEncryptionContextHmac !== undefined) audit.detail('auditEncryptionContextHmac', updated.auditEncryptionContextHmac === true);
     if (sod !== undefined) {
       audit.detail('previousSeparationOfDuties', before);
       audit.detail('separationOfDuties', after);

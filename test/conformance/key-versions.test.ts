@@ -213,7 +213,7 @@ describe('key versions: retirement and use counts (black box)', () => {
     await rejectsWith(callKeyhold(settings, 'UpdateAccountSettings', { DefaultRotationPeriodInDays: 89 }), 'ValidationException');
     const set = await runCli(['settings', '--default-rotation-period-days', '180', '--json'], env);
     assert.equal(set.code, 0, set.stderr);
-    assert.deepEqual(JSON.parse(set.stdout), { accountId: server.accountId, defaultRotationPeriodInDays: 180, separationOfDuties: true });
+    assert.deepEqual(JSON.parse(set.stdout), { accountId: server.accountId, defaultRotationPeriodInDays: 180, separationOfDuties: true, auditEncryptionContextHmac: false });
     const bad = await runCli(['settings', '--default-rotation-period-days', '3000'], env);
     assert.equal(bad.code, 2);
     const key = (await kms.createKey({})).KeyMetadata!;
