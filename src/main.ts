@@ -21,7 +21,7 @@ import { AlertEngine, AuditDb, DiscardingAuditLog, readExportPage, SqliteAuditLo
 import { printVerification } from './cli/audit.js';
 import { UsageError } from './cli/client.js';
 import { EXPORT_OPTIONS, EXPORT_USAGE, exportOptions, printExportSummary, runExport, type ExportOptions, type ExportSource } from './cli/audit-export.js';
-import { systemClock, type Clock, type Services } from './operations/index.js';
+import { respondToAlert, systemClock, type Clock, type Services } from './operations/index.js';
 import { DELETION_JOB, IMPORT_EXPIRY_JOB, JobRunner, ROTATION_JOB } from './jobs/index.js';
 import { createHandler } from './api/aws-json/handler.js';
 import { ensureLocalTls } from './api/tls.js';
@@ -122,6 +122,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   }));
   let audit: SqliteAuditLog | DiscardingAuditLog;
   let alerts: AlertEngine | undefined;
+  /** Set once the services exist: the alert response acts through them. */
+  let servicesForAlerts: Services | undefined;
   if (config.auditLog === 'none') {
     // bench/run.ts only: what the durable log costs is measured against this.
     log('warn', DiscardingAuditLog.WARNING);
@@ -138,6 +140,9 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     const engine = new AlertEngine(audit, {
       webhooks: config.alertWebhooks, webhookSecret: await alertWebhookSecret(config.dataDir), log,
       alertSettings: async (accountId) => ({ sourceCidrAllowlist: (await identity.accountSettings(accountId)).alertSourceCidrs }),
+      accountWebhooks: (accountId) => identity.listAlertWebhooks(accountId),
+      accountWebhookSecret: (accountId, webhookId) => identity.alertWebhookSecret(accountId, webhookId),
+      respond: (alert) => (servicesForAlerts ? respondToAlert(servicesForAlerts, alert) : Promise.resolve()),
     });
     audit.onCommitted = (events) => engine.examine(events);
     engine.start();
@@ -167,6 +172,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     clock: opts.clock ?? systemClock,
     log,
   };
+  servicesForAlerts = services;
 
   const handler = createHandler({ services, maxBodyBytes: config.maxBodyBytes, health: () => audit.health() });
   let server: Server;

@@ -3,13 +3,16 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP } from 'node:net';
 import type { Alert, AuditEvent, Severity } from './event.js';
+import { ACCOUNT_WEBHOOKS_PREFIX, type OutboxRow } from './audit-db.js';
 
 export type { Alert, Severity };
 
 /** What the engine needs from the audit log's writer (SqliteAuditLog implements it). */
 export interface AlertStore {
   addAlerts(alerts: Alert[], webhooks: readonly string[]): Promise<void>;
-  claimDeliveries(leaseMs: number, limit: number): Promise<{ id: number; url: string; attempts: number; body: string }[]>;
+  claimDeliveries(leaseMs: number, limit: number): Promise<OutboxRow[]>;
+  /** Turns an account placeholder row into rows for the account's webhooks (or closes a row, with `note`). */
+  expandDelivery(id: number, targets: readonly { url: string; webhookId: string }[], note: string | null): Promise<void>;
   deliveryResult(id: number, ok: boolean, nextAt: number, error: string | null): Promise<void>;
   /** Runs the profile detectors (profiles.ts) over events not yet examined; their alerts come back stored and queued. */
   runProfiles(limit: number, webhooks: readonly string[]): Promise<{ alerts: Alert[]; more: boolean }>;
@@ -23,6 +26,11 @@ export interface AlertOptions {
   webhookSecret: Buffer;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   now?: () => number;
+  /** An account's webhooks (set through the API) with their HMAC secrets; main.ts reads them from identity. */
+  accountWebhooks?: (accountId: string) => Promise<{ webhookId: string; url: string }[]>;
+  accountWebhookSecret?: (accountId: string, webhookId: string) => Promise<Buffer | undefined>;
+  /** The optional response to a stored critical alert (deactivating the access key; operations/alert-response.ts). */
+  respond?: (alert: Alert) => Promise<void>;
   /** An account's alert settings (main.ts reads them from identity); none when absent. */
   alertSettings?: (accountId: string) => Promise<AccountAlertSettings>;
 }
@@ -124,7 +132,10 @@ export class AlertEngine {
         for (;;) {
           this.profileAgain = false;
           const r = await this.store.runProfiles(PROFILE_CHUNK, this.opts.webhooks);
-          if (r.alerts.length > 0) void this.deliver();
+          if (r.alerts.length > 0) {
+            this.respond(r.alerts);
+            void this.deliver();
+          }
           if (!r.more && !this.profileAgain) break;
         }
       } catch (e) {
@@ -144,7 +155,7 @@ export class AlertEngine {
     setImmediate(() => {
       this.runProfiles();
       this.detect(events).then(
-        (alerts) => (alerts.length > 0 ? this.store.addAlerts(alerts, this.opts.webhooks).then(() => this.deliver()) : undefined),
+        (alerts) => (alerts.length > 0 ? this.store.addAlerts(alerts, this.opts.webhooks).then(() => { this.respond(alerts); return this.deliver(); }) : undefined),
         (e) => this.opts.log('error', 'alert detection failed', { error: String(e) }),
       ).catch((e) => this.opts.log('error', 'alerts could not be stored', { error: String(e) }));
     });
@@ -257,13 +268,31 @@ export class AlertEngine {
 
   /** Posts due alerts to their webhooks; failures retry with exponential backoff. */
   async deliver(): Promise<void> {
-    if (this.delivering || this.opts.webhooks.length === 0) return;
+    if (this.delivering) return;
     this.delivering = true;
+    let again = false;
     try {
       const due = await this.store.claimDeliveries(DELIVERY_LEASE_MS, 20);
       await Promise.all(due.map(async (d) => {
+        if (d.url.startsWith(ACCOUNT_WEBHOOKS_PREFIX)) {
+          // Resolved now, so a webhook added after the alert was raised but before delivery gets it too.
+          const account = d.url.slice(ACCOUNT_WEBHOOKS_PREFIX.length);
+          const hooks = this.opts.accountWebhooks ? await this.opts.accountWebhooks(account) : [];
+          await this.store.expandDelivery(d.id, hooks.map((h) => ({ url: h.url, webhookId: h.webhookId })), null);
+          again ||= hooks.length > 0;
+          return;
+        }
+        let secret = this.opts.webhookSecret;
+        if (d.webhookId !== null) {
+          const s = d.accountId && this.opts.accountWebhookSecret ? await this.opts.accountWebhookSecret(d.accountId, d.webhookId) : undefined;
+          if (!s) {
+            await this.store.expandDelivery(d.id, [], 'the webhook was deleted before delivery');
+            return;
+          }
+          secret = s;
+        }
         try {
-          await this.post(d.url, d.body);
+          await this.post(d.url, d.body, secret);
           await this.store.deliveryResult(d.id, true, 0, null);
         } catch (e) {
           const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** d.attempts);
@@ -276,12 +305,23 @@ export class AlertEngine {
     } finally {
       this.delivering = false;
     }
+    if (again) setImmediate(() => void this.deliver());
   }
 
-  private post(url: string, body: string): Promise<void> {
+  /** Runs the optional response for the critical ones among stored alerts; never throws. */
+  private respond(alerts: readonly Alert[]): void {
+    const respond = this.opts.respond;
+    if (!respond) return;
+    for (const a of alerts) {
+      if (a.severity !== 'critical') continue;
+      respond(a).catch((e) => this.opts.log('error', 'alert response failed', { alertId: a.alertId, error: String(e) }));
+    }
+  }
+
+  private post(url: string, body: string, secret: Buffer): Promise<void> {
     const u = new URL(url);
     const timestamp = String(Math.floor(this.now() / 1000));
-    const signature = createHmac('sha256', this.opts.webhookSecret).update(`${timestamp}.${body}`).digest('hex');
+    const signature = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
     const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = send(u, {

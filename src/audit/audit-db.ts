@@ -20,6 +20,19 @@ export const AUDIT_SCHEMA_VERSION = 1;
 export const GENESIS_HASH = '0'.repeat(64);
 const HASH_DOMAIN = 'keyhold-audit/v1\n';
 
+/** The outbox placeholder for "this account's webhooks" (resolved at delivery). */
+export const ACCOUNT_WEBHOOKS_PREFIX = 'account-webhooks:';
+
+/** A due outbox row: the URL (or an account placeholder), the webhook id for account webhooks, the alert. */
+export interface OutboxRow {
+  id: number;
+  url: string;
+  attempts: number;
+  body: string;
+  accountId: string | null;
+  webhookId: string | null;
+}
+
 export function eventHash(seq: number, prevHash: string, body: string): string {
   // One-shot: the same bytes as hashing the parts in turn, without a Hash object per event.
   return hash('sha256', HASH_DOMAIN + seq + '\n' + prevHash + '\n' + body, 'hex');
@@ -242,6 +255,10 @@ export class AuditDb {
         INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '${AUDIT_SCHEMA_VERSION}');
         INSERT OR IGNORE INTO meta (key, value) VALUES ('probe', '0');
       `);
+      // Per-account webhooks (alert-webhooks in the API): the outbox row names the webhook whose secret signs it.
+      if (!(db.prepare("SELECT name FROM pragma_table_info('alert_outbox')").all() as { name: string }[]).some((c) => c.name === 'webhook_id')) {
+        db.exec('ALTER TABLE alert_outbox ADD COLUMN webhook_id TEXT');
+      }
     }
     return new AuditDb(db);
   }
@@ -373,7 +390,10 @@ export class AuditDb {
     return this.db.prepare('SELECT 1 FROM events WHERE access_key_id = ? AND error_code IS NULL LIMIT 1').get(accessKeyId) !== undefined;
   }
 
-  /** Stores alerts and queues each for every webhook, in one transaction. */
+  /**
+   * Stores alerts and queues each for every server webhook and, as one placeholder row
+   * (`account-webhooks:<account>`), for its account's webhooks, in one transaction.
+   */
   addAlerts(alerts: { alertId: string; timeMs: number; accountId: string | null; body: string }[], webhooks: readonly string[], nowMs: number): void {
     this.db.transaction(() => {
       const a = this.db.prepare('INSERT OR IGNORE INTO alerts (alert_id, time_ms, account_id, body) VALUES (?, ?, ?, ?)');
@@ -381,6 +401,8 @@ export class AuditDb {
       for (const x of alerts) {
         a.run(x.alertId, x.timeMs, x.accountId, x.body);
         for (const url of webhooks) o.run(x.alertId, url, nowMs);
+        // The account's own webhooks are looked up when this row is delivered (expandDelivery).
+        if (x.accountId) o.run(x.alertId, ACCOUNT_WEBHOOKS_PREFIX + x.accountId, nowMs);
       }
     }).immediate();
   }
@@ -397,13 +419,28 @@ export class AuditDb {
   }
 
   /** Claims due deliveries (pushing their next attempt out by leaseMs, so other processes skip them). */
-  claimDeliveries(nowMs: number, leaseMs: number, limit: number): { id: number; url: string; attempts: number; body: string }[] {
+  claimDeliveries(nowMs: number, leaseMs: number, limit: number): OutboxRow[] {
     return this.db.transaction(() => {
-      const rows = this.db.prepare(`SELECT o.id, o.url, o.attempts, a.body FROM alert_outbox o JOIN alerts a ON a.alert_id = o.alert_id
-        WHERE o.delivered_at IS NULL AND o.next_at <= ? ORDER BY o.next_at LIMIT ?`).all(nowMs, limit) as { id: number; url: string; attempts: number; body: string }[];
+      const rows = this.db.prepare(`SELECT o.id, o.url, o.attempts, a.body, a.account_id AS accountId, o.webhook_id AS webhookId
+        FROM alert_outbox o JOIN alerts a ON a.alert_id = o.alert_id
+        WHERE o.delivered_at IS NULL AND o.next_at <= ? ORDER BY o.next_at LIMIT ?`).all(nowMs, limit) as OutboxRow[];
       const claim = this.db.prepare('UPDATE alert_outbox SET next_at = ? WHERE id = ?');
       for (const r of rows) claim.run(nowMs + leaseMs, r.id);
       return rows;
+    }).immediate();
+  }
+
+  /**
+   * Replaces an account placeholder row by one row per webhook the account has now (none: the
+   * placeholder is simply done), or closes a row whose webhook was deleted (targets = []).
+   */
+  expandDelivery(id: number, targets: readonly { url: string; webhookId: string }[], nowMs: number, note: string | null): void {
+    this.db.transaction(() => {
+      const row = this.db.prepare('SELECT alert_id AS alertId FROM alert_outbox WHERE id = ? AND delivered_at IS NULL').get(id) as { alertId: string } | undefined;
+      if (!row) return;
+      const o = this.db.prepare('INSERT INTO alert_outbox (alert_id, url, next_at, webhook_id) VALUES (?, ?, ?, ?)');
+      for (const t of targets) o.run(row.alertId, t.url, nowMs, t.webhookId);
+      this.db.prepare('UPDATE alert_outbox SET delivered_at = ?, last_error = ? WHERE id = ?').run(nowMs, note, id);
     }).immediate();
   }
 

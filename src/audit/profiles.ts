@@ -171,6 +171,7 @@ export class ProfileDetectors {
       before.set(`${x.principal}\u0000key\u0000${x.value}`, Math.max(1, before.get(`${x.principal}\u0000key\u0000${x.value}`) ?? 0));
       before.delete(k);
     }
+    const netsSeenNow = new Set<string>();
     const hourProfiles = new Map<string, { byHour: number[]; total: number; days: number }>();
     const profileOf = (principal: string) => {
       let h = hourProfiles.get(principal);
@@ -192,7 +193,9 @@ export class ProfileDetectors {
         }
         if (x.kind === 'ip' && was === 0) {
           const net = networkOf(x.value);
-          const netNew = (before.get(`${x.principal}\u0000net\u0000${net}`) ?? 0) === 0;
+          // A network first seen earlier in this same chunk counts as known (events in order).
+          const netNew = (before.get(`${x.principal}\u0000net\u0000${net}`) ?? 0) === 0 && !netsSeenNow.has(`${x.principal} ${net}`);
+          netsSeenNow.add(`${x.principal} ${net}`);
           alerts.push(this.alert(e, netNew ? 'medium' : 'low', 'new-source-ip', null,
             `${x.principal} called from ${x.value}, never seen for it before` + (netNew ? ` (nor any address in ${net})` : ` (its network ${net} is known)`) + ` (${e.eventName})`));
         }

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { GENESIS_HASH, type DigestBody, type DigestRow, type LastUseQuery, type LastUseRow, type LookupQuery } from './audit-db.js';
+import { GENESIS_HASH, type OutboxRow, type DigestBody, type DigestRow, type LastUseQuery, type LastUseRow, type LookupQuery } from './audit-db.js';
 import type { AuditEvent, AuditHealth, AuditLog, AuditSigner } from './event.js';
 import type { AuditVerification } from './verify.js';
 import type { Alert, StoredAlert } from './event.js';
@@ -269,8 +269,12 @@ export class SqliteAuditLog implements AuditLog {
     });
   }
 
-  claimDeliveries(leaseMs: number, limit: number): Promise<{ id: number; url: string; attempts: number; body: string }[]> {
+  claimDeliveries(leaseMs: number, limit: number): Promise<OutboxRow[]> {
     return this.call({ kind: 'claimDeliveries', nowMs: Date.now(), leaseMs, limit });
+  }
+
+  expandDelivery(id: number, targets: readonly { url: string; webhookId: string }[], note: string | null): Promise<void> {
+    return this.call({ kind: 'expandDelivery', deliveryId: id, targets: [...targets], nowMs: Date.now(), note });
   }
 
   deliveryResult(id: number, ok: boolean, nextAt: number, error: string | null): Promise<void> {

@@ -10,6 +10,7 @@ export type WriterRequest =
   | { id: number; kind: 'head' }
   | { id: number; kind: 'accessKeySeen'; accessKeyId: string }
   | { id: number; kind: 'accessKeyOwner'; accessKeyId: string }
+  | { id: number; kind: 'expandDelivery'; deliveryId: number; targets: { url: string; webhookId: string }[]; nowMs: number; note: string | null }
   | { id: number; kind: 'runProfiles'; nowMs: number; limit: number; webhooks: string[] }
   | { id: number; kind: 'addAlerts'; alerts: { alertId: string; timeMs: number; accountId: string | null; body: string }[]; webhooks: string[]; nowMs: number }
   | { id: number; kind: 'listAlerts'; accountId: string; includeAcknowledged: boolean; limit: number }
@@ -51,6 +52,8 @@ export function handleAuditRequest(db: AuditDb, m: WriterRequest): unknown {
       return pruneEvents(db, m.throughSeq, m.limit);
     case 'accessKeySeen':
       return db.accessKeySeenBefore(m.accessKeyId);
+    case 'expandDelivery':
+      return db.expandDelivery(m.deliveryId, m.targets, m.nowMs, m.note);
     case 'accessKeyOwner':
       return db.accessKeyOwner(m.accessKeyId) ?? null;
     case 'addAlerts':

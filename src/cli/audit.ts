@@ -206,9 +206,52 @@ async function alertSettings(argv: string[], out: Out): Promise<number> {
   return 0;
 }
 
-/** `keyhold alerts list [--all] [--json]`, `keyhold alerts ack ALERT_ID`, `keyhold alerts settings ...`. */
+/**
+ * `keyhold alerts webhooks [list] [--json]`, `keyhold alerts webhooks add URL [--json]` (prints the
+ * signing secret, once), `keyhold alerts webhooks delete WEBHOOK_ID`: the account's own webhooks.
+ */
+async function alertWebhooks(argv: string[], out: Out): Promise<number> {
+  const [sub, ...rest] = argv[0] === undefined || argv[0].startsWith('--') ? ['list', ...argv] : argv;
+  const { values, positionals } = parseArgs({
+    args: rest, allowPositionals: true,
+    options: { json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' } },
+  });
+  const settings = clientSettings(values);
+  const iso = (t: number) => new Date(t * 1000).toISOString();
+  if (sub === 'add') {
+    if (positionals.length !== 1) throw new UsageError('usage: keyhold alerts webhooks add URL [--json]');
+    const r = await callKeyhold<{ WebhookId: string; Url: string; Secret: string; CreationDate: number }>(settings, 'PutAlertWebhook', { Url: positionals[0] });
+    if (values.json) {
+      out(JSON.stringify({ webhookId: r.WebhookId, url: r.Url, secret: r.Secret, creationDate: iso(r.CreationDate) }, null, 2));
+    } else {
+      out(`added ${r.WebhookId} for ${r.Url}`);
+      out(`signing secret (shown only now; X-Keyhold-Signature is sha256=HMAC-SHA256(secret, "<X-Keyhold-Timestamp>.<body>")):`);
+      out(r.Secret);
+    }
+    return 0;
+  }
+  if (sub === 'delete') {
+    if (positionals.length !== 1) throw new UsageError('usage: keyhold alerts webhooks delete WEBHOOK_ID');
+    await callKeyhold(settings, 'DeleteAlertWebhook', { WebhookId: positionals[0] });
+    out(values.json ? JSON.stringify({ webhookId: positionals[0], deleted: true }) : `deleted ${positionals[0]}`);
+    return 0;
+  }
+  if (sub !== 'list') throw new UsageError(`unknown command: alerts webhooks ${sub}`);
+  const r = await callKeyhold<{ Webhooks: { WebhookId: string; Url: string; CreationDate: number }[] }>(settings, 'ListAlertWebhooks', {});
+  const list = r.Webhooks.map((w) => ({ webhookId: w.WebhookId, url: w.Url, creationDate: iso(w.CreationDate) }));
+  if (values.json) {
+    out(JSON.stringify(list, null, 2));
+    return 0;
+  }
+  out(['WEBHOOK ID'.padEnd(27), 'CREATED'.padEnd(24), 'URL'].join('  '));
+  for (const w of list) out([w.webhookId.padEnd(27), w.creationDate.padEnd(24), w.url].join('  '));
+  return 0;
+}
+
+/** `keyhold alerts list [--all] [--json]`, `keyhold alerts ack ALERT_ID`, `keyhold alerts settings ...`, `keyhold alerts webhooks ...`. */
 export async function alertsCommand(argv: string[], out: Out): Promise<number> {
   if (argv[0] === 'settings') return alertSettings(argv.slice(1), out);
+  if (argv[0] === 'webhooks') return alertWebhooks(argv.slice(1), out);
   const [sub, ...rest] = argv[0] === undefined || argv[0].startsWith('--') ? ['list', ...argv] : argv;
   const { values, positionals } = parseArgs({
     args: rest, allowPositionals: true,

@@ -53,6 +53,8 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
   keyhold alerts settings [--source-cidr CIDR]... [--no-source-cidrs] [--auto-deactivate on|off] [--json]
                                  show (and change) the account's alert settings: the networks its calls are
                                  expected from, and whether a critical alert deactivates the access key
+  keyhold alerts webhooks [list] | add URL | delete WEBHOOK_ID   [--json]
+                                 the account's own alert webhooks (add prints the signing secret, once)
   keyhold audit verify [--json] check the audit log's hash chain and signed digests through the API
                                  (VerifyAuditLog); names the first event altered, removed or reordered.
                                  Exit 0 if intact, 3 if not.

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { DecodedCache, type Storage, type StorageReader, type StorageWriter } from '../storage/index.js';
 import {
-  DeleteConflictException, EntityAlreadyExistsException, ExpiredTokenException, IamLimitExceededException, InvalidInputException,
+  DeleteConflictException, EntityAlreadyExistsException, ExpiredTokenException, IamLimitExceededException, InvalidInputException, LimitExceededException,
   NoSuchEntityException,
 } from '../errors/index.js';
 import type { AccountId, Principal } from '../types/index.js';
@@ -39,6 +39,9 @@ const P = {
   userSessionPrefix: (acct: string, user: string) => `iam/usersession/${acct}/${user.toLowerCase()}/`,
   userSession: (acct: string, user: string, akid: string) => `iam/usersession/${acct}/${user.toLowerCase()}/${akid}`,
   lastUsed: (akid: string) => `iam/lastused/${akid}`,
+  alertWebhookPrefix: (acct: string) => `alerts/webhook/${acct}/`,
+  alertWebhook: (acct: string, id: string) => `alerts/webhook/${acct}/${id}`,
+  alertWebhookSecret: (acct: string, id: string) => `alerts/webhook-secret/${acct}/${id}`,
   policyPrefix: (acct: string) => `iam/policy/${acct}/`,
   policy: (acct: string, name: string) => `iam/policy/${acct}/${name.toLowerCase()}`,
 };
@@ -67,6 +70,15 @@ export interface RefusedCredential {
   readonly principal: Principal;
   readonly secretAccessKey: string;
 }
+
+/** A per-account alert webhook (its secret is sealed and shown once, when added). */
+export interface AlertWebhook {
+  readonly webhookId: string;
+  readonly url: string;
+  readonly createdAt: number;
+}
+
+export const MAX_ALERT_WEBHOOKS = 10;
 
 /** Per-account settings. */
 export interface AccountSettings {
@@ -253,6 +265,70 @@ export class IdentityStore {
       rec.settings = { ...rec.settings, ...change };
       await tx.put(P.account(acct), enc(rec));
       return rec.settings;
+    });
+  }
+
+  /**
+   * The optional response to a critical alert: deactivates the access key (a user's key) or ends
+   * the role session it belongs to. The account root's keys are never deactivated this way (that
+   * would lock the account's administrator out); the outcome says so.
+   */
+  async deactivateForAlert(accessKeyId: string, acct: string, now: number): Promise<{ outcome: 'deactivated' | 'already-inactive' | 'root-kept' | 'unknown'; principalArn?: string }> {
+    return this.storage.transaction(async (tx) => {
+      const rec = await this.getAccessKey(accessKeyId, tx);
+      if (!rec || rec.accountId !== acct) return { outcome: 'unknown' as const };
+      const principalArn = principalOf(rec).arn;
+      if (rec.kind === 'root') return { outcome: 'root-kept' as const, principalArn };
+      if (rec.status !== 'Active' || rec.endedAt !== undefined) return { outcome: 'already-inactive' as const, principalArn };
+      rec.status = 'Inactive';
+      if (rec.kind === 'session') rec.endedAt = now;
+      await tx.put(P.accessKey(accessKeyId), enc(rec));
+      return { outcome: 'deactivated' as const, principalArn };
+    });
+  }
+
+  // ---- per-account alert webhooks ----
+
+  /**
+   * Adds a webhook for the account's alerts with a new HMAC secret, sealed at rest (the storage
+   * path is its associated data) and returned only here, once.
+   */
+  async addAlertWebhook(acct: string, url: string, now: number): Promise<AlertWebhook & { secret: string }> {
+    const webhookId = 'wh-' + randomBytes(12).toString('hex');
+    const secret = 'whsec_' + randomBytes(32).toString('base64url');
+    const rec = {
+      webhookId, url, createdAt: now,
+      sealedSecret: this.box.seal(P.alertWebhookSecret(acct, webhookId), Buffer.from(secret, 'utf8')).toString('base64'),
+    };
+    await this.storage.transaction(async (tx) => {
+      if ((await tx.count(P.alertWebhookPrefix(acct))) >= MAX_ALERT_WEBHOOKS) {
+        throw new LimitExceededException(`An account can have at most ${MAX_ALERT_WEBHOOKS} alert webhooks.`);
+      }
+      await tx.put(P.alertWebhook(acct, webhookId), enc(rec));
+    });
+    return { webhookId, url, createdAt: now, secret };
+  }
+
+  async listAlertWebhooks(acct: string): Promise<AlertWebhook[]> {
+    return (await this.storage.list(P.alertWebhookPrefix(acct))).map((r) => {
+      const { webhookId, url, createdAt } = dec<AlertWebhook>(r.value);
+      return { webhookId, url, createdAt };
+    });
+  }
+
+  /** The webhook's HMAC key, or undefined once it is deleted. */
+  async alertWebhookSecret(acct: string, webhookId: string): Promise<Buffer | undefined> {
+    const b = await this.storage.get(P.alertWebhook(acct, webhookId));
+    if (!b) return undefined;
+    return this.box.open(P.alertWebhookSecret(acct, webhookId), Buffer.from(dec<{ sealedSecret: string }>(b).sealedSecret, 'base64'));
+  }
+
+  /** False when the account has no such webhook. */
+  async deleteAlertWebhook(acct: string, webhookId: string): Promise<boolean> {
+    return this.storage.transaction(async (tx) => {
+      if (!(await tx.get(P.alertWebhook(acct, webhookId)))) return false;
+      await tx.delete(P.alertWebhook(acct, webhookId));
+      return true;
     });
   }
 

@@ -55,6 +55,8 @@ export { setMinimumDecryptionVersion } from './set-minimum-decryption-version.js
 export { listKeyVersions } from './list-key-versions.js';
 export { listAlerts, acknowledgeAlert } from './alerts.js';
 export { getAlertSettings, putAlertSettings, parseCidr } from './alert-settings.js';
+export { putAlertWebhook, listAlertWebhooks, deleteAlertWebhook } from './alert-webhooks.js';
+export { respondToAlert, ALERT_RESPONSE_EVENT } from './alert-response.js';
 export { offboardUser } from './offboard-user.js';
 export { reviewAccess, DEFAULT_UNUSED_DAYS } from './review-access.js';
 export { getAccountSettings, updateAccountSettings } from './account-settings.js';

@@ -54,6 +54,17 @@ export const KEYHOLD_ROUTES = {
     AlertSettingsOutput,
     ops.putAlertSettings,
   ),
+  PutAlertWebhook: route(
+    struct({ Url: str({ min: 1, max: 2048 }) }, ['Url']),
+    struct({ WebhookId: str(), Url: str(), Secret: str(), CreationDate: timestamp() }, ['WebhookId', 'Url', 'Secret', 'CreationDate']),
+    ops.putAlertWebhook,
+  ),
+  ListAlertWebhooks: route(
+    struct({}),
+    struct({ Webhooks: list(struct({ WebhookId: str(), Url: str(), CreationDate: timestamp() }, ['WebhookId', 'Url', 'CreationDate'])) }, ['Webhooks']),
+    ops.listAlertWebhooks,
+  ),
+  DeleteAlertWebhook: route(struct({ WebhookId: str({ min: 1, max: 64 }) }, ['WebhookId']), struct({}), ops.deleteAlertWebhook),
   GetLastUsage: route(
     struct({ PrincipalArn: str({ min: 1, max: 2048 }), KeyId: str({ min: 1, max: 2048 }), Limit: int({ min: 1, max: 1000 }) }),
     struct({

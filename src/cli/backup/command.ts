@@ -176,11 +176,7 @@ async function inspectCmd(argv: string[], out: Out): Promise<number> {
   try {
     h = !positionals[0] || positionals[0] === '-' ? await readHeader(new ByteReader(streamSource('-'))) : await readFileHeader(positionals[0]);
   } catch (e) {
-    if (e instanceof BackupFormatError) {
-      process.stderr.write(`keyhold: ${e.message}\n`);
-      return EXIT_INTEGRITY;
-    }
-    throw e;
+    return integrityExit(e);
   }
   const s = headerSummary(h);
   if (values.json) out(JSON.stringify(s, null, 2));
@@ -208,20 +204,11 @@ function journalPath(file: string): string {
 export async function rewrapFile(file: string, settings: ClientSettings, toKeys: string[] | undefined): Promise<{ before: EdkDescription[]; after: EdkDescription[]; inPlace: boolean }> {
   await recoverJournal(file);
   const h = await readFileHeader(file);
-  if (SUITES[h.suiteId]!.signatureCurve) throw new BackupFormatError('signed messages cannot be rewrapped header-only (the signature covers the header); decrypt and encrypt again');
+  refuseSigned(h);
   const keyring = new KmsKeyring(settings);
   const { dataKey } = await keyring.decrypt(h.encryptedDataKeys, h.encryptionContext);
   try {
-    const { encKey, commitment } = deriveKeys(dataKey, h.suiteId, h.messageId);
-    try {
-      if (!timingSafeEqual(commitment, h.commitment)) throw new BackupFormatError('key commitment does not match');
-      const d = createDecipheriv('aes-256-gcm', encKey, Buffer.alloc(12));
-      d.setAAD(h.body);
-      d.setAuthTag(h.authTag);
-      try { d.final(); } catch { throw new BackupFormatError('message header fails authentication (altered header)'); }
-    } finally {
-      encKey.fill(0);
-    }
+    checkHeader(h, dataKey);
     const targets = toKeys?.length ? toKeys : [...new Set(h.encryptedDataKeys.filter((e) => e.providerId === 'aws-kms').map((e) => e.providerInfo))];
     const edks: EncryptedDataKey[] = [];
     for (const k of targets) edks.push(await keyring.wrap(k, dataKey, h.encryptionContext));
@@ -239,26 +226,7 @@ export async function rewrapFile(file: string, settings: ClientSettings, toKeys:
       await unlink(journal);
       return { before: describeEdks(h.encryptedDataKeys), after: describeEdks(edks), inPlace: true };
     }
-    const tmp = await AtomicFile.create(file);
-    try {
-      await tmp.write(newHeader);
-      const fh = await open(file, 'r');
-      try {
-        const buf = Buffer.allocUnsafe(1 << 20);
-        for (let pos = h.length; ; ) {
-          const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-          if (!bytesRead) break;
-          await tmp.write(Buffer.from(buf.subarray(0, bytesRead)));
-          pos += bytesRead;
-        }
-      } finally {
-        await fh.close();
-      }
-      await tmp.commit();
-    } catch (e) {
-      await tmp.abort();
-      throw e;
-    }
+    await writeWithNewHeader(file, newHeader, file, h.length);
     return { before: describeEdks(h.encryptedDataKeys), after: describeEdks(edks), inPlace: false };
   } finally {
     dataKey.fill(0);
@@ -306,11 +274,7 @@ async function rewrapCmd(argv: string[], out: Out): Promise<number> {
     else out(`rewrapped ${positionals[0]} ${r.inPlace ? 'in place (header only)' : '(header length changed: file rewritten)'}: ${r.after.map((k) => `${k.keyArn} v${k.keyVersion ?? '?'}`).join(', ')}`);
     return 0;
   } catch (e) {
-    if (e instanceof BackupFormatError) {
-      process.stderr.write(`keyhold: ${e.message}\n`);
-      return EXIT_INTEGRITY;
-    }
-    throw e;
+    return integrityExit(e);
   }
 }
 
@@ -433,7 +397,7 @@ async function copyCmd(argv: string[], out: Out): Promise<number> {
   const file = positionals[0]!;
   try {
     const h = await readFileHeader(file);
-    if (SUITES[h.suiteId]!.signatureCurve) throw new BackupFormatError('signed messages cannot be re-wrapped header-only (the signature covers the header); decrypt and encrypt again');
+    refuseSigned(h);
     const { dataKey } = await new KmsKeyring(src).decrypt(h.encryptedDataKeys, h.encryptionContext);
     let copyHeader: ParsedHeader;
     try {
@@ -444,26 +408,7 @@ async function copyCmd(argv: string[], out: Out): Promise<number> {
       if (values['keep-source-keys']) edks.push(...h.encryptedDataKeys);
       const header = sealHeader({ ...h, encryptedDataKeys: edks }, dataKey);
       copyHeader = parseHeader(header);
-      const f = await AtomicFile.create(values.output);
-      try {
-        await f.write(header);
-        const fh = await open(file, 'r');
-        try {
-          for (let pos = h.length; ; ) {
-            const buf = Buffer.allocUnsafe(1 << 20);
-            const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-            if (!bytesRead) break;
-            await f.write(buf.subarray(0, bytesRead));
-            pos += bytesRead;
-          }
-        } finally {
-          await fh.close();
-        }
-        await f.commit();
-      } catch (e) {
-        await f.abort();
-        throw e;
-      }
+      await writeWithNewHeader(values.output, header, file, h.length);
     } finally {
       dataKey.fill(0);
     }
@@ -477,10 +422,46 @@ async function copyCmd(argv: string[], out: Out): Promise<number> {
     else out(`copied ${file} -> ${values.output}; verified in ${dst.region} with ${r.keyArn} (${r.frames} frames)`);
     return 0;
   } catch (e) {
-    if (e instanceof BackupFormatError) {
-      process.stderr.write(`keyhold: ${e.message}\n`);
-      return EXIT_INTEGRITY;
+    return integrityExit(e);
+  }
+}
+
+/** A BackupFormatError ends the command with EXIT_INTEGRITY, its message (and `note`) on stderr; anything else is rethrown. */
+function integrityExit(e: unknown, note = ''): number {
+  if (!(e instanceof BackupFormatError)) throw e;
+  process.stderr.write(`keyhold: ${e.message}${note}\n`);
+  return EXIT_INTEGRITY;
+}
+
+/** Re-wrapping changes only the header, which a signature covers: signed messages are refused. */
+function refuseSigned(h: ParsedHeader): void {
+  if (SUITES[h.suiteId]!.signatureCurve) throw new BackupFormatError('signed messages cannot be re-wrapped header-only (the signature covers the header); decrypt and encrypt again');
+}
+
+/**
+ * Writes `dest` atomically (a temporary file, then rename): `header`, then the body of `file`, i.e.
+ * everything after its first `bodyOffset` bytes. `dest` may be `file` itself.
+ */
+async function writeWithNewHeader(dest: string, header: Buffer, file: string, bodyOffset: number): Promise<void> {
+  const out = await AtomicFile.create(dest);
+  try {
+    await out.write(header);
+    const fh = await open(file, 'r');
+    try {
+      for (let pos = bodyOffset; ; ) {
+        // A fresh buffer each time: AtomicFile.write may still be writing the previous one.
+        const buf = Buffer.allocUnsafe(1 << 20);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (!bytesRead) break;
+        await out.write(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+    } finally {
+      await fh.close();
     }
+    await out.commit();
+  } catch (e) {
+    await out.abort();
     throw e;
   }
 }
@@ -570,11 +551,7 @@ async function pgRestoreCmd(argv: string[], out: Out): Promise<number> {
   } catch (e) {
     child.kill('SIGKILL');
     await exited;
-    if (e instanceof BackupFormatError) {
-      process.stderr.write(`keyhold: ${e.message}; pg_restore was stopped before committing: nothing was restored\n`);
-      return EXIT_INTEGRITY;
-    }
-    throw e;
+    return integrityExit(e, '; pg_restore was stopped before committing: nothing was restored');
   }
 }
 

@@ -342,7 +342,8 @@ export interface TokenKeyUsage {
 /**
  * Generates a persistent AES-256 key inside the token, labelled `label` (also its CKA_ID): private,
  * sensitive, not extractable and not modifiable, so its bytes never leave the token, with only the
- * usages asked for (never WRAP, UNWRAP or SIGN).
+ * usages asked for (never WRAP, UNWRAP, SIGN or VERIFY). Every usage is set explicitly: SoftHSM 2, for
+ * one, makes a generated AES key SIGN, VERIFY and WRAP capable when the template leaves them out.
  */
 export function generateTokenAesKey(lib: Pkcs11Types.PKCS11, s: Session, label: string, usage: TokenKeyUsage): Handle {
   const p = P();
@@ -361,6 +362,7 @@ export function generateTokenAesKey(lib: Pkcs11Types.PKCS11, s: Session, label: 
     { type: p.CKA_WRAP, value: false },
     { type: p.CKA_UNWRAP, value: false },
     { type: p.CKA_SIGN, value: false },
+    { type: p.CKA_VERIFY, value: false },
     { type: p.CKA_LABEL, value: label },
     { type: p.CKA_ID, value: Buffer.from(label) },
   ]);
