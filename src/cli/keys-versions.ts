@@ -4,7 +4,8 @@ import { callKeyhold } from './keyhold-client.js';
 
 type Out = (line: string) => void;
 
-interface VersionRow {
+/** One row of KeyholdService.ListKeyVersions (the wire shape; the black-box test reads it too). */
+export interface KeyVersionRow {
   Version: number;
   CreationDate: number;
   RotationType?: string;
@@ -15,15 +16,25 @@ interface VersionRow {
   LastUsedDate?: number;
 }
 
-interface KeyVersions {
+/** A page of KeyholdService.ListKeyVersions. */
+export interface KeyVersionsPage {
   KeyId: string;
   CurrentVersion: number;
   MinimumDecryptionVersion: number;
   Owner: string;
+  Creator: string;
   OwnerActive: boolean;
-  Versions: VersionRow[];
+  RotationOptOut: boolean;
+  Versions: KeyVersionRow[];
   Truncated: boolean;
   NextMarker?: string;
+}
+
+/** The answer of KeyholdService.SetMinimumDecryptionVersion. */
+export interface SetMinimumDecryptionVersionResult {
+  KeyId: string;
+  MinimumDecryptionVersion: number;
+  PreviousMinimumDecryptionVersion: number;
 }
 
 const COMMON = { json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' } } as const;
@@ -34,9 +45,9 @@ export async function keysVersions(argv: string[], out: Out): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: COMMON, allowPositionals: true });
   if (positionals.length !== 1) throw new UsageError('usage: keyhold keys versions <key id|key ARN|alias> [--json]');
   const settings = clientSettings(values);
-  let all: KeyVersions | undefined;
+  let all: KeyVersionsPage | undefined;
   for (let marker: string | undefined; ; ) {
-    const page = await callKeyhold<KeyVersions>(settings, 'ListKeyVersions', { KeyId: positionals[0], Marker: marker });
+    const page = await callKeyhold<KeyVersionsPage>(settings, 'ListKeyVersions', { KeyId: positionals[0], Marker: marker });
     if (all) all.Versions.push(...page.Versions);
     else all = page;
     if (!page.Truncated) break;
@@ -76,7 +87,7 @@ export async function keysRetire(argv: string[], out: Out): Promise<number> {
   if (positionals.length !== 1 || values['min-version'] === undefined || !Number.isSafeInteger(min) || min < 1) {
     throw new UsageError('usage: keyhold keys retire <key id|key ARN> --min-version N   (N: a whole number from 1 to the newest version)');
   }
-  const r = await callKeyhold<{ KeyId: string; MinimumDecryptionVersion: number; PreviousMinimumDecryptionVersion: number }>(
+  const r = await callKeyhold<SetMinimumDecryptionVersionResult>(
     clientSettings(values), 'SetMinimumDecryptionVersion', { KeyId: positionals[0], MinimumDecryptionVersion: min },
   );
   if (values.json) out(JSON.stringify({ keyArn: r.KeyId, minimumDecryptionVersion: r.MinimumDecryptionVersion, previousMinimumDecryptionVersion: r.PreviousMinimumDecryptionVersion }, null, 2));
