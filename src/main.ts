@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { ConfigError, parseServerConfig, type ServerConfig } from './config.js';
 import { Barrier, FileSeal, PassphraseSeal, type Seal } from './barrier/index.js';
 import { MemoryStorage, SqliteStorage, type Storage } from './storage/index.js';
-import { AuditSigningKey, GuardedKeyStore, ImportParameterStore, NO_HSMS, RoutingKeyStore, SoftwareKeyStore, type KeyStore } from './keystore/index.js';
+import { AuditContextKey, AuditSigningKey, GuardedKeyStore, ImportParameterStore, NO_HSMS, RoutingKeyStore, SoftwareKeyStore, type KeyStore } from './keystore/index.js';
 import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
 import { BackupRegistry, CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
@@ -166,6 +166,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     importParameters: new ImportParameterStore(barrier, storage),
     hsms: hsms ?? NO_HSMS,
     audit,
+    auditContextKey: await AuditContextKey.loadOrCreate(barrier, storage),
     usage: new UsageCounter(storage),
     backups: new BackupRegistry(storage),
     clock: opts.clock ?? systemClock,

@@ -28,10 +28,13 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION, AWS_C
   keyhold keys retire <key> --min-version N [--json]
                                  versions below N no longer decrypt (KeyVersionRetiredException); a lower N
                                  restores them
-  keyhold settings [--default-rotation-period-days N] [--separation-of-duties on|off] [--json]
+  keyhold settings [--default-rotation-period-days N] [--separation-of-duties on|off]
+                [--audit-context-hmac on|off] [--json]
                                  the account's settings; N (90 to 2560) is the rotation period new keys get;
                                  the separation-of-duties guard (on by default) refuses policies and grants
                                  that give one principal both key administration and Decrypt on a key
+                                 --audit-context-hmac on: audit events carry HMAC-SHA256 of each encryption-
+                                 context value instead of the value (equal values still match)
   keyhold audit [lookup] [--event-name N | --username U | --resource-name KEY-ARN-OR-ID | --resource-type T |
                 --access-key-id A | --event-source S | --read-only true|false | --event-id ID]
                 [--start-time T] [--end-time T] [--max-results N] [--json]

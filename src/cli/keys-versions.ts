@@ -4,7 +4,8 @@ import { callKeyhold } from './keyhold-client.js';
 
 type Out = (line: string) => void;
 
-interface VersionRow {
+/** One row of KeyholdService.ListKeyVersions (the wire shape; the black-box test reads it too). */
+export interface KeyVersionRow {
   Version: number;
   CreationDate: number;
   RotationType?: string;
@@ -15,15 +16,25 @@ interface VersionRow {
   LastUsedDate?: number;
 }
 
-interface KeyVersions {
+/** A page of KeyholdService.ListKeyVersions. */
+export interface KeyVersionsPage {
   KeyId: string;
   CurrentVersion: number;
   MinimumDecryptionVersion: number;
   Owner: string;
+  Creator: string;
   OwnerActive: boolean;
-  Versions: VersionRow[];
+  RotationOptOut: boolean;
+  Versions: KeyVersionRow[];
   Truncated: boolean;
   NextMarker?: string;
+}
+
+/** The answer of KeyholdService.SetMinimumDecryptionVersion. */
+export interface SetMinimumDecryptionVersionResult {
+  KeyId: string;
+  MinimumDecryptionVersion: number;
+  PreviousMinimumDecryptionVersion: number;
 }
 
 const COMMON = { json: { type: 'boolean' }, 'endpoint-url': { type: 'string' }, region: { type: 'string' } } as const;
@@ -34,9 +45,9 @@ export async function keysVersions(argv: string[], out: Out): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: COMMON, allowPositionals: true });
   if (positionals.length !== 1) throw new UsageError('usage: keyhold keys versions <key id|key ARN|alias> [--json]');
   const settings = clientSettings(values);
-  let all: KeyVersions | undefined;
+  let all: KeyVersionsPage | undefined;
   for (let marker: string | undefined; ; ) {
-    const page = await callKeyhold<KeyVersions>(settings, 'ListKeyVersions', { KeyId: positionals[0], Marker: marker });
+    const page = await callKeyhold<KeyVersionsPage>(settings, 'ListKeyVersions', { KeyId: positionals[0], Marker: marker });
     if (all) all.Versions.push(...page.Versions);
     else all = page;
     if (!page.Truncated) break;
@@ -76,7 +87,7 @@ export async function keysRetire(argv: string[], out: Out): Promise<number> {
   if (positionals.length !== 1 || values['min-version'] === undefined || !Number.isSafeInteger(min) || min < 1) {
     throw new UsageError('usage: keyhold keys retire <key id|key ARN> --min-version N   (N: a whole number from 1 to the newest version)');
   }
-  const r = await callKeyhold<{ KeyId: string; MinimumDecryptionVersion: number; PreviousMinimumDecryptionVersion: number }>(
+  const r = await callKeyhold<SetMinimumDecryptionVersionResult>(
     clientSettings(values), 'SetMinimumDecryptionVersion', { KeyId: positionals[0], MinimumDecryptionVersion: min },
   );
   if (values.json) out(JSON.stringify({ keyArn: r.KeyId, minimumDecryptionVersion: r.MinimumDecryptionVersion, previousMinimumDecryptionVersion: r.PreviousMinimumDecryptionVersion }, null, 2));
@@ -89,11 +100,11 @@ export async function keysRetire(argv: string[], out: Out): Promise<number> {
 }
 
 /**
- * keyhold settings [--default-rotation-period-days N] [--separation-of-duties on|off] [--json]:
+ * keyhold settings [--default-rotation-period-days N] [--separation-of-duties on|off] [--audit-context-hmac on|off] [--json]:
  * the account's settings (Get/UpdateAccountSettings).
  */
 export async function accountSettings(argv: string[], out: Out): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...COMMON, 'default-rotation-period-days': { type: 'string' }, 'separation-of-duties': { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { ...COMMON, 'default-rotation-period-days': { type: 'string' }, 'separation-of-duties': { type: 'string' }, 'audit-context-hmac': { type: 'string' } } });
   const given = values['default-rotation-period-days'];
   const days = Number(given);
   if (given !== undefined && (!Number.isInteger(days) || days < 90 || days > 2560)) {
@@ -101,18 +112,22 @@ export async function accountSettings(argv: string[], out: Out): Promise<number>
   }
   const sodGiven = values['separation-of-duties'];
   if (sodGiven !== undefined && sodGiven !== 'on' && sodGiven !== 'off') throw new UsageError('--separation-of-duties takes on or off');
+  const hmac = values['audit-context-hmac'];
+  if (hmac !== undefined && hmac !== 'on' && hmac !== 'off') throw new UsageError('--audit-context-hmac takes on or off');
   const settings = clientSettings(values);
-  type Wire = { AccountId: string; DefaultRotationPeriodInDays: number; SeparationOfDuties: boolean };
+  type Wire = { AccountId: string; DefaultRotationPeriodInDays: number; SeparationOfDuties: boolean; AuditEncryptionContextHmac?: boolean };
   const change: Record<string, unknown> = {};
   if (given !== undefined) change.DefaultRotationPeriodInDays = days;
   if (sodGiven !== undefined) change.SeparationOfDuties = sodGiven === 'on';
+  if (hmac !== undefined) change.AuditEncryptionContextHmac = hmac === 'on';
   const r = Object.keys(change).length === 0
     ? await callKeyhold<Wire>(settings, 'GetAccountSettings', {})
     : await callKeyhold<Wire>(settings, 'UpdateAccountSettings', change);
-  if (values.json) out(JSON.stringify({ accountId: r.AccountId, defaultRotationPeriodInDays: r.DefaultRotationPeriodInDays, separationOfDuties: r.SeparationOfDuties }, null, 2));
+  if (values.json) out(JSON.stringify({ accountId: r.AccountId, defaultRotationPeriodInDays: r.DefaultRotationPeriodInDays, separationOfDuties: r.SeparationOfDuties, auditEncryptionContextHmac: r.AuditEncryptionContextHmac === true }, null, 2));
   else {
     out(`account ${r.AccountId}: new keys rotate every ${r.DefaultRotationPeriodInDays} days`);
     out(`separation-of-duties guard: ${r.SeparationOfDuties ? 'on' : 'off'}`);
+    out(`audit log encryption-context values: ${r.AuditEncryptionContextHmac ? 'HMAC-SHA256 (hmac-sha256:<hex>)' : 'as given'}`);
   }
   return 0;
 }

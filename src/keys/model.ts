@@ -102,6 +102,8 @@ export interface GrantRecord {
 export interface AccountSettings {
   /** The rotation period a new key gets; DEFAULT_ROTATION_PERIOD_DAYS when absent. */
   defaultRotationPeriodDays?: number;
+  /** Audit events carry HMAC-SHA256 of encryption-context values instead of the values (AuditContextKey). */
+  auditEncryptionContextHmac?: boolean;
 }
 
 export interface AliasRecord {

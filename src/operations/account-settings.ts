@@ -9,6 +9,8 @@ export interface AccountSettingsOutput {
   defaultRotationPeriodInDays: number;
   /** The separation-of-duties guard (beyond AWS): on unless turned off. */
   separationOfDuties: boolean;
+  /** Audit events carry HMAC-SHA256 of encryption-context values (beyond AWS): off unless turned on. */
+  auditEncryptionContextHmac: boolean;
 }
 
 /** Keyhold's own: the caller's account settings (the rotation period new keys get; the SoD guard). */
@@ -25,6 +27,7 @@ export const getAccountSettings: Operation<Record<string, never>, AccountSetting
       accountId,
       defaultRotationPeriodInDays: s.defaultRotationPeriodDays ?? DEFAULT_ROTATION_PERIOD_DAYS,
       separationOfDuties: id.separationOfDuties !== false,
+      auditEncryptionContextHmac: s.auditEncryptionContextHmac === true,
     };
   },
 };
@@ -32,10 +35,11 @@ export const getAccountSettings: Operation<Record<string, never>, AccountSetting
 /**
  * Keyhold's own: sets the automatic rotation period (90 to 2560 days, AWS's bounds) that keys
  * created from now on get (existing keys keep their schedule; EnableKeyRotation changes one key's),
- * and turns the separation-of-duties guard on or off. Turning the guard off does not change any
+ * turns the separation-of-duties guard on or off, and whether audit events carry encryption-context
+ * values as HMAC-SHA256 (AuditContextKey; takes effect with the next call). Turning the guard off does not change any
  * policy; it lets later policy writes merge duties. The audit event records before and after.
  */
-export const updateAccountSettings: Operation<{ defaultRotationPeriodInDays?: number; separationOfDuties?: boolean }, AccountSettingsOutput> = {
+export const updateAccountSettings: Operation<{ defaultRotationPeriodInDays?: number; separationOfDuties?: boolean; auditEncryptionContextHmac?: boolean }, AccountSettingsOutput> = {
   name: 'UpdateAccountSettings',
   eventSource: 'kms.amazonaws.com',
   readOnly: false,
@@ -53,7 +57,9 @@ export const updateAccountSettings: Operation<{ defaultRotationPeriodInDays?: nu
     const updated = await svc.keys.storage.transaction(async (tx) => {
       const s = await svc.keys.getAccountSettings(accountId, tx);
       audit.detail('previousDefaultRotationPeriodInDays', s.defaultRotationPeriodDays ?? DEFAULT_ROTATION_PERIOD_DAYS);
+      if (input.auditEncryptionContextHmac !== undefined) audit.detail('previousAuditEncryptionContextHmac', s.auditEncryptionContextHmac === true);
       if (days !== undefined) s.defaultRotationPeriodDays = days;
+      if (input.auditEncryptionContextHmac !== undefined) s.auditEncryptionContextHmac = input.auditEncryptionContextHmac;
       await svc.keys.putAccountSettings(tx, accountId, s);
       return s;
     });
@@ -61,10 +67,11 @@ export const updateAccountSettings: Operation<{ defaultRotationPeriodInDays?: nu
     const after = sod === undefined ? before : (await svc.identity.updateAccountSettings(accountId, { separationOfDuties: sod })).separationOfDuties !== false;
     const period = updated.defaultRotationPeriodDays ?? DEFAULT_ROTATION_PERIOD_DAYS;
     audit.detail('defaultRotationPeriodInDays', period);
+    if (input.auditEncryptionContextHmac !== undefined) audit.detail('auditEncryptionContextHmac', updated.auditEncryptionContextHmac === true);
     if (sod !== undefined) {
       audit.detail('previousSeparationOfDuties', before);
       audit.detail('separationOfDuties', after);
     }
-    return { accountId, defaultRotationPeriodInDays: period, separationOfDuties: after };
+    return { accountId, defaultRotationPeriodInDays: period, separationOfDuties: after, auditEncryptionContextHmac: updated.auditEncryptionContextHmac === true };
   },
 };

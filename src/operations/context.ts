@@ -1,6 +1,6 @@
 import type { Principal } from '../types/index.js';
 import type { BackupRegistry, CustomKeyStoreRepository, KeyRepository, UsageCounter } from '../keys/index.js';
-import type { HsmDirectory, ImportParameterStore, KeyStore } from '../keystore/index.js';
+import type { AuditContextKey, HsmDirectory, ImportParameterStore, KeyStore } from '../keystore/index.js';
 import type { IdentityStore } from '../identity/index.js';
 import type { AuditEvent, AuditLog } from '../audit/index.js';
 
@@ -22,6 +22,8 @@ export interface Services {
   /** The HSMs declared with --hsm (custom key stores name them by CloudHsmClusterId). */
   readonly hsms: HsmDirectory;
   readonly audit: AuditLog;
+  /** HMACs encryption-context values in audit events for accounts that ask for it; absent: values as given. */
+  readonly auditContextKey?: AuditContextKey;
   /** Per-version use counts (ListKeyVersions), kept in memory and flushed by main.ts. */
   readonly usage: UsageCounter;
   /** Registered backups and the keys they depend on (RegisterBackup, ListBackups). */

@@ -1,5 +1,6 @@
 import { InvalidGrantTokenException, isKmsError, KMSInternalException } from '../errors/index.js';
 import { AuditDraft, type AuditEvent, type CallContext, type Operation, type Services } from './context.js';
+import type { AuditContextKey } from '../keystore/index.js';
 
 /**
  * The operations whose GrantTokens may be rejected with InvalidGrantTokenException (botocore's KMS
@@ -71,6 +72,7 @@ export async function invoke<I, O>(svc: Services, call: CallContext, op: Operati
     if (isKmsError(failure) && failure.fault === 'client') event.errorMessage = failure.message;
   }
   try {
+    if (svc.auditContextKey && (event.encryptionContext || event.details?.destinationEncryptionContext)) await hmacContextValues(svc, svc.auditContextKey, event);
     await svc.audit.record(event);
   } catch (e) {
     svc.log('error', 'audit event could not be recorded; failing the request', { requestId: call.requestId, error: String(e) });
@@ -89,6 +91,19 @@ export interface RefusedCredentialDetail {
   userName?: string;
   /** Whether the request was signed with the credential's real secret. */
   signatureValid: boolean;
+}
+
+/**
+ * The account setting AuditEncryptionContextHmac: the event carries `hmac-sha256:<hex>` of each
+ * encryption-context value (keys as given), so equal values still match and the values are not
+ * stored. Runs only for events with a context; the settings read is cached (KeyRepository).
+ */
+async function hmacContextValues(svc: Services, key: AuditContextKey, event: AuditEvent): Promise<void> {
+  const accountId = event.principal!.accountId;
+  if ((await svc.keys.getAccountSettings(accountId)).auditEncryptionContextHmac !== true) return;
+  if (event.encryptionContext) event.encryptionContext = key.hmacContext(accountId, event.encryptionContext);
+  const dest = event.details?.destinationEncryptionContext as Record<string, string> | undefined;
+  if (dest) event.details!.destinationEncryptionContext = key.hmacContext(accountId, dest);
 }
 
 /** Records an authentication failure (no principal is authenticated; a refused known credential is named in details). */

@@ -8,31 +8,9 @@ import assert from 'node:assert/strict';
 import type { KMS } from '@aws-sdk/client-kms';
 import { callKeyhold } from '../../src/cli/keyhold-client.js';
 import type { ClientSettings } from '../../src/cli/client.js';
+import type { KeyVersionRow as VersionRow, KeyVersionsPage as Versions, SetMinimumDecryptionVersionResult } from '../../src/cli/keys-versions.js';
 import { runCli, startServer, type TestServer } from '../helpers/server.js';
 import { readAuditEvents } from '../helpers/audit.js';
-
-interface VersionRow {
-  Version: number;
-  CreationDate: number;
-  RotationType?: string;
-  Current: boolean;
-  Retired: boolean;
-  EncryptCount: number;
-  DecryptCount: number;
-  LastUsedDate?: number;
-}
-interface Versions {
-  KeyId: string;
-  CurrentVersion: number;
-  MinimumDecryptionVersion: number;
-  Owner: string;
-  Creator: string;
-  OwnerActive: boolean;
-  RotationOptOut: boolean;
-  Versions: VersionRow[];
-  Truncated: boolean;
-  NextMarker?: string;
-}
 
 function settingsFor(s: TestServer): ClientSettings {
   return { endpoint: s.url, region: 'us-east-1', credentials: s.credentials, caBundle: s.caFile };
@@ -144,7 +122,7 @@ describe('key versions: retirement and use counts (black box)', () => {
     // Nothing was lost to the refusals: the old blob still decrypts.
     assert.deepEqual(Buffer.from((await kms.decrypt({ CiphertextBlob: old, EncryptionContext: { app: 'x' } })).Plaintext!), pt);
 
-    const set = await callKeyhold<{ KeyId: string; MinimumDecryptionVersion: number; PreviousMinimumDecryptionVersion: number }>(
+    const set = await callKeyhold<SetMinimumDecryptionVersionResult>(
       settings, 'SetMinimumDecryptionVersion', { KeyId: key.Arn, MinimumDecryptionVersion: 3 },
     );
     assert.deepEqual(set, { KeyId: key.Arn, MinimumDecryptionVersion: 3, PreviousMinimumDecryptionVersion: 1 });
@@ -213,7 +191,7 @@ describe('key versions: retirement and use counts (black box)', () => {
     await rejectsWith(callKeyhold(settings, 'UpdateAccountSettings', { DefaultRotationPeriodInDays: 89 }), 'ValidationException');
     const set = await runCli(['settings', '--default-rotation-period-days', '180', '--json'], env);
     assert.equal(set.code, 0, set.stderr);
-    assert.deepEqual(JSON.parse(set.stdout), { accountId: server.accountId, defaultRotationPeriodInDays: 180, separationOfDuties: true });
+    assert.deepEqual(JSON.parse(set.stdout), { accountId: server.accountId, defaultRotationPeriodInDays: 180, separationOfDuties: true, auditEncryptionContextHmac: false });
     const bad = await runCli(['settings', '--default-rotation-period-days', '3000'], env);
     assert.equal(bad.code, 2);
     const key = (await kms.createKey({})).KeyMetadata!;

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { constants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import type { KMS } from '@aws-sdk/client-kms';
-import { buildReport } from '../../src/cli/keys-report.js';
+import { buildReport, type KeyReportRow as Row } from '../../src/cli/keys-report.js';
 import { runCli, startServer, type TestServer } from '../helpers/server.js';
 import { readAuditEvents } from '../helpers/audit.js';
 
@@ -13,26 +13,6 @@ const DAY = 86400_000;
 /** An Owner tag naming a principal the server does not know: "owner no longer active". */
 const DEPARTED = 'arn:aws:iam::111122223333:user/departed';
 const ROOT = 'arn:aws:iam::111122223333:root';
-
-interface Row {
-  keyId: string;
-  aliases: string[];
-  owner: string;
-  ownerActive: boolean;
-  state: string;
-  rotationOptOut: boolean;
-  rotationEnabled: boolean | null;
-  rotationPeriodDays: number | null;
-  lastRotationDate: string | null;
-  nextRotationDate: string | null;
-  newestVersionAgeDays: number;
-  versionsInUse: number | null;
-  minimumDecryptionVersion: number;
-  recentlyUsedVersions: number[];
-  origin: string;
-  importValidTo: string | null;
-  flags: string[];
-}
 
 function assertNearIso(actual: string | null, expectedMs: number, slackMs = 5 * 60_000): void {
   assert.ok(actual, 'date missing');

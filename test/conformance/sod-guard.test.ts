@@ -86,7 +86,7 @@ describe('the separation-of-duties guard as an account setting (AWS SDK v3, Keyh
     // On again, through the CLI: the merged writes are refused again (existing policies stay as they are).
     const on = await runCli(['settings', '--separation-of-duties', 'on', '--json'], env);
     assert.equal(on.code, 0, on.stderr);
-    assert.deepEqual(JSON.parse(on.stdout), { accountId: acct, defaultRotationPeriodInDays: 365, separationOfDuties: true });
+    assert.deepEqual(JSON.parse(on.stdout), { accountId: acct, defaultRotationPeriodInDays: 365, separationOfDuties: true, auditEncryptionContextHmac: false });
     const { KeyMetadata: key2 } = await kms.createKey({ Description: 'second' });
     await rejects(kms.putKeyPolicy({ KeyId: key2!.Arn!, PolicyName: 'default', Policy: merged }), 'MalformedPolicyDocumentException', /mallory/);
     await iam.createUser({ UserName: 'trent' });

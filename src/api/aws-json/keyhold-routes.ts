@@ -10,8 +10,8 @@ const AlertSettingsOutput = struct(
   ['AccountId', 'SourceCidrAllowlist', 'AutoDeactivateOnCritical'],
 );
 const AccountSettingsOutput = struct(
-  { AccountId: str(), DefaultRotationPeriodInDays: int(), SeparationOfDuties: bool() },
-  ['AccountId', 'DefaultRotationPeriodInDays', 'SeparationOfDuties'],
+  { AccountId: str(), DefaultRotationPeriodInDays: int(), SeparationOfDuties: bool(), AuditEncryptionContextHmac: bool() },
+  ['AccountId', 'DefaultRotationPeriodInDays', 'SeparationOfDuties', 'AuditEncryptionContextHmac'],
 );
 
 /**
@@ -128,7 +128,10 @@ export const KEYHOLD_ROUTES = {
   ),
   // Account settings: the rotation period new keys get (issue 3); the separation-of-duties guard (issue 4)
   GetAccountSettings: route(struct({}), AccountSettingsOutput, ops.getAccountSettings),
-  UpdateAccountSettings: route(struct({ DefaultRotationPeriodInDays: int({ min: 90, max: 2560 }), SeparationOfDuties: bool() }), AccountSettingsOutput, ops.updateAccountSettings),
+  UpdateAccountSettings: route(
+    struct({ DefaultRotationPeriodInDays: int({ min: 90, max: 2560 }), SeparationOfDuties: bool(), AuditEncryptionContextHmac: bool() }),
+    AccountSettingsOutput, ops.updateAccountSettings,
+  ),
   // Backup registry (issue 6)
   RegisterBackup: route(
     struct({
