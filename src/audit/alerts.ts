@@ -305,7 +305,7 @@ export class AlertEngine {
           await this.store.deliveryResult(d.id, true, 0, null);
         } catch (e) {
           const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** d.attempts);
-          this.opts.log('warn', 'alert webhook delivery failed; will retry', { url: d.url, attempt: d.attempts + 1, retryInMs: backoff, error: String(e) });
+          this.opts.log('warn', 'alert webhook delivery failed; will retry', { webhook: d.webhookId ?? 'server', target: webhookTarget(d.url), attempt: d.attempts + 1, retryInMs: backoff, error: String(e) });
           await this.store.deliveryResult(d.id, false, this.now() + backoff, String(e));
         }
       }));
@@ -348,5 +348,19 @@ export class AlertEngine {
       req.on('error', reject);
       req.end(body);
     });
+  }
+}
+
+/**
+ * What a log line may say about where a webhook points: scheme, host and port. Webhook URLs often
+ * carry their credential (a token in the path or query, as chat services issue them, or user:password
+ * before the host), so the rest of the URL is never written to the server log.
+ */
+export function webhookTarget(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return '[unparseable URL]';
   }
 }
