@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: Keyhold's Encrypt, Decrypt and GenerateDataKey throughput and latency against
  * a floor (a bare Node HTTPS server with the same TLS setup answering a fixed body), in one run
- * on one machine, at 1 and 32 keep-alive connections.
+ * on one machine, at 1 and 32 keep-alive connections; then the backup benchmark (bench/backup.ts:
+ * `keyhold backup` on a 1 GiB file against openssl speed, age and @aws-crypto/client-node).
  *
  * Three kinds of process, so that none measures itself: Keyhold (test/helpers/server.ts), the
  * floor (floor-server.ts) and, per run, the load generator (load.ts, autocannon). Requests are
@@ -24,7 +25,7 @@
  *   --audit-rounds N  rounds of the audit-cost comparison (default 2; 0 skips it): Encrypt at 32
  *                     connections against this Keyhold (durable audit log) and against a second one
  *                     started with --audit-log none, alternating (issue 5's target: >= 80%)
- *   --baseline DIR    instead of the table above: the same load against this build and against the
+ *   --baseline DIR    instead of the table above (and of the backup benchmark): the same load against this build and against the
  *                     build in DIR (DIR/bin/keyhold.js, e.g. a checkout of main after `npm run build`;
  *                     `.` for this one), alternating --baseline-rounds N times (default 4), for each
  *                     operation of --only (default Encrypt) at each --connections level (default 32);
@@ -34,6 +35,14 @@
  *   --node-options S  NODE_OPTIONS for this build's server only (e.g. --node-options=--max-semi-space-size=64), to
  *                     compare V8 flags against --baseline .
  *   --out FILE        JSON results (default bench/results/latest.json)
+ *   --suite S         all (default): the request benchmark, then the backup benchmark; kms: the request
+ *                     benchmark only; backup: the backup benchmark only (bench/backup.ts)
+ *   --backup-size-mib N   size of the random file (default 1024)
+ *   --backup-runs N   timed runs of Keyhold and age per direction, best taken (default 3)
+ *   --backup-peer-runs N  timed runs of @aws-crypto/client-node per direction (default 1; 0 skips it)
+ *   --backup-dir DIR  where the files go (default: the OS temp dir)
+ *   --openssl-seconds N   length of each `openssl speed` measurement (default 3)
+ *   --backup-out FILE JSON results of the backup benchmark (default bench/results/backup-latest.json)
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -46,6 +55,7 @@ import { parseArgs } from 'node:util';
 import { REPO_ROOT, startServer, tempDir, type TestServer } from '../test/helpers/server.js';
 import type { LoadJob, LoadResult } from './load.js';
 import { presign, type Credentials, type PresignedRequest } from './sign.js';
+import { backupBench } from './backup.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -462,25 +472,65 @@ function printTable(records: RunRecord[], comparisons: Comparison[]): void {
 
 // ---------------------------------------------------------------------------------------------
 
+const OPTIONS = {
+  suite: { type: 'string', default: 'all' },
+  duration: { type: 'string', default: '8' },
+  'floor-duration': { type: 'string', default: '5' },
+  warmup: { type: 'string', default: '2' },
+  connections: { type: 'string' },
+  only: { type: 'string' },
+  'cpu-prof': { type: 'string' },
+  workers: { type: 'string', default: '1' },
+  'floor-workers': { type: 'string' },
+  'audit-rounds': { type: 'string', default: '2' },
+  baseline: { type: 'string' },
+  'baseline-rounds': { type: 'string', default: '4' },
+  'node-options': { type: 'string' },
+  'server-args': { type: 'string' },
+  out: { type: 'string', default: join(REPO_ROOT, 'bench', 'results', 'latest.json') },
+  'backup-size-mib': { type: 'string', default: '1024' },
+  'backup-runs': { type: 'string', default: '3' },
+  'backup-peer-runs': { type: 'string', default: '1' },
+  'backup-dir': { type: 'string' },
+  'openssl-seconds': { type: 'string', default: '3' },
+  'backup-out': { type: 'string', default: join(REPO_ROOT, 'bench', 'results', 'backup-latest.json') },
+} as const;
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      duration: { type: 'string', default: '8' },
-      'floor-duration': { type: 'string', default: '5' },
-      warmup: { type: 'string', default: '2' },
-      connections: { type: 'string' },
-      only: { type: 'string' },
-      'cpu-prof': { type: 'string' },
-      workers: { type: 'string', default: '1' },
-      'floor-workers': { type: 'string' },
-      'audit-rounds': { type: 'string', default: '2' },
-      baseline: { type: 'string' },
-      'baseline-rounds': { type: 'string', default: '4' },
-      'node-options': { type: 'string' },
-      'server-args': { type: 'string' },
-      out: { type: 'string', default: join(REPO_ROOT, 'bench', 'results', 'latest.json') },
-    },
-  });
+  const { values } = parseArgs({ options: OPTIONS });
+  const suite = values.suite;
+  if (suite !== 'all' && suite !== 'kms' && suite !== 'backup') throw new Error('--suite wants all, kms or backup');
+  let code = 0;
+  if (suite !== 'backup') {
+    code = await kmsSuite(values);
+    // Stop the request benchmark's servers before the backup benchmark starts its own.
+    await cleanupAll();
+    cleaning = undefined;
+  }
+  // --baseline compares request-path builds: the backup benchmark does not run with it.
+  if (suite !== 'kms' && values.baseline === undefined) {
+    const sizeMiB = Number(values['backup-size-mib']);
+    const runs = Number(values['backup-runs']);
+    const peerRuns = Number(values['backup-peer-runs']);
+    const opensslSeconds = Number(values['openssl-seconds']);
+    if (!(sizeMiB > 0) || !Number.isInteger(runs) || runs < 1 || !Number.isInteger(peerRuns) || peerRuns < 0 || !(opensslSeconds >= 1)) {
+      throw new Error('bad backup options; see the header of bench/run.ts');
+    }
+    const backupCode = await backupBench({
+      sizeBytes: Math.round(sizeMiB * 2 ** 20), runs, peerRuns, opensslSeconds,
+      ...(values['backup-dir'] ? { dir: resolve(values['backup-dir']) } : {}),
+      out: resolve(values['backup-out']!),
+      machine: machineInfo(),
+      onCleanup: (f) => cleanups.push(f),
+    });
+    code ||= backupCode;
+  }
+  return code;
+}
+
+/** The request benchmark: Encrypt, Decrypt, GenerateDataKey against the floor; the audit-log cost. */
+async function kmsSuite(values: Values): Promise<number> {
   const durationS = Number(values.duration);
   const floorDurationS = Number(values['floor-duration']);
   const warmupS = Number(values.warmup);

@@ -79,44 +79,107 @@ export function parseHsmDeclaration(text: string): HsmDeclaration {
   return { name, modulePath, tokenLabel, pin };
 }
 
-export const USAGE = `Usage: keyhold server [options]
+/**
+ * One server flag: the single source for parsing (parseFlags), `keyhold server --help` (USAGE) and the
+ * README's Configuration table (test/conformance/readme-config.test.ts fails when they drift apart).
+ */
+export interface ServerFlag {
+  /** Long name without the leading --. */
+  readonly name: string;
+  /** The value placeholder (FILE, N, or the allowed values joined by |); absent for a switch. */
+  readonly value?: string;
+  /** The KEYHOLD_* environment variable read when the flag is absent. */
+  readonly env?: string;
+  /** The default as shown to people; absent when there is none. */
+  readonly default?: string;
+  /** May be given more than once. */
+  readonly multiple?: boolean;
+  readonly description: string;
+}
 
-  --config FILE               JSON object of these flags (long names, without --); command-line flags win
-  --data-dir DIR              where keys, the database and TLS files live (default ./keyhold-data; created 0700)
-  --host HOST                 address to listen on (default 127.0.0.1)
-  --port PORT                 port (default 8443; 0 picks a free port)
-  --tls-cert FILE --tls-key FILE
-                              serve this certificate instead of the generated local CA's
-  --no-tls                    serve plain HTTP (local testing only)
-  --storage sqlite|memory     storage engine (default sqlite, in DATA_DIR/keyhold.db)
-  --seal file|passphrase|hsm:NAME
-                              how the root key is sealed (default file: DATA_DIR/seal.key; hsm:NAME wraps it
-                              under a non-extractable key in the declared HSM NAME)
-  --seal-passphrase-file FILE passphrase for --seal passphrase (or KEYHOLD_SEAL_PASSPHRASE)
-  --max-body-bytes N          largest request body accepted (default 262144)
-  --job-interval-seconds N    how often due work (deletions) is looked for (default 60)
-  --usage-flush-seconds N     how often per-version use counts are written to storage (default 5; also at shutdown)
-  --log-level error|warn|info (default info)
-  --audit-digest-seconds N    how often new audit events are covered by a signed digest (default 10)
-  --audit-retention-days N    remove audit events older than N days (1 to 36500), at start and hourly, together
-                              with a signed digest that keeps the rest verifiable (default: keep everything)
-  --alert-webhook URL         POST every alert there as JSON, signed (X-Keyhold-Signature: sha256=HMAC-SHA256 of
-                              "<X-Keyhold-Timestamp>.<body>" under DATA_DIR/alert-webhook-secret or
-                              KEYHOLD_ALERT_WEBHOOK_SECRET); repeatable; retried with backoff across restarts
-  --hsm NAME=MODULE,token-label=LABEL,pin-file=FILE
-                              declares a PKCS#11 HSM (repeatable): NAME is the CloudHsmClusterId custom key
-                              stores refer to (cluster- and 11 to 16 letters), MODULE the PKCS#11 library, the
-                              token is found by LABEL and logged in with the user PIN in FILE
-  --workers N|auto            server processes sharing the port and data dir (default 1; auto: one per CPU;
-                              more than 1 needs --storage sqlite)
-  --audit-log durable|none    default durable. none records NO audit event (no access log, no tamper evidence,
-                              no alerts): UNSAFE, for measuring the audit log's cost in benchmarks only;
-                              accepted on the command line only (not from --config or the environment)
+export const SERVER_FLAGS = [
+  { name: 'config', value: 'FILE', env: 'KEYHOLD_CONFIG',
+    description: 'JSON object of these flags (long names, without --); command-line flags win' },
+  { name: 'data-dir', value: 'DIR', env: 'KEYHOLD_DATA_DIR', default: './keyhold-data',
+    description: 'where keys, the database, the audit log and TLS files live (created 0700)' },
+  { name: 'host', value: 'HOST', env: 'KEYHOLD_HOST', default: '127.0.0.1', description: 'address to listen on' },
+  { name: 'port', value: 'PORT', env: 'KEYHOLD_PORT', default: '8443', description: 'port (0 picks a free port)' },
+  { name: 'tls-cert', value: 'FILE', description: 'serve this certificate (PEM) instead of the generated local CA\'s; needs --tls-key' },
+  { name: 'tls-key', value: 'FILE', description: 'the private key (PEM) for --tls-cert' },
+  { name: 'no-tls', description: 'serve plain HTTP (local testing only; warns)' },
+  { name: 'storage', value: 'sqlite|memory', env: 'KEYHOLD_STORAGE', default: 'sqlite',
+    description: 'storage engine (sqlite keeps DATA_DIR/keyhold.db, WAL)' },
+  { name: 'seal', value: 'file|passphrase|hsm:NAME', env: 'KEYHOLD_SEAL', default: 'file',
+    description: 'how the root key is sealed (file: DATA_DIR/seal.key; hsm:NAME wraps it under a non-extractable key in the HSM declared as NAME)' },
+  { name: 'seal-passphrase-file', value: 'FILE', env: 'KEYHOLD_SEAL_PASSPHRASE',
+    description: 'passphrase for --seal passphrase (scrypt); the environment variable holds the passphrase itself' },
+  { name: 'hsm', value: 'NAME=MODULE,token-label=LABEL,pin-file=FILE', env: 'KEYHOLD_HSM', multiple: true,
+    description: 'declares a PKCS#11 HSM (repeatable; in the environment separated by ;): NAME is the CloudHsmClusterId custom key stores refer to (cluster- and 11 to 16 letters), MODULE the PKCS#11 library, the token is found by LABEL and logged in with the user PIN in FILE' },
+  { name: 'max-body-bytes', value: 'N', default: '262144', description: 'largest request body accepted (larger ones get HTTP 413)' },
+  { name: 'job-interval-seconds', value: 'N', env: 'KEYHOLD_JOB_INTERVAL_SECONDS', default: '60',
+    description: 'how often due work (deletions) is looked for' },
+  { name: 'usage-flush-seconds', value: 'N', env: 'KEYHOLD_USAGE_FLUSH_SECONDS', default: '5',
+    description: 'how often per-version use counts (ListKeyVersions) are written to storage; also at clean shutdown' },
+  { name: 'log-level', value: 'error|warn|info', env: 'KEYHOLD_LOG_LEVEL', default: 'info',
+    description: 'least severe server log line written (JSON lines on stderr)' },
+  { name: 'audit-digest-seconds', value: 'N', env: 'KEYHOLD_AUDIT_DIGEST_SECONDS', default: '10',
+    description: 'how often audit events written since the last digest are covered by a signed digest' },
+  { name: 'audit-retention-days', value: 'N', env: 'KEYHOLD_AUDIT_RETENTION_DAYS', default: 'keep everything',
+    description: 'remove audit events older than N days (1 to 36500), at start and hourly, together with a signed digest that keeps the rest verifiable' },
+  { name: 'alert-webhook', value: 'URL', env: 'KEYHOLD_ALERT_WEBHOOKS', multiple: true,
+    description: 'POST every alert there as JSON, signed (X-Keyhold-Signature: sha256=HMAC-SHA256 of "<X-Keyhold-Timestamp>.<body>" under DATA_DIR/alert-webhook-secret or KEYHOLD_ALERT_WEBHOOK_SECRET); repeatable (comma-separated in the environment); retried with backoff across restarts' },
+  { name: 'workers', value: 'N|auto', env: 'KEYHOLD_WORKERS', default: '1',
+    description: 'server processes sharing the port and the data dir (auto: one per CPU); more than 1 needs --storage sqlite' },
+  { name: 'audit-log', value: 'durable|none', default: 'durable',
+    description: 'none records NO audit event (no access log, no tamper evidence, no alerts): UNSAFE, for measuring the audit log\'s cost in benchmarks only; accepted on the command line only (not from --config or the environment)' },
+] as const satisfies readonly ServerFlag[];
 
-Environment: KEYHOLD_DATA_DIR, KEYHOLD_HOST, KEYHOLD_PORT, KEYHOLD_ACCOUNT_ID (default 111122223333),
-KEYHOLD_ROOT_ACCESS_KEY_ID and KEYHOLD_ROOT_SECRET_ACCESS_KEY (root credentials to create on first start),
-KEYHOLD_CONFIG, KEYHOLD_SEAL, KEYHOLD_SEAL_PASSPHRASE, KEYHOLD_HSM (declarations separated by ;), KEYHOLD_JOB_INTERVAL_SECONDS, KEYHOLD_USAGE_FLUSH_SECONDS, KEYHOLD_LOG_LEVEL, KEYHOLD_AUDIT_DIGEST_SECONDS, KEYHOLD_ALERT_WEBHOOKS (comma-separated), KEYHOLD_WORKERS.
-`;
+/** Settings read only from the environment (no flag). */
+export const SERVER_ENVIRONMENT_ONLY: readonly { env: string; default?: string; description: string }[] = [
+  { env: 'KEYHOLD_ACCOUNT_ID', default: '111122223333', description: 'the default account (twelve digits)' },
+  { env: 'KEYHOLD_ROOT_ACCESS_KEY_ID', default: 'generated', description: 'root access key id to create on first start (with KEYHOLD_ROOT_SECRET_ACCESS_KEY)' },
+  { env: 'KEYHOLD_ROOT_SECRET_ACCESS_KEY', default: 'generated', description: 'its secret (at least 16 characters)' },
+  { env: 'KEYHOLD_ALERT_WEBHOOK_SECRET', default: 'DATA_DIR/alert-webhook-secret', description: 'the HMAC key alert webhooks are signed with' },
+];
+
+const HELP_COLUMN = 30;
+const HELP_WIDTH = 112;
+
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/** The `--help` text, built from SERVER_FLAGS. */
+function usage(): string {
+  const out = ['Usage: keyhold server [options]', ''];
+  for (const f of SERVER_FLAGS as readonly ServerFlag[]) {
+    const head = `  --${f.name}${f.value ? ` ${f.value}` : ''}`;
+    const extra = [f.default !== undefined ? `default ${f.default}` : '', f.env ? `env ${f.env}` : ''].filter(Boolean).join('; ');
+    const body = wrap(`${f.description}${extra ? ` (${extra})` : ''}`, HELP_WIDTH - HELP_COLUMN);
+    const pad = ' '.repeat(HELP_COLUMN);
+    if (head.length < HELP_COLUMN - 1) out.push(head.padEnd(HELP_COLUMN) + body[0], ...body.slice(1).map((l) => pad + l));
+    else out.push(head, ...body.map((l) => pad + l));
+  }
+  out.push('', 'Environment only:');
+  for (const e of SERVER_ENVIRONMENT_ONLY) {
+    const body = wrap(`${e.description}${e.default ? ` (default ${e.default})` : ''}`, HELP_WIDTH - HELP_COLUMN);
+    const head = `  ${e.env}`;
+    if (head.length < HELP_COLUMN - 1) out.push(head.padEnd(HELP_COLUMN) + body[0], ...body.slice(1).map((l) => ' '.repeat(HELP_COLUMN) + l));
+    else out.push(head, ...body.map((l) => ' '.repeat(HELP_COLUMN) + l));
+  }
+  return out.join('\n') + '\n';
+}
+
+export const USAGE = usage();
 
 export class ConfigError extends Error {}
 
@@ -170,32 +233,24 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
   return fromValues(values, env);
 }
 
+type Flag = (typeof SERVER_FLAGS)[number];
+type FlagParseOptions = {
+  [F in Flag as F['name']]: F extends { value: string }
+    ? F extends { multiple: true }
+      ? { type: 'string'; multiple: true }
+      : { type: 'string' }
+    : { type: 'boolean' };
+};
+
+/** parseArgs options derived from SERVER_FLAGS (plus --help). */
+const FLAG_PARSE_OPTIONS = Object.fromEntries(
+  (SERVER_FLAGS as readonly ServerFlag[]).map((f) => [f.name, f.value ? (f.multiple ? { type: 'string', multiple: true } : { type: 'string' }) : { type: 'boolean' }]),
+) as FlagParseOptions;
+
 function parseFlags(argv: string[]) {
   return parseArgs({
     args: argv,
-    options: {
-      config: { type: 'string' },
-      'data-dir': { type: 'string' },
-      host: { type: 'string' },
-      port: { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      'no-tls': { type: 'boolean' },
-      storage: { type: 'string' },
-      seal: { type: 'string' },
-      'seal-passphrase-file': { type: 'string' },
-      'max-body-bytes': { type: 'string' },
-      'job-interval-seconds': { type: 'string' },
-      'usage-flush-seconds': { type: 'string' },
-      'log-level': { type: 'string' },
-      'audit-digest-seconds': { type: 'string' },
-      'audit-retention-days': { type: 'string' },
-      'alert-webhook': { type: 'string', multiple: true },
-      workers: { type: 'string' },
-      'audit-log': { type: 'string' },
-      hsm: { type: 'string', multiple: true },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: { ...FLAG_PARSE_OPTIONS, help: { type: 'boolean', short: 'h' } },
     strict: true,
     allowPositionals: false,
   }).values;
