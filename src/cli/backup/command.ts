@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { describeEdks, type EdkDescription } from './edks.js';
-import { listBackups, registerBackup } from './registry.js';
+import { listBackups, recordVerification, registerBackup } from './registry.js';
 import { scanTree } from './scan.js';
 import { BackupFormatError, parseHeader, IncompleteHeader, SUITES, SUITE_COMMIT_KEY, SUITE_COMMIT_KEY_ECDSA_P384, type ParsedHeader, type EncryptedDataKey } from '../../format/backup-message/index.js';
 import { clientSettings, UsageError, type ClientSettings } from '../client.js';
@@ -367,10 +367,8 @@ async function drillCmd(argv: string[], out: Out): Promise<number> {
     } catch (e) {
       message = `${(e as Error).name}: ${(e as Error).message}`;
     }
-    if (header) await registerBackup(settings, header, b.Location, b.SizeBytes, { ok: true });
-    else {
-      await callRecordFailure(settings, b, message!);
-    }
+    // Only the result is recorded (kms:RecordBackupVerification): a restore-only identity may drill.
+    await recordVerification(settings, b.MessageId, !!header, message);
     results.push({ messageId: b.MessageId, location: b.Location, ok, ...(message ? { message } : {}), ...(keyArn ? { keyArn } : {}) });
   }
   const failed = results.filter((r) => !r.ok).length;
@@ -380,16 +378,6 @@ async function drillCmd(argv: string[], out: Out): Promise<number> {
     out(`drill: ${results.length} of ${all.length} registered backups checked, ${failed} failed`);
   }
   return failed ? EXIT_INTEGRITY : 0;
-}
-
-/** Records a failed drill on the registered record as it stands (the file may be gone or altered). */
-async function callRecordFailure(settings: ClientSettings, b: Awaited<ReturnType<typeof listBackups>>[number], message: string): Promise<void> {
-  const { callKeyhold } = await import('../keyhold-client.js');
-  await callKeyhold(settings, 'RegisterBackup', {
-    MessageId: b.MessageId, Location: b.Location, SizeBytes: b.SizeBytes, Suite: b.Suite,
-    WrappingKeys: b.WrappingKeys.map((k) => ({ KeyArn: k.KeyArn, ...(k.KeyVersion !== undefined ? { KeyVersion: k.KeyVersion } : {}) })),
-    EncryptionContext: b.EncryptionContext, Verified: false, VerifyMessage: message.slice(0, 4000),
-  });
 }
 
 async function scanCmd(argv: string[], out: Out): Promise<number> {

@@ -77,9 +77,18 @@ function hookSignals(): void {
 }
 
 /**
+ * Bytes written between background fdatasync calls (flush-behind). The page cache would otherwise
+ * hold the whole output dirty until the fsync in commit(), which then waits for all of it at
+ * once (0.8-0.9 s for 1 GiB on the benchmark machine); flushing behind the writes lets the disk
+ * work while later frames are encrypted, and leaves the final fsync only the tail.
+ */
+export const FLUSH_BEHIND_BYTES = 32 << 20;
+
+/**
  * A file written under a temporary name in the target directory and renamed over the target only
- * by commit(): nothing at the target path is ever partial or unauthenticated, and the temporary file
- * is removed on abort() and when SIGINT, SIGTERM or SIGHUP ends the process.
+ * by commit(): nothing at the target path is ever partial or unauthenticated. commit() fsyncs the
+ * file before the rename and the directory after it. The temporary file is removed on abort() and
+ * when SIGINT, SIGTERM or SIGHUP ends the process.
  */
 export class AtomicFile implements Sink {
   private constructor(
@@ -89,6 +98,8 @@ export class AtomicFile implements Sink {
   ) {}
   private pending: Promise<unknown> = Promise.resolve();
   private failed: unknown;
+  private unflushed = 0;
+  private flushing: Promise<void> | undefined;
 
   static async create(target: string, mode = 0o600): Promise<AtomicFile> {
     const temp = join(dirname(target), `.${basename(target)}.keyhold-tmp-${randomBytes(6).toString('hex')}`);
@@ -106,13 +117,35 @@ export class AtomicFile implements Sink {
   async writev(bs: Buffer[]): Promise<void> {
     await this.pending;
     if (this.failed) throw this.failed;
-    this.pending = writeAll(this.fh, bs).catch((e) => {
-      this.failed = e;
-    });
+    let n = 0;
+    for (const b of bs) n += b.length;
+    this.pending = writeAll(this.fh, bs).then(
+      () => this.flushBehind(n),
+      (e) => {
+        this.failed = e;
+      },
+    );
+  }
+
+  /** Starts an fdatasync of what is written so far, unless one is still running. Not awaited here. */
+  private flushBehind(written: number): void {
+    this.unflushed += written;
+    if (this.unflushed < FLUSH_BEHIND_BYTES || this.flushing) return;
+    this.unflushed = 0;
+    this.flushing = this.fh.datasync().then(
+      () => {
+        this.flushing = undefined;
+      },
+      (e) => {
+        this.flushing = undefined;
+        this.failed ??= e;
+      },
+    );
   }
 
   async commit(): Promise<void> {
     await this.pending;
+    await this.flushing;
     if (this.failed) throw this.failed;
     await this.fh.sync();
     await this.fh.close();
@@ -129,6 +162,7 @@ export class AtomicFile implements Sink {
 
   async abort(): Promise<void> {
     await this.pending.catch(() => undefined);
+    await this.flushing?.catch(() => undefined);
     await this.fh.close().catch(() => undefined);
     await unlink(this.temp).catch(() => undefined);
     liveTemps.delete(this.temp);
