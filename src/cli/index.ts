@@ -1,12 +1,16 @@
 import { parseArgs } from 'node:util';
 import { clientSettings, kmsClient, UsageError } from './client.js';
-import { keysReport } from './keys-report.js';
-import { accessCommand } from './access.js';
-import { accountSettings, keysRetire, keysVersions } from './keys-versions.js';
-import { alertsCommand, auditCommand } from './audit.js';
-import { backupCommand, BACKUP_HELP } from './backup/command.js';
 
-const HELP = `Usage: keyhold <command> [options]
+// Each command's module is imported when that command runs, not at start-up: `keyhold backup`
+// on a large file is measured end to end (issue 6), and the CloudTrail client that `audit`
+// needs is a sizeable load of its own.
+const keysReportModule = () => import('./keys-report.js');
+const accessModule = () => import('./access.js');
+const keysVersionsModule = () => import('./keys-versions.js');
+const auditModule = () => import('./audit.js');
+const backupModule = () => import('./backup/command.js');
+
+const helpText = (BACKUP_HELP: string) => `Usage: keyhold <command> [options]
 
 Server:
   keyhold server [--data-dir DIR] [--host H] [--port P] [--tls-cert F --tls-key F | --no-tls] ...
@@ -124,20 +128,20 @@ export async function cliMain(argv: string[], out: Out = (l) => process.stdout.w
   const [group, sub, ...rest] = argv;
   try {
     if (group === undefined || group === 'help' || group === '--help' || group === '-h') {
-      out(HELP);
+      out(helpText((await backupModule()).BACKUP_HELP));
       return group === undefined ? 2 : 0;
     }
     if (group === 'keys' && sub === 'list') return await keysList(rest, out);
     if (group === 'keys' && sub === 'create') return await keysCreate(rest, out);
-    if (group === 'keys' && sub === 'report') return await keysReport(rest, out);
-    if (group === 'access') return await accessCommand(sub === undefined ? [] : [sub, ...rest], out);
-    if (group === 'keys' && sub === 'versions') return await keysVersions(rest, out);
-    if (group === 'keys' && sub === 'retire') return await keysRetire(rest, out);
-    if (group === 'settings') return await accountSettings(argv.slice(1), out);
-    if (group === 'backup') return await backupCommand(argv.slice(1), out);
-    if (group === 'alerts') return await alertsCommand(sub === undefined ? [] : [sub, ...rest], out);
-    if (group === 'audit') return await auditCommand(sub === undefined ? [] : [sub, ...rest], out);
-    throw new UsageError(`unknown command: ${[group, sub].filter(Boolean).join(' ')}\n\n${HELP}`);
+    if (group === 'keys' && sub === 'report') return await (await keysReportModule()).keysReport(rest, out);
+    if (group === 'access') return await (await accessModule()).accessCommand(sub === undefined ? [] : [sub, ...rest], out);
+    if (group === 'keys' && sub === 'versions') return await (await keysVersionsModule()).keysVersions(rest, out);
+    if (group === 'keys' && sub === 'retire') return await (await keysVersionsModule()).keysRetire(rest, out);
+    if (group === 'settings') return await (await keysVersionsModule()).accountSettings(argv.slice(1), out);
+    if (group === 'backup') return await (await backupModule()).backupCommand(argv.slice(1), out);
+    if (group === 'alerts') return await (await auditModule()).alertsCommand(sub === undefined ? [] : [sub, ...rest], out);
+    if (group === 'audit') return await (await auditModule()).auditCommand(sub === undefined ? [] : [sub, ...rest], out);
+    throw new UsageError(`unknown command: ${[group, sub].filter(Boolean).join(' ')}\n\n${helpText((await backupModule()).BACKUP_HELP)}`);
   } catch (e) {
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`keyhold: ${(e as Error).message}\n`);

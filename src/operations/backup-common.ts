@@ -1,5 +1,23 @@
 import { minDecryptionVersionOf, type BackupKeyRef, type BackupRecord } from '../keys/index.js';
-import type { Services } from './context.js';
+import { authorizeAccount, authorizeKey } from './common.js';
+import type { AuditDraft, CallContext, Services } from './context.js';
+
+/**
+ * The registry's actions (kms:RegisterBackup, kms:RecordBackupVerification, kms:ListBackups) are
+ * authorized on each wrapping key named, like a cryptographic call on that key: its key policy,
+ * the caller's identity policies and its grants decide. A key this server does not hold (a backup
+ * may carry a key of another Keyhold or of AWS) has no key policy here: the caller's identity
+ * policies decide, with the key's ARN as the resource. Every key must allow; the first that does
+ * not ends the request with AccessDeniedException naming it.
+ */
+export async function authorizeOnBackupKeys(svc: Services, call: CallContext, keyArns: readonly string[], action: string, audit: AuditDraft): Promise<void> {
+  for (const arn of new Set(keyArns)) {
+    const keyId = /key\/([^/]+)$/.exec(arn)?.[1];
+    const key = keyId ? await svc.keys.getKey(keyId) : undefined;
+    if (key && key.arn === arn) await authorizeKey(svc, call, key, action, audit);
+    else await authorizeAccount(svc, call, action, audit, arn);
+  }
+}
 
 /** A wrapping key of a backup as it stands now: unknown, its state, and whether its version is retired. */
 export interface WrappingKeyStatus extends BackupKeyRef {

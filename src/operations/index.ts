@@ -62,4 +62,5 @@ export { reviewAccess, DEFAULT_UNUSED_DAYS } from './review-access.js';
 export { getAccountSettings, updateAccountSettings } from './account-settings.js';
 export { registerBackup } from './register-backup.js';
 export { listBackups } from './list-backups.js';
+export { recordBackupVerification } from './record-backup-verification.js';
 export { createGrant, listGrants, listRetirableGrants, revokeGrant, retireGrant } from './grants.js';

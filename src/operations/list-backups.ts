@@ -1,5 +1,6 @@
 import type { Operation } from './context.js';
-import { backupsAtRiskWithout, wrappingKeyStatus, type WrappingKeyStatus } from './backup-common.js';
+import { authorizeAccount } from './common.js';
+import { authorizeOnBackupKeys, backupsAtRiskWithout, wrappingKeyStatus, type WrappingKeyStatus } from './backup-common.js';
 
 export interface ListBackupsInput {
   /** Only backups with a data key wrapped under this key (id, ARN or alias in the caller's region). */
@@ -27,22 +28,32 @@ export interface BackupEntry {
   lastVerifyMessage?: string;
 }
 
-/** Keyhold's own: the backup registry, with each wrapping key's current state. */
+/**
+ * Keyhold's own: the backup registry, with each wrapping key's current state. Filtered by a key
+ * (keyId, atRiskWithoutKeyId), kms:ListBackups on that key is needed; unfiltered, kms:ListBackups
+ * on the account (an identity policy allowing it on Resource "*").
+ */
 export const listBackups: Operation<ListBackupsInput, { backups: BackupEntry[] }> = {
   name: 'ListBackups',
   eventSource: 'kms.amazonaws.com',
   readOnly: true,
-  async run(svc, call, input) {
-    let records = await svc.backups.list(call.accountId);
+  async run(svc, call, input, audit) {
     // A key ARN names its region, and backups span regions: take it as given. Ids and aliases are
     // resolved in the caller's region.
     const arnOf = async (id: string) => (/^arn:[^:]+:kms:[^:]+:\d{12}:key\//.test(id) ? id : (await svc.keys.resolve(id, call, { allowAlias: true })).arn);
-    if (input.keyId !== undefined) {
-      const arn = await arnOf(input.keyId);
+    const keyArn = input.keyId !== undefined ? await arnOf(input.keyId) : undefined;
+    const riskArn = input.atRiskWithoutKeyId !== undefined ? await arnOf(input.atRiskWithoutKeyId) : undefined;
+    const named = [keyArn, riskArn].filter((a): a is string => a !== undefined);
+    for (const a of named) audit.key(a);
+    if (named.length) await authorizeOnBackupKeys(svc, call, named, 'ListBackups', audit);
+    else await authorizeAccount(svc, call, 'ListBackups', audit);
+    let records = await svc.backups.list(call.accountId);
+    if (keyArn !== undefined) {
+      const arn = keyArn;
       records = records.filter((b) => b.wrappingKeys.some((k) => k.keyArn === arn && (input.keyVersion === undefined || k.keyVersion === input.keyVersion)));
     }
-    if (input.atRiskWithoutKeyId !== undefined) {
-      const arn = await arnOf(input.atRiskWithoutKeyId);
+    if (riskArn !== undefined) {
+      const arn = riskArn;
       const ids = new Set((await backupsAtRiskWithout(svc, call.accountId, arn)).atRisk.map((b) => b.messageId));
       records = records.filter((b) => ids.has(b.messageId));
     }

@@ -1,5 +1,6 @@
 import { validationError } from '../errors/index.js';
 import type { BackupKeyRef, BackupRecord } from '../keys/index.js';
+import { authorizeOnBackupKeys } from './backup-common.js';
 import type { Operation } from './context.js';
 
 export interface RegisterBackupInput {
@@ -23,8 +24,9 @@ const KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
 
 /**
  * Keyhold's own: records a backup the CLI wrote (or verified) in the registry, so the server can
- * answer which backups depend on a key or version. Any authenticated principal of the account may
- * register; the registry is per account. Re-registering a message id updates the record.
+ * answer which backups depend on a key or version. The caller needs kms:RegisterBackup on every
+ * wrapping key (and kms:RecordBackupVerification on each too when it records a verification); the
+ * registry is per account. Re-registering a message id updates the record.
  */
 export const registerBackup: Operation<RegisterBackupInput, RegisterBackupOutput> = {
   name: 'RegisterBackup',
@@ -39,6 +41,8 @@ export const registerBackup: Operation<RegisterBackupInput, RegisterBackupOutput
       keys.push(k.keyVersion !== undefined ? { keyArn: k.keyArn, keyVersion: k.keyVersion } : { keyArn: k.keyArn });
       audit.key(k.keyArn, k.keyVersion);
     }
+    await authorizeOnBackupKeys(svc, call, keys.map((k) => k.keyArn), 'RegisterBackup', audit);
+    if (input.verified !== undefined) await authorizeOnBackupKeys(svc, call, keys.map((k) => k.keyArn), 'RecordBackupVerification', audit);
     const now = svc.clock.now();
     const rec: BackupRecord = {
       messageId: input.messageId, location: input.location, sizeBytes: input.sizeBytes, suite: input.suite, wrappingKeys: keys,

@@ -59,8 +59,8 @@ describe('customer-managed IAM policies (AWS SDK v3 and AWS CLI, HTTPS)', () => 
     const local = (await iam.listPolicies({ Scope: 'Local' })).Policies!.map((x) => x.Arn);
     assert.deepEqual(local, [arn]);
     const awsScope = (await iam.listPolicies({ Scope: 'AWS' })).Policies!.map((x) => x.Arn).sort();
-    assert.deepEqual(awsScope, [ADMIN_POLICY, USER_POLICY].sort());
-    assert.equal((await iam.listPolicies({})).Policies!.length, 3);
+    assert.deepEqual(awsScope, [ADMIN_POLICY, USER_POLICY, 'arn:aws:iam::aws:policy/KeyholdBackupWriter', 'arn:aws:iam::aws:policy/KeyholdBackupRestoreDrill'].sort());
+    assert.equal((await iam.listPolicies({})).Policies!.length, 5);
     assert.deepEqual((await iam.listPolicies({ PathPrefix: '/apps/' })).Policies!.map((x) => x.Arn), [arn]);
     assert.equal((await iam.getPolicy({ PolicyArn: USER_POLICY })).Policy!.PolicyName, 'KeyholdKeyUser');
 

@@ -154,6 +154,11 @@ export const KEYHOLD_ROUTES = {
     }, ['Backups']),
     ops.listBackups,
   ),
+  RecordBackupVerification: route(
+    struct({ MessageId: str({ min: 64, max: 64 }), Ok: bool(), Message: str({ max: 4096 }) }, ['MessageId', 'Ok']),
+    struct({ MessageId: str(), LastVerifiedDate: timestamp() }, ['MessageId', 'LastVerifiedDate']),
+    ops.recordBackupVerification,
+  ),
 } satisfies Record<string, Route>;
 
 export const KEYHOLD_TARGET_PREFIX = 'KeyholdService.';

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { describeEdks, type EdkDescription } from './edks.js';
-import { listBackups, registerBackup } from './registry.js';
+import { listBackups, recordVerification, registerBackup } from './registry.js';
 import { scanTree } from './scan.js';
 import { BackupFormatError, parseHeader, IncompleteHeader, SUITES, SUITE_COMMIT_KEY, SUITE_COMMIT_KEY_ECDSA_P384, type ParsedHeader, type EncryptedDataKey } from '../../format/backup-message/index.js';
 import { clientSettings, UsageError, type ClientSettings } from '../client.js';
@@ -149,7 +149,7 @@ async function decryptCmd(argv: string[], out: Out, verifyOnly: boolean): Promis
 }
 
 /** Reads just the header of a file (inspect, rewrap). */
-async function readFileHeader(path: string): Promise<ParsedHeader> {
+export async function readFileHeader(path: string): Promise<ParsedHeader> {
   const fh = await open(path, 'r');
   try {
     let size = 4096;
@@ -201,7 +201,9 @@ function journalPath(file: string): string {
  * and rewrites only the header. Same header length: journal, pwrite, fsync, drop the journal.
  * Otherwise the file is rewritten to a temporary file and renamed (the cost grows with the file).
  */
-export async function rewrapFile(file: string, settings: ClientSettings, toKeys: string[] | undefined): Promise<{ before: EdkDescription[]; after: EdkDescription[]; inPlace: boolean }> {
+export async function rewrapFile(
+  file: string, settings: ClientSettings, toKeys: string[] | undefined, opts: { fromKeyArn?: string } = {},
+): Promise<{ before: EdkDescription[]; after: EdkDescription[]; inPlace: boolean }> {
   await recoverJournal(file);
   const h = await readFileHeader(file);
   refuseSigned(h);
@@ -209,9 +211,23 @@ export async function rewrapFile(file: string, settings: ClientSettings, toKeys:
   const { dataKey } = await keyring.decrypt(h.encryptedDataKeys, h.encryptionContext);
   try {
     checkHeader(h, dataKey);
-    const targets = toKeys?.length ? toKeys : [...new Set(h.encryptedDataKeys.filter((e) => e.providerId === 'aws-kms').map((e) => e.providerInfo))];
     const edks: EncryptedDataKey[] = [];
-    for (const k of targets) edks.push(await keyring.wrap(k, dataKey, h.encryptionContext));
+    if (opts.fromKeyArn) {
+      // Re-key (rewrap --all): only the data key under fromKeyArn is replaced, by one under its
+      // newest version or under the toKeys; every other wrapping key stays as it is.
+      const from = opts.fromKeyArn;
+      for (const e of h.encryptedDataKeys) {
+        if (e.providerId !== 'aws-kms' || e.providerInfo !== from) edks.push(e);
+        else if (!edks.some((x) => x.providerInfo === from) && !(toKeys?.length)) edks.push(await keyring.wrap(from, dataKey, h.encryptionContext));
+      }
+      for (const k of toKeys ?? []) {
+        const w = await keyring.wrap(k, dataKey, h.encryptionContext);
+        if (!edks.some((x) => x.providerId === w.providerId && x.providerInfo === w.providerInfo)) edks.push(w);
+      }
+    } else {
+      const targets = toKeys?.length ? toKeys : [...new Set(h.encryptedDataKeys.filter((e) => e.providerId === 'aws-kms').map((e) => e.providerInfo))];
+      for (const k of targets) edks.push(await keyring.wrap(k, dataKey, h.encryptionContext));
+    }
     const newHeader = sealHeader({ ...h, encryptedDataKeys: edks }, dataKey);
     if (newHeader.length === h.length) {
       const journal = journalPath(file);
@@ -266,8 +282,20 @@ async function recoverJournal(file: string): Promise<void> {
 }
 
 async function rewrapCmd(argv: string[], out: Out): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...COMMON, 'to-key': { type: 'string', multiple: true } } });
-  if (positionals.length !== 1) throw new UsageError('backup rewrap takes one FILE');
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: { ...COMMON, 'to-key': { type: 'string', multiple: true }, all: { type: 'boolean' }, 'from-key': { type: 'string' }, state: { type: 'string' }, 'no-progress': { type: 'boolean' } },
+  });
+  if (values.all) {
+    if (positionals.length) throw new UsageError('backup rewrap --all takes no FILE (it reads the registry)');
+    if (!values['from-key']) throw new UsageError('backup rewrap --all needs --from-key K');
+    const { rekeyAll } = await import('./rekey.js');
+    return rekeyAll(clientSettings(values), {
+      fromKey: values['from-key'], toKeys: values['to-key'], statePath: values.state, json: values.json, quiet: values.quiet || values['no-progress'],
+    }, out);
+  }
+  if (values['from-key'] || values.state) throw new UsageError('--from-key and --state go with rewrap --all');
+  if (positionals.length !== 1) throw new UsageError('backup rewrap takes one FILE (or --all --from-key K)');
   try {
     const r = await rewrapFile(positionals[0]!, clientSettings(values), values['to-key']);
     if (values.json) out(JSON.stringify({ file: positionals[0], ...r }, null, 2));
@@ -339,10 +367,8 @@ async function drillCmd(argv: string[], out: Out): Promise<number> {
     } catch (e) {
       message = `${(e as Error).name}: ${(e as Error).message}`;
     }
-    if (header) await registerBackup(settings, header, b.Location, b.SizeBytes, { ok: true });
-    else {
-      await callRecordFailure(settings, b, message!);
-    }
+    // Only the result is recorded (kms:RecordBackupVerification): a restore-only identity may drill.
+    await recordVerification(settings, b.MessageId, !!header, message);
     results.push({ messageId: b.MessageId, location: b.Location, ok, ...(message ? { message } : {}), ...(keyArn ? { keyArn } : {}) });
   }
   const failed = results.filter((r) => !r.ok).length;
@@ -352,16 +378,6 @@ async function drillCmd(argv: string[], out: Out): Promise<number> {
     out(`drill: ${results.length} of ${all.length} registered backups checked, ${failed} failed`);
   }
   return failed ? EXIT_INTEGRITY : 0;
-}
-
-/** Records a failed drill on the registered record as it stands (the file may be gone or altered). */
-async function callRecordFailure(settings: ClientSettings, b: Awaited<ReturnType<typeof listBackups>>[number], message: string): Promise<void> {
-  const { callKeyhold } = await import('../keyhold-client.js');
-  await callKeyhold(settings, 'RegisterBackup', {
-    MessageId: b.MessageId, Location: b.Location, SizeBytes: b.SizeBytes, Suite: b.Suite,
-    WrappingKeys: b.WrappingKeys.map((k) => ({ KeyArn: k.KeyArn, ...(k.KeyVersion !== undefined ? { KeyVersion: k.KeyVersion } : {}) })),
-    EncryptionContext: b.EncryptionContext, Verified: false, VerifyMessage: message.slice(0, 4000),
-  });
 }
 
 async function scanCmd(argv: string[], out: Out): Promise<number> {
@@ -564,6 +580,9 @@ export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--c
   keyhold backup verify [IN|-] [--json]    authenticate every frame, write nothing; each key's version and state
   keyhold backup rewrap FILE [--to-key K ...]   re-wrap the data key (newest version, or other keys),
                                  rewriting only the header in place
+  keyhold backup rewrap --all --from-key K [--to-key K2 ...] [--state FILE] [--json]
+                                 every registered backup under an old version of K (or under K at all,
+                                 with --to-key): rewrapped and re-registered; resumable (state file)
   keyhold backup list [--key K [--key-version V]] [--at-risk-without K] [--json]
                                  registered backups (encrypt -o FILE registers; --no-register, --register-as LOC),
                                  each wrapping key's version and state, decryptable now, last proven decryptable

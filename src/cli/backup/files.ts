@@ -1,5 +1,5 @@
 /** File plumbing for backups: sources, sinks, atomic outputs, a TTY-only progress line. */
-import { createReadStream } from 'node:fs';
+import { createReadStream, unlinkSync } from 'node:fs';
 import { open, rename, unlink, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -47,9 +47,48 @@ export function stdoutSink(): Sink {
 /** Discards everything (verify). */
 export const nullSink: Sink = { write: () => undefined };
 
+/** Temporary files of AtomicFiles not yet committed or aborted: removed if a signal ends the process. */
+const liveTemps = new Set<string>();
+const CLEANUP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+let signalsHooked = false;
+
+/**
+ * Ctrl-C or a kill while `backup decrypt -o FILE` runs must not leave the plaintext decrypted so far
+ * behind in `.FILE.keyhold-tmp-*`: remove every live temporary file, then die of the same signal
+ * (exit status 128+n, as without the handler).
+ */
+function hookSignals(): void {
+  if (signalsHooked) return;
+  signalsHooked = true;
+  for (const sig of CLEANUP_SIGNALS) {
+    process.once(sig, () => {
+      for (const t of liveTemps) {
+        try {
+          unlinkSync(t);
+        } catch {
+          /* already gone */
+        }
+      }
+      liveTemps.clear();
+      for (const other of CLEANUP_SIGNALS) process.removeAllListeners(other);
+      process.kill(process.pid, sig);
+    });
+  }
+}
+
+/**
+ * Bytes written between background fdatasync calls (flush-behind). The page cache would otherwise
+ * hold the whole output dirty until the fsync in commit(), which then waits for all of it at
+ * once (0.8-0.9 s for 1 GiB on the benchmark machine); flushing behind the writes lets the disk
+ * work while later frames are encrypted, and leaves the final fsync only the tail.
+ */
+export const FLUSH_BEHIND_BYTES = 32 << 20;
+
 /**
  * A file written under a temporary name in the target directory and renamed over the target only
- * by commit(): nothing at the target path is ever partial or unauthenticated.
+ * by commit(): nothing at the target path is ever partial or unauthenticated. commit() fsyncs the
+ * file before the rename and the directory after it. The temporary file is removed on abort() and
+ * when SIGINT, SIGTERM or SIGHUP ends the process.
  */
 export class AtomicFile implements Sink {
   private constructor(
@@ -59,10 +98,14 @@ export class AtomicFile implements Sink {
   ) {}
   private pending: Promise<unknown> = Promise.resolve();
   private failed: unknown;
+  private unflushed = 0;
+  private flushing: Promise<void> | undefined;
 
   static async create(target: string, mode = 0o600): Promise<AtomicFile> {
     const temp = join(dirname(target), `.${basename(target)}.keyhold-tmp-${randomBytes(6).toString('hex')}`);
+    hookSignals();
     const fh = await open(temp, 'wx', mode);
+    liveTemps.add(temp);
     return new AtomicFile(target, temp, fh);
   }
 
@@ -74,17 +117,40 @@ export class AtomicFile implements Sink {
   async writev(bs: Buffer[]): Promise<void> {
     await this.pending;
     if (this.failed) throw this.failed;
-    this.pending = writeAll(this.fh, bs).catch((e) => {
-      this.failed = e;
-    });
+    let n = 0;
+    for (const b of bs) n += b.length;
+    this.pending = writeAll(this.fh, bs).then(
+      () => this.flushBehind(n),
+      (e) => {
+        this.failed = e;
+      },
+    );
+  }
+
+  /** Starts an fdatasync of what is written so far, unless one is still running. Not awaited here. */
+  private flushBehind(written: number): void {
+    this.unflushed += written;
+    if (this.unflushed < FLUSH_BEHIND_BYTES || this.flushing) return;
+    this.unflushed = 0;
+    this.flushing = this.fh.datasync().then(
+      () => {
+        this.flushing = undefined;
+      },
+      (e) => {
+        this.flushing = undefined;
+        this.failed ??= e;
+      },
+    );
   }
 
   async commit(): Promise<void> {
     await this.pending;
+    await this.flushing;
     if (this.failed) throw this.failed;
     await this.fh.sync();
     await this.fh.close();
     await rename(this.temp, this.target);
+    liveTemps.delete(this.temp);
     try {
       const dir = await open(dirname(this.target), 'r');
       await dir.sync().catch(() => undefined);
@@ -96,8 +162,10 @@ export class AtomicFile implements Sink {
 
   async abort(): Promise<void> {
     await this.pending.catch(() => undefined);
+    await this.flushing?.catch(() => undefined);
     await this.fh.close().catch(() => undefined);
     await unlink(this.temp).catch(() => undefined);
+    liveTemps.delete(this.temp);
   }
 }
 

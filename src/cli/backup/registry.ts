@@ -33,6 +33,11 @@ export async function registerBackup(settings: ClientSettings, h: ParsedHeader, 
   });
 }
 
+/** Records a drill's result on a registered backup (KeyholdService.RecordBackupVerification): nothing else of the record changes. */
+export async function recordVerification(settings: ClientSettings, messageId: string, ok: boolean, message?: string): Promise<void> {
+  await callKeyhold(settings, 'RecordBackupVerification', { MessageId: messageId, Ok: ok, ...(message !== undefined ? { Message: message.slice(0, 4000) } : {}) });
+}
+
 export async function listBackups(settings: ClientSettings, filter: { KeyId?: string; KeyVersion?: number; AtRiskWithoutKeyId?: string } = {}): Promise<RegisteredBackup[]> {
   const r = await callKeyhold<{ Backups: RegisteredBackup[] }>(settings, 'ListBackups', filter);
   return r.Backups;

@@ -1,6 +1,6 @@
 /**
  * Managed policies: customer-managed ones (CreatePolicy, GetPolicy, GetPolicyVersion, ListPolicies,
- * ListPolicyVersions, CreatePolicyVersion, DeletePolicyVersion, DeletePolicy) and the two AWS-managed
+ * ListPolicyVersions, CreatePolicyVersion, DeletePolicyVersion, DeletePolicy) and the AWS-managed
  * Keyhold policies, which read like AWS's (scope AWS, one version v1, not deletable). A customer
  * policy is attached by ARN with Attach{User,Group,Role}Policy and evaluated in its default version.
  * Making a new version the default is checked by the separation-of-duties guard for every entity
@@ -41,6 +41,8 @@ const AWS_POLICY_DATE = new Date('2026-01-01T00:00:00Z');
 const AWS_POLICY_IDS: Record<string, string> = {
   KeyholdKeyAdministrator: 'ANPAKEYHOLDKEYADMIN01',
   KeyholdKeyUser: 'ANPAKEYHOLDKEYUSER001',
+  KeyholdBackupWriter: 'ANPAKEYHOLDBACKUPWRT1',
+  KeyholdBackupRestoreDrill: 'ANPAKEYHOLDRESTDRILL1',
 };
 
 async function view(svc: Services, acct: string, p: ManagedPolicyRecord): Promise<PolicyView> {

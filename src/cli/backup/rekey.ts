@@ -1,0 +1,205 @@
+/**
+ * `keyhold backup rewrap --all --from-key K [--to-key K2 ...]`: re-keys every registered backup that
+ * still depends on an old version of K (or, with --to-key, on K at all), file by file with the
+ * header-only rewrap, re-registers each, and keeps a state file so an interrupted run resumes.
+ */
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { UsageError, type ClientSettings } from '../client.js';
+import { callKeyhold } from '../keyhold-client.js';
+import { describeEdks } from './edks.js';
+import { listBackups, registerBackup, type RegisteredBackup } from './registry.js';
+import { readFileHeader, rewrapFile } from './command.js';
+import { CountProgress } from './progress.js';
+
+type Out = (line: string) => void;
+
+export interface RekeyOptions {
+  /** K: id, alias or ARN. */
+  fromKey: string;
+  /** Wrap under these instead of K's newest version (K's data key is then dropped). */
+  toKeys?: string[];
+  /** Where progress is kept; default: defaultStatePath(). */
+  statePath?: string;
+  json?: boolean;
+  /** No progress bar. */
+  quiet?: boolean;
+}
+
+interface DoneEntry {
+  location: string;
+  at: string;
+  keys: { keyArn: string; keyVersion?: number }[];
+  /** False when an earlier run had already rewrapped the file and only the registration was missing. */
+  rewrapped: boolean;
+}
+
+interface FailedEntry {
+  location: string;
+  at: string;
+  reason: string;
+}
+
+/** The state file (JSON, version 1). It holds message ids and locations, never key material. */
+export interface RekeyState {
+  version: 1;
+  fromKeyArn: string;
+  /** [] = rewrap under K's newest version. */
+  toKeys: string[];
+  /** Without --to-key: the version of K every backup is moved to (K's newest when the run began). */
+  targetVersion?: number;
+  startedAt: string;
+  updatedAt: string;
+  completedAt?: string;
+  done: Record<string, DoneEntry>;
+  failed: Record<string, FailedEntry>;
+}
+
+/**
+ * Default state file: $XDG_STATE_HOME/keyhold (else ~/.local/state/keyhold), one file per key and
+ * target: rewrap-<key id>.json, or rewrap-<key id>-to-<8 hex of the --to-key list>.json.
+ */
+export function defaultStatePath(fromKeyArn: string, toKeys: string[], env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+  const keyId = fromKeyArn.split('/').pop()!;
+  const suffix = toKeys.length ? `-to-${createHash('sha256').update(toKeys.join('\n')).digest('hex').slice(0, 8)}` : '';
+  return join(base, 'keyhold', `rewrap-${keyId}${suffix}.json`);
+}
+
+async function loadState(path: string): Promise<RekeyState | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    const s = JSON.parse(text) as RekeyState;
+    if (s.version !== 1 || typeof s.fromKeyArn !== 'string' || typeof s.done !== 'object' || typeof s.failed !== 'object') throw new Error('not a rewrap state file');
+    return s;
+  } catch (e) {
+    throw new UsageError(`${path} is not a keyhold rewrap state file (${(e as Error).message}); move it away or pass another --state`);
+  }
+}
+
+/** Written to a temporary file and renamed: a crash leaves the old state or the new one, never half. */
+async function saveState(path: string, s: RekeyState): Promise<void> {
+  s.updatedAt = new Date().toISOString();
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.tmp-${randomBytes(4).toString('hex')}`;
+  await writeFile(tmp, JSON.stringify(s, null, 2) + '\n', { mode: 0o600, flush: true });
+  await rename(tmp, path);
+}
+
+/** Does a backup (as registered, or as its header says) still depend on what we move away from? */
+function dependsOn(keys: { keyArn: string; keyVersion?: number }[], fromKeyArn: string, targetVersion: number | undefined): boolean {
+  return keys.some((k) => k.keyArn === fromKeyArn && (targetVersion === undefined || k.keyVersion === undefined || k.keyVersion < targetVersion));
+}
+
+const registeredKeys = (b: RegisteredBackup) => b.WrappingKeys.map((k) => ({ keyArn: k.KeyArn, ...(k.KeyVersion !== undefined ? { keyVersion: k.KeyVersion } : {}) }));
+
+function reasonOf(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'ENOENT') return 'missing: the file is not at its registered location';
+  if (err.code === 'EACCES' || err.code === 'EPERM' || err.code === 'EROFS') return `not writable (${err.code}): ${err.message}`;
+  return `${err.name ?? 'Error'}: ${err.message}`;
+}
+
+export async function rekeyAll(settings: ClientSettings, opts: RekeyOptions, out: Out): Promise<number> {
+  const toKeys = opts.toKeys ?? [];
+  // K's ARN and newest version (KeyholdService.ListKeyVersions: needs kms:ListKeyVersions on K).
+  const kv = await callKeyhold<{ KeyId: string; CurrentVersion: number }>(settings, 'ListKeyVersions', { KeyId: opts.fromKey, Limit: 1 });
+  const fromKeyArn = kv.KeyId;
+  const targetVersion = toKeys.length ? undefined : kv.CurrentVersion;
+  const statePath = opts.statePath ?? defaultStatePath(fromKeyArn, toKeys);
+
+  let state = await loadState(statePath);
+  if (state && (state.fromKeyArn !== fromKeyArn || state.toKeys.join('\n') !== toKeys.join('\n'))) {
+    throw new UsageError(`${statePath} belongs to a rewrap of ${state.fromKeyArn}${state.toKeys.length ? ` to ${state.toKeys.join(', ')}` : ''}; pass another --state`);
+  }
+  // A finished run, or one toward an older version (K rotated since), starts over.
+  if (state && (state.completedAt || state.targetVersion !== targetVersion)) state = undefined;
+  const resumed = !!state;
+  const now = new Date().toISOString();
+  state ??= { version: 1, fromKeyArn, toKeys, ...(targetVersion !== undefined ? { targetVersion } : {}), startedAt: now, updatedAt: now, done: {}, failed: {} };
+  await saveState(statePath, state);
+
+  const all = await listBackups(settings, { KeyId: fromKeyArn });
+  const candidates = all.filter((b) => dependsOn(registeredKeys(b), fromKeyArn, targetVersion));
+  const results: { messageId: string; location: string; status: 'rewrapped' | 'registered' | 'failed'; reason?: string; keys?: DoneEntry['keys'] }[] = [];
+  const progress = new CountProgress('rewrap', candidates.length, opts.quiet);
+  for (const b of candidates) {
+    try {
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(b.Location)) throw new Error(`${b.Location} is not a local file; rewrap it where it is stored`);
+      let h = await readFileHeader(b.Location);
+      if (h.messageId.toString('hex') !== b.MessageId) throw new Error(`the file at ${b.Location} holds message ${h.messageId.toString('hex')}, not ${b.MessageId}`);
+      // An earlier, interrupted run may have rewrapped it already: then only register it.
+      let rewrapped = false;
+      if (dependsOn(describeEdks(h.encryptedDataKeys).map((k) => ({ keyArn: k.keyArn, keyVersion: k.keyVersion })), fromKeyArn, targetVersion)) {
+        await rewrapFile(b.Location, settings, toKeys.length ? toKeys : undefined, { fromKeyArn });
+        h = await readFileHeader(b.Location);
+        rewrapped = true;
+      }
+      const keys = describeEdks(h.encryptedDataKeys).filter((k) => k.provider === 'aws-kms').map((k) => ({ keyArn: k.keyArn, ...(k.keyVersion !== undefined ? { keyVersion: k.keyVersion } : {}) }));
+      if (targetVersion !== undefined && dependsOn(keys, fromKeyArn, targetVersion)) throw new Error(`after the rewrap the file still has a data key under an old version of ${fromKeyArn}`);
+      await registerBackup(settings, h, b.Location, (await stat(b.Location)).size);
+      state.done[b.MessageId] = { location: b.Location, at: new Date().toISOString(), keys, rewrapped };
+      delete state.failed[b.MessageId];
+      results.push({ messageId: b.MessageId, location: b.Location, status: rewrapped ? 'rewrapped' : 'registered', keys });
+      await saveState(statePath, state);
+      if (!opts.json) out(`${rewrapped ? 'rewrapped ' : 'registered'}  ${b.Location}  (message ${b.MessageId.slice(0, 16)}): ${keys.map((k) => `${k.keyArn} v${k.keyVersion ?? '?'}`).join(', ')}`);
+    } catch (e) {
+      const reason = reasonOf(e);
+      state.failed[b.MessageId] = { location: b.Location, at: new Date().toISOString(), reason };
+      results.push({ messageId: b.MessageId, location: b.Location, status: 'failed', reason });
+      await saveState(statePath, state);
+      if (!opts.json) out(`FAILED     ${b.Location}  (message ${b.MessageId.slice(0, 16)}): ${reason}`);
+    }
+    progress.update(results.length);
+  }
+  progress.done();
+
+  // What the registry says now: does anything still depend on K's old versions (or on K)?
+  const remaining = (await listBackups(settings, { KeyId: fromKeyArn })).filter((b) => dependsOn(registeredKeys(b), fromKeyArn, targetVersion));
+  const failed = results.filter((r) => r.status === 'failed');
+  const doneBefore = Object.keys(state.done).filter((id) => !results.some((r) => r.messageId === id)).length;
+  if (!failed.length && !remaining.length) state.completedAt = new Date().toISOString();
+  await saveState(statePath, state);
+
+  const retirable = remaining.length === 0;
+  const summary = {
+    fromKey: fromKeyArn,
+    ...(targetVersion !== undefined ? { targetVersion } : { toKeys }),
+    stateFile: statePath,
+    resumed,
+    candidates: candidates.length,
+    rewrapped: results.filter((r) => r.status === 'rewrapped').length,
+    registeredOnly: results.filter((r) => r.status === 'registered').length,
+    doneInEarlierRuns: doneBefore,
+    failed: failed.map((r) => ({ messageId: r.messageId, location: r.location, reason: r.reason! })),
+    stillDependent: remaining.map((b) => ({ messageId: b.MessageId, location: b.Location, keys: registeredKeys(b).filter((k) => k.keyArn === fromKeyArn) })),
+    retirable,
+    ...(retirable
+      ? { nextStep: targetVersion !== undefined ? `keyhold keys retire ${fromKeyArn} --min-version ${targetVersion}` : `nothing registered depends on ${fromKeyArn}: it may be disabled (check keyhold backup list --at-risk-without ${fromKeyArn})` }
+      : {}),
+    results,
+  };
+  if (opts.json) out(JSON.stringify(summary, null, 2));
+  else {
+    out(`rewrap --all: ${candidates.length} registered backups depended on ${targetVersion !== undefined ? `versions below ${targetVersion} of ` : ''}${fromKeyArn}; ` +
+      `${summary.rewrapped} rewrapped, ${summary.registeredOnly} only re-registered (rewrapped by an interrupted run), ${failed.length} failed` +
+      `${doneBefore ? `; ${doneBefore} done in earlier runs` : ''} (state: ${statePath})`);
+    if (retirable) {
+      out(targetVersion !== undefined
+        ? `nothing registered depends on versions below ${targetVersion} of ${fromKeyArn} any more: they can be retired (keyhold keys retire ${fromKeyArn} --min-version ${targetVersion})`
+        : `nothing registered depends on ${fromKeyArn} any more`);
+    } else {
+      out(`${remaining.length} registered backups still depend on ${targetVersion !== undefined ? `versions below ${targetVersion} of ` : ''}${fromKeyArn}: do not retire ${targetVersion !== undefined ? 'them' : 'it'} yet`);
+      for (const b of remaining) out(`  ${b.Location}  (message ${b.MessageId.slice(0, 16)})`);
+    }
+  }
+  return failed.length || remaining.length ? 1 : 0;
+}
