@@ -211,6 +211,8 @@ export class AlertEngine {
 
   private async detect(events: readonly AuditEvent[]): Promise<Alert[]> {
     const out: Alert[] = [];
+    // Account settings are read once per account and batch, not once per event.
+    const settings = new Map<string, Promise<AccountAlertSettings>>();
     for (const e of events) {
       if (e.principal?.isRoot && e.errorCode === undefined && (this.rootAlerted.get(e.principal.accessKeyId) ?? -Infinity) < this.now() - ROOT_ALERT_EVERY_MS) {
         this.rootAlerted.set(e.principal.accessKeyId, this.now());
@@ -229,8 +231,11 @@ export class AlertEngine {
           out.push(this.alert(e, 'high', 'access-denied-burst', `${ACCESS_DENIED_BURST} AccessDenied answers to ${e.principal.arn} within ${ACCESS_DENIED_WINDOW_MS / 1000} s`));
         }
       }
-      const refused = await this.refusedCredential(e);
-      if (refused) out.push(refused);
+      // Most events have a principal and are not refused credentials: no await for them.
+      if (e.accessKeyId && !e.principal) {
+        const refused = await this.refusedCredential(e);
+        if (refused) out.push(refused);
+      }
       const widening = e.details?.policyWidening as { addedPrincipals: string[]; addedActions: { principal: string; actions: string[] }[]; removedDenies: { principal: string; actions: string[] }[] } | undefined;
       if (e.eventName === 'PutKeyPolicy' && e.errorCode === undefined && widening) {
         const parts = [
@@ -240,17 +245,21 @@ export class AlertEngine {
         ];
         out.push(this.alert(e, 'high', 'key-policy-widened', `${e.principal?.arn} widened the policy of ${keyOf(e)}: ${parts.join('; ')}`));
       }
-      const outside = await this.outsideAllowlist(e);
-      if (outside) out.push(outside);
+      if (e.principal && this.opts.alertSettings) {
+        const outside = await this.outsideAllowlist(e, settings);
+        if (outside) out.push(outside);
+      }
     }
     return out;
   }
 
   /** A call of an account that has a source CIDR allowlist, from an address outside it. */
-  private async outsideAllowlist(e: AuditEvent): Promise<Alert | undefined> {
+  private async outsideAllowlist(e: AuditEvent, settings: Map<string, Promise<AccountAlertSettings>>): Promise<Alert | undefined> {
     const p = e.principal;
     if (!p || !this.opts.alertSettings || isIP(e.sourceIPAddress) === 0) return undefined;
-    const cidrs = (await this.opts.alertSettings(p.accountId)).sourceCidrAllowlist ?? [];
+    let s = settings.get(p.accountId);
+    if (!s) settings.set(p.accountId, (s = this.opts.alertSettings(p.accountId)));
+    const cidrs = (await s).sourceCidrAllowlist ?? [];
     if (cidrs.length === 0) return undefined;
     const text = cidrs.join(',');
     let cached = this.allowlists.get(p.accountId);

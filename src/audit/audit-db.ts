@@ -10,6 +10,15 @@
  * file, so several server processes extend one chain. synchronous=FULL: a commit is on disk
  * (the WAL is fsynced) before it returns; callers batch many events into one commit.
  *
+ * The commit writes the event rows only (their primary key grows at the end). What the queries
+ * look events up by (LookupEvents' attributes, resources, time) is indexed after the commit, in
+ * larger batches and without an fsync of its own (indexPending): `event_keys` (one row per
+ * attribute value and event) and `event_minutes` (the sequence numbers each minute of event time
+ * spans). A watermark (meta `index_seq`) says how far that went, and every query first indexes
+ * what is missing, so answers are the same as with indexes kept in the commit. The index is
+ * derived data: lost in a power cut together with the watermark (WAL keeps transactions whole),
+ * it is rebuilt from the events, and `keyhold audit verify` never reads it.
+ *
  * Used by the writer thread (audit-writer.ts), by offline tools (`keyhold audit verify
  * --data-dir`) and by tests; never on the request thread.
  */
@@ -167,16 +176,37 @@ export function resourceTypeOf(arn: string): string {
   return 'Other';
 }
 
-const ATTRIBUTE_COLUMNS: Record<string, string> = {
-  EventId: 'event_id', EventName: 'event_name', Username: 'username', AccessKeyId: 'access_key_id',
-  EventSource: 'event_source', ReadOnly: 'read_only',
+/** LookupEvents attributes found through `event_keys`: the prefix of their key text. */
+const ATTRIBUTE_KEYS: Record<string, string> = {
+  EventId: 'id:', EventName: 'name:', Username: 'user:', AccessKeyId: 'akid:', EventSource: 'source:',
+  ResourceName: 'res:', ResourceType: 'type:',
 };
+
+/** The `event_keys` texts of one event (each LookupEvents attribute value it can be found by). */
+export function lookupKeysOf(f: IndexedFields): string[] {
+  const keys = new Set<string>([`id:${f.eventId}`, `name:${f.eventName}`, `source:${f.eventSource}`]);
+  if (f.username !== null) keys.add(`user:${f.username}`);
+  if (f.accessKeyId !== null) keys.add(`akid:${f.accessKeyId}`);
+  for (const r of f.resources) {
+    keys.add(`res:${r.name}`);
+    keys.add(`type:${r.type}`);
+  }
+  return [...keys];
+}
+
+/** Events indexed per transaction after the commits (and before a query). */
+export const INDEX_CHUNK = 2000;
+const MINUTE_MS = 60_000;
+
+/** Indexes on the event rows that schema 1 kept in the commit; dropped when such a file is opened. */
+const COMMIT_PATH_INDEXES = ['events_time', 'events_account', 'events_name', 'events_user', 'events_akid', 'events_source', 'events_id'];
 
 export class AuditDb {
   readonly db: Database.Database;
   private readonly insertEvent: Database.Statement;
-  private readonly insertResource: Database.Statement;
   private readonly headStmt: Database.Statement;
+  /** Whether event_keys/event_minutes exist (a schema-1 file opened read-only has neither). */
+  private readonly hasIndex: boolean;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -184,9 +214,34 @@ export class AuditDb {
       `INSERT INTO events (seq, event_id, time_ms, event_name, event_source, username, access_key_id, read_only, error_code, account_id, region, body, prev_hash, hash)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.insertResource = db.prepare('INSERT OR IGNORE INTO event_resources (name, seq, type) VALUES (?, ?, ?)');
     this.headStmt = db.prepare('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1');
+    this.hasIndex = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'event_minutes'").get() !== undefined;
+    if (this.hasIndex && !db.readonly) {
+      db.function('keyhold_resource_type', { deterministic: true }, (arn: unknown) => (typeof arn === 'string' ? resourceTypeOf(arn) : null));
+      // The same keys as lookupKeysOf, for the events @lo < seq <= @hi.
+      this.indexKeys = db.prepare(`
+        WITH r AS MATERIALIZED (
+          SELECT e.seq AS seq, j.value ->> 'arn' AS arn, keyhold_resource_type(j.value ->> 'arn') AS type
+          FROM events e, json_each(e.body, '$.resources') j WHERE e.seq > @lo AND e.seq <= @hi
+        )
+        INSERT OR IGNORE INTO event_keys (k, s)
+        SELECT 'id:' || event_id, seq FROM events WHERE seq > @lo AND seq <= @hi
+        UNION ALL SELECT 'name:' || event_name, seq FROM events WHERE seq > @lo AND seq <= @hi
+        UNION ALL SELECT 'source:' || event_source, seq FROM events WHERE seq > @lo AND seq <= @hi
+        UNION ALL SELECT 'user:' || username, seq FROM events WHERE seq > @lo AND seq <= @hi AND username IS NOT NULL
+        UNION ALL SELECT 'akid:' || access_key_id, seq FROM events WHERE seq > @lo AND seq <= @hi AND access_key_id IS NOT NULL
+        UNION ALL SELECT 'res:' || arn, seq FROM r WHERE arn IS NOT NULL
+        UNION ALL SELECT 'res:' || substr(arn, instr(arn, ':key/') + 5), seq FROM r WHERE type = 'AWS::KMS::Key'
+        UNION ALL SELECT 'type:' || type, seq FROM r WHERE type IS NOT NULL`);
+      this.indexMinutes = db.prepare(`
+        INSERT INTO event_minutes (minute, first_seq, last_seq)
+        SELECT time_ms / ${MINUTE_MS}, MIN(seq), MAX(seq) FROM events WHERE seq > @lo AND seq <= @hi AND time_ms IS NOT NULL GROUP BY time_ms / ${MINUTE_MS}
+        ON CONFLICT (minute) DO UPDATE SET first_seq = MIN(first_seq, excluded.first_seq), last_seq = MAX(last_seq, excluded.last_seq)`);
+    }
   }
+
+  private readonly indexKeys: Database.Statement | undefined;
+  private readonly indexMinutes: Database.Statement | undefined;
 
   /** Opens (creating when `create`) the audit database. */
   static open(file: string, opts: { readonly?: boolean } = {}): AuditDb {
@@ -195,70 +250,68 @@ export class AuditDb {
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
-      const cols = db.prepare("SELECT name FROM pragma_table_info('events')").all() as { name: string }[];
-      if (cols.length > 0 && !cols.some((c) => c.name === 'account_id')) {
-        // Files written before LookupEvents: the columns are filled from the bodies.
-        db.transaction(() => {
-          db.exec("ALTER TABLE events ADD COLUMN account_id TEXT; ALTER TABLE events ADD COLUMN region TEXT NOT NULL DEFAULT ''");
-          const upd = db.prepare('UPDATE events SET account_id = ?, region = ? WHERE seq = ?');
-          for (const r of db.prepare('SELECT seq, body FROM events').all() as { seq: number; body: string }[]) {
-            const f = fieldsOf(r.body);
-            upd.run(f.accountId, f.region, r.seq);
-          }
-        }).immediate();
-      }
-      db.exec(`
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS events (
-          seq INTEGER PRIMARY KEY,
-          event_id TEXT NOT NULL,
-          time_ms INTEGER NOT NULL,
-          event_name TEXT NOT NULL,
-          event_source TEXT NOT NULL,
-          username TEXT,
-          access_key_id TEXT,
-          read_only INTEGER NOT NULL,
-          error_code TEXT,
-          account_id TEXT,
-          region TEXT NOT NULL DEFAULT '',
-          body TEXT NOT NULL,
-          prev_hash TEXT NOT NULL,
-          hash TEXT NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS events_time ON events (time_ms);
-        CREATE INDEX IF NOT EXISTS events_account ON events (account_id, seq);
-        CREATE INDEX IF NOT EXISTS events_name ON events (event_name, seq);
-        CREATE INDEX IF NOT EXISTS events_user ON events (username, seq);
-        CREATE INDEX IF NOT EXISTS events_akid ON events (access_key_id, seq);
-        CREATE INDEX IF NOT EXISTS events_source ON events (event_source, seq);
-        CREATE INDEX IF NOT EXISTS events_id ON events (event_id);
-        CREATE TABLE IF NOT EXISTS event_resources (
-          name TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, PRIMARY KEY (name, seq)
-        ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS event_resources_type ON event_resources (type, seq);
-        CREATE TABLE IF NOT EXISTS digests (
-          digest_seq INTEGER PRIMARY KEY,
-          from_seq INTEGER NOT NULL UNIQUE,
-          to_seq INTEGER NOT NULL,
-          body TEXT NOT NULL,
-          signature TEXT NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS alerts (
-          alert_id TEXT PRIMARY KEY, time_ms INTEGER NOT NULL, account_id TEXT, body TEXT NOT NULL, acked_at TEXT, acked_by TEXT
-        );
-        CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time_ms);
-        CREATE TABLE IF NOT EXISTS alert_outbox (
-          id INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, url TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-          next_at INTEGER NOT NULL, delivered_at INTEGER, last_error TEXT
-        );
-        CREATE INDEX IF NOT EXISTS alert_outbox_due ON alert_outbox (delivered_at, next_at);
-        INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '${AUDIT_SCHEMA_VERSION}');
-        INSERT OR IGNORE INTO meta (key, value) VALUES ('probe', '0');
-      `);
-      // Per-account webhooks (alert-webhooks in the API): the outbox row names the webhook whose secret signs it.
-      if (!(db.prepare("SELECT name FROM pragma_table_info('alert_outbox')").all() as { name: string }[]).some((c) => c.name === 'webhook_id')) {
-        db.exec('ALTER TABLE alert_outbox ADD COLUMN webhook_id TEXT');
-      }
+      // The schema check, creation and migrations run under the write lock: several server processes
+      // (--workers) open the same file at once, and a column check followed by ALTER TABLE would race.
+      db.transaction(() => {
+        const cols = db.prepare("SELECT name FROM pragma_table_info('events')").all() as { name: string }[];
+        if (cols.length > 0 && !cols.some((c) => c.name === 'account_id')) {
+          // Files written before LookupEvents: the columns are filled from the bodies.
+          db.transaction(() => {
+            db.exec("ALTER TABLE events ADD COLUMN account_id TEXT; ALTER TABLE events ADD COLUMN region TEXT NOT NULL DEFAULT ''");
+            const upd = db.prepare('UPDATE events SET account_id = ?, region = ? WHERE seq = ?');
+            for (const r of db.prepare('SELECT seq, body FROM events').all() as { seq: number; body: string }[]) {
+              const f = fieldsOf(r.body);
+              upd.run(f.accountId, f.region, r.seq);
+            }
+          }).immediate();
+        }
+        db.exec(`
+          CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+          CREATE TABLE IF NOT EXISTS events (
+            seq INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL,
+            time_ms INTEGER NOT NULL,
+            event_name TEXT NOT NULL,
+            event_source TEXT NOT NULL,
+            username TEXT,
+            access_key_id TEXT,
+            read_only INTEGER NOT NULL,
+            error_code TEXT,
+            account_id TEXT,
+            region TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+          );
+          ${COMMIT_PATH_INDEXES.map((i) => `DROP INDEX IF EXISTS ${i};`).join('\n')}
+          DROP TABLE IF EXISTS event_resources;
+          CREATE TABLE IF NOT EXISTS event_keys (k TEXT NOT NULL, s INTEGER NOT NULL, PRIMARY KEY (k, s)) WITHOUT ROWID;
+          CREATE TABLE IF NOT EXISTS event_minutes (minute INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL);
+          INSERT OR IGNORE INTO meta (key, value) VALUES ('index_seq', '0');
+          CREATE TABLE IF NOT EXISTS digests (
+            digest_seq INTEGER PRIMARY KEY,
+            from_seq INTEGER NOT NULL UNIQUE,
+            to_seq INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            signature TEXT NOT NULL
+          );
+          CREATE TABLE IF NOT EXISTS alerts (
+            alert_id TEXT PRIMARY KEY, time_ms INTEGER NOT NULL, account_id TEXT, body TEXT NOT NULL, acked_at TEXT, acked_by TEXT
+          );
+          CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time_ms);
+          CREATE TABLE IF NOT EXISTS alert_outbox (
+            id INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, url TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            next_at INTEGER NOT NULL, delivered_at INTEGER, last_error TEXT
+          );
+          CREATE INDEX IF NOT EXISTS alert_outbox_due ON alert_outbox (delivered_at, next_at);
+          INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '${AUDIT_SCHEMA_VERSION}');
+          INSERT OR IGNORE INTO meta (key, value) VALUES ('probe', '0');
+        `);
+        // Per-account webhooks (alert-webhooks in the API): the outbox row names the webhook whose secret signs it.
+        if (!(db.prepare("SELECT name FROM pragma_table_info('alert_outbox')").all() as { name: string }[]).some((c) => c.name === 'webhook_id')) {
+          db.exec('ALTER TABLE alert_outbox ADD COLUMN webhook_id TEXT');
+        }
+      }).immediate();
     }
     return new AuditDb(db);
   }
@@ -288,12 +341,82 @@ export class AuditDb {
         seq += 1;
         const next = eventHash(seq, hash, body);
         this.insertEvent.run(seq, f.eventId, f.timeMs, f.eventName, f.eventSource, f.username, f.accessKeyId, f.readOnly ? 1 : 0, f.errorCode, f.accountId, f.region, body, hash, next);
-        for (const r of f.resources) this.insertResource.run(r.name, seq, r.type);
         hash = next;
       }
       return { firstSeq, lastSeq: seq };
     });
     return run.immediate();
+  }
+
+  /**
+   * Indexes up to `limit` committed events after the watermark, in one transaction without an
+   * fsync of its own (the next event commit, FULL, syncs it too; lost in a power cut, index and
+   * watermark go back together and the events are indexed again). Returns how many it indexed.
+   */
+  indexPending(limit = INDEX_CHUNK): number {
+    const db = this.db;
+    db.pragma('synchronous = NORMAL');
+    try {
+      return db.transaction(() => {
+        const from = Number(db.prepare("SELECT value FROM meta WHERE key = 'index_seq'").pluck().get() ?? '0');
+        const range = db.prepare('SELECT COUNT(*) AS n, MAX(seq) AS last FROM (SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT ?)')
+          .get(from, limit) as { n: number; last: number | null };
+        if (range.n === 0 || range.last === null) return 0;
+        // All in SQL, from the columns the commit stored and the body's resources: no event is
+        // parsed in JavaScript, and each statement covers the whole chunk.
+        this.indexKeys!.run({ lo: from, hi: range.last });
+        this.indexMinutes!.run({ lo: from, hi: range.last });
+        db.prepare("UPDATE meta SET value = ? WHERE key = 'index_seq'").run(String(range.last));
+        return range.n;
+      }).immediate();
+    } finally {
+      db.pragma('synchronous = FULL');
+    }
+  }
+
+  /** Indexes every committed event not indexed yet (before a query reads the index). */
+  catchUpIndex(): void {
+    if (this.db.readonly) return;
+    while (this.indexPending() === INDEX_CHUNK);
+  }
+
+  /**
+   * A condition on `seq` that every event with a time in [startMs, endMs] meets (from
+   * event_minutes; events not indexed yet always meet it), or undefined when there is none to add.
+   * The exact time filter is applied besides.
+   */
+  seqRangeForTime(startMs: number | undefined, endMs: number | undefined, column: string): { sql: string; args: unknown[] } | undefined {
+    if (!this.hasIndex || (startMs === undefined && endMs === undefined)) return undefined;
+    const wm = Number(this.db.prepare("SELECT value FROM meta WHERE key = 'index_seq'").pluck().get() ?? '0');
+    const lo = startMs === undefined ? undefined
+      : (this.db.prepare('SELECT MIN(first_seq) FROM event_minutes WHERE minute >= ?').pluck().get(Math.floor(startMs / MINUTE_MS)) as number | null) ?? wm + 1;
+    const hi = endMs === undefined ? undefined
+      : (this.db.prepare('SELECT MAX(last_seq) FROM event_minutes WHERE minute <= ?').pluck().get(Math.floor(endMs / MINUTE_MS)) as number | null) ?? 0;
+    const parts: string[] = [];
+    const args: unknown[] = [];
+    if (lo !== undefined) {
+      parts.push(`${column} >= ?`);
+      args.push(lo);
+    }
+    if (hi !== undefined) {
+      parts.push(`${column} <= ?`);
+      args.push(hi);
+    }
+    return { sql: `((${parts.join(' AND ')}) OR ${column} > ?)`, args: [...args, wm] };
+  }
+
+  /** The first event at or after `timeMs` (retention), found through event_minutes. */
+  firstSeqAtOrAfter(timeMs: number): number | undefined {
+    this.catchUpIndex();
+    const range = this.seqRangeForTime(timeMs, undefined, 'seq');
+    const where = ['time_ms >= ?', ...(range ? [range.sql] : [])];
+    return (this.db.prepare(`SELECT MIN(seq) AS s FROM events WHERE ${where.join(' AND ')}`).get(timeMs, ...(range?.args ?? [])) as { s: number | null }).s ?? undefined;
+  }
+
+  /** Removes the index rows of an event (retention), given its stored body. */
+  unindex(seq: number, body: string): void {
+    const del = this.db.prepare('DELETE FROM event_keys WHERE k = ? AND s = ?');
+    for (const k of lookupKeysOf(fieldsOf(body))) del.run(k, seq);
   }
 
   /** A small durable write, to learn whether writing works again (the health probe). */
@@ -316,62 +439,76 @@ export class AuditDb {
    * unknown access key), newest first, matching at most one attribute and the time range.
    */
   lookup(q: LookupQuery): { seq: number; body: string }[] {
-    const where: string[] = ['(account_id = ? OR account_id IS NULL)', "(region = ? OR region = '')"];
+    this.catchUpIndex();
+    const where: string[] = ['(e.account_id = ? OR e.account_id IS NULL)', "(e.region = ? OR e.region = '')"];
     const args: unknown[] = [q.accountId, q.region];
     if (q.startMs !== undefined) {
-      where.push('time_ms >= ?');
+      where.push('e.time_ms >= ?');
       args.push(q.startMs);
     }
     if (q.endMs !== undefined) {
-      where.push('time_ms <= ?');
+      where.push('e.time_ms <= ?');
       args.push(q.endMs);
     }
+    const range = this.seqRangeForTime(q.startMs, q.endMs, 'e.seq');
+    if (range) {
+      where.push(range.sql);
+      args.push(...range.args);
+    }
     if (q.beforeSeq !== undefined) {
-      where.push('seq < ?');
+      where.push('e.seq < ?');
       args.push(q.beforeSeq);
     }
     if (q.eventNames) {
-      where.push(`event_name IN (${q.eventNames.map(() => '?').join(',')})`);
+      where.push(`e.event_name IN (${q.eventNames.map(() => '?').join(',')})`);
       args.push(...q.eventNames);
     }
-    if (q.succeededOnly) where.push('error_code IS NULL');
+    if (q.succeededOnly) where.push('e.error_code IS NULL');
+    let from = 'events e';
+    let order = 'e.seq';
     if (q.attribute) {
-      const column = ATTRIBUTE_COLUMNS[q.attribute.key];
-      if (column) {
-        where.push(`${column} = ?`);
-        args.push(q.attribute.key === 'ReadOnly' ? (q.attribute.value === 'true' ? 1 : 0) : q.attribute.value);
-      } else if (q.attribute.key === 'ResourceName') {
-        where.push('seq IN (SELECT seq FROM event_resources WHERE name = ?)');
-        args.push(q.attribute.value);
-      } else if (q.attribute.key === 'ResourceType') {
-        where.push('seq IN (SELECT seq FROM event_resources WHERE type = ?)');
-        args.push(q.attribute.value);
+      const prefix = ATTRIBUTE_KEYS[q.attribute.key];
+      if (prefix !== undefined) {
+        // The key rows in descending order drive the query (CROSS JOIN keeps that order).
+        from = 'event_keys k CROSS JOIN events e ON e.seq = k.s';
+        order = 'k.s';
+        where.unshift('k.k = ?');
+        args.unshift(prefix + q.attribute.value);
+        if (q.beforeSeq !== undefined) {
+          where.push('k.s < ?');
+          args.push(q.beforeSeq);
+        }
+      } else if (q.attribute.key === 'ReadOnly') {
+        where.push('e.read_only = ?');
+        args.push(q.attribute.value === 'true' ? 1 : 0);
       } else {
         throw new Error(`unknown lookup attribute ${q.attribute.key}`);
       }
     }
     args.push(q.limit);
-    return this.db.prepare(`SELECT seq, body FROM events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`).all(...args) as { seq: number; body: string }[];
+    return this.db.prepare(`SELECT e.seq AS seq, e.body AS body FROM ${from} WHERE ${where.join(' AND ')} ORDER BY ${order} DESC LIMIT ?`).all(...args) as { seq: number; body: string }[];
   }
 
   /** Per principal and key: the last successful use among `eventNames`, and how many there were. */
   lastUse(q: LastUseQuery): LastUseRow[] {
-    const where = ['e.account_id = ?', 'e.region = ?', 'e.error_code IS NULL', `e.event_name IN (${q.eventNames.map(() => '?').join(',')})`, "r.type = 'AWS::KMS::Key'", "r.name LIKE 'arn:%'"];
+    this.catchUpIndex();
+    // Resource keys of ARNs ('res:arn:...'); which of them are KMS keys is decided below.
+    const where = ["k.k >= 'res:arn:'", "k.k < 'res:arn;'", 'e.account_id = ?', 'e.region = ?', 'e.error_code IS NULL', `e.event_name IN (${q.eventNames.map(() => '?').join(',')})`];
     const args: unknown[] = [q.accountId, q.region, ...q.eventNames];
     if (q.principalArn) {
       where.push("json_extract(e.body, '$.principal.arn') = ?");
       args.push(q.principalArn);
     }
     if (q.keyArn) {
-      where.push('r.name = ?');
-      args.push(q.keyArn);
+      where.push('k.k = ?');
+      args.push(`res:${q.keyArn}`);
     }
-    args.push(q.limit);
-    const rows = this.db.prepare(`
-      SELECT json_extract(e.body, '$.principal.arn') AS principalArn, r.name AS keyArn, MAX(e.seq) AS lastSeq, COUNT(*) AS count
-      FROM event_resources r JOIN events e ON e.seq = r.seq
+    const groups = this.db.prepare(`
+      SELECT json_extract(e.body, '$.principal.arn') AS principalArn, substr(k.k, 5) AS keyArn, MAX(e.seq) AS lastSeq, COUNT(*) AS count
+      FROM event_keys k CROSS JOIN events e ON e.seq = k.s
       WHERE ${where.join(' AND ')}
-      GROUP BY principalArn, keyArn ORDER BY lastSeq DESC LIMIT ?`).all(...args) as { principalArn: string; keyArn: string; lastSeq: number; count: number }[];
+      GROUP BY principalArn, keyArn ORDER BY lastSeq DESC`).all(...args) as { principalArn: string; keyArn: string; lastSeq: number; count: number }[];
+    const rows = groups.filter((r) => resourceTypeOf(r.keyArn) === 'AWS::KMS::Key').slice(0, q.limit);
     const body = this.db.prepare('SELECT body FROM events WHERE seq = ?');
     return rows.map((r) => {
       const e = JSON.parse((body.get(r.lastSeq) as { body: string }).body) as { eventName: string; eventTime: string; eventId: string };
@@ -381,13 +518,16 @@ export class AuditDb {
 
   /** The principal of the latest successful call with this access key (undefined if none). */
   accessKeyOwner(accessKeyId: string): { principalArn: string; accountId: string | null } | undefined {
-    const row = this.db.prepare("SELECT json_extract(body, '$.principal.arn') AS principalArn, account_id AS accountId FROM events WHERE access_key_id = ? AND error_code IS NULL ORDER BY seq DESC LIMIT 1")
-      .get(accessKeyId) as { principalArn: string | null; accountId: string | null } | undefined;
+    this.catchUpIndex();
+    const row = this.db.prepare(`SELECT json_extract(e.body, '$.principal.arn') AS principalArn, e.account_id AS accountId
+      FROM event_keys k CROSS JOIN events e ON e.seq = k.s WHERE k.k = ? AND e.error_code IS NULL ORDER BY k.s DESC LIMIT 1`)
+      .get(`akid:${accessKeyId}`) as { principalArn: string | null; accountId: string | null } | undefined;
     return row?.principalArn ? { principalArn: row.principalArn, accountId: row.accountId } : undefined;
   }
 
   accessKeySeenBefore(accessKeyId: string): boolean {
-    return this.db.prepare('SELECT 1 FROM events WHERE access_key_id = ? AND error_code IS NULL LIMIT 1').get(accessKeyId) !== undefined;
+    this.catchUpIndex();
+    return this.db.prepare('SELECT 1 FROM event_keys k CROSS JOIN events e ON e.seq = k.s WHERE k.k = ? AND e.error_code IS NULL LIMIT 1').get(`akid:${accessKeyId}`) !== undefined;
   }
 
   /**

@@ -3,13 +3,32 @@
  * fsyncs never stop the request thread. It answers one message at a time, in order; the request
  * thread sends one batch of events at a time (group commit: whatever arrived while the previous
  * commit was on its way to disk goes into the next one).
+ *
+ * After the commits, and off their path, it indexes what they wrote (AuditDb.indexPending) at most
+ * every INDEX_EVERY_MS, so that the index grows in a few large transactions instead of one per
+ * commit. Queries index whatever is still missing before they read.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { AuditDb } from './audit-db.js';
+import { AuditDb, INDEX_CHUNK } from './audit-db.js';
 import { handleAuditRequest, type WriterRequest, type WriterReply } from './writer-protocol.js';
 
 const file = (workerData as { file: string }).file;
 let db: AuditDb | undefined;
+/** How long committed events may wait to be indexed (queries do not wait for this: they catch up). */
+const INDEX_EVERY_MS = 200;
+let indexTimer: NodeJS.Timeout | undefined;
+
+function indexSoon(delayMs = INDEX_EVERY_MS): void {
+  indexTimer ??= setTimeout(() => {
+    indexTimer = undefined;
+    try {
+      // One chunk per turn: appends that arrive meanwhile are not held up by a long catch-up.
+      if (db && db.indexPending() === INDEX_CHUNK) indexSoon(0);
+    } catch {
+      // Tried again after the next commit; queries catch up by themselves.
+    }
+  }, delayMs);
+}
 
 function open(): AuditDb {
   // Opened lazily and again after a failure to open: the writer recovers when the disk does.
@@ -20,11 +39,14 @@ parentPort!.on('message', (m: WriterRequest) => {
   let reply: WriterReply;
   try {
     if (m.kind === 'close') {
+      if (indexTimer) clearTimeout(indexTimer);
+      indexTimer = undefined;
       db?.close();
       db = undefined;
       reply = { id: m.id, ok: true, result: null };
     } else {
       reply = { id: m.id, ok: true, result: handleAuditRequest(open(), m) };
+      if (m.kind === 'append') indexSoon();
     }
   } catch (e) {
     const err = e as { message?: string; code?: string };

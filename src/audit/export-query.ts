@@ -31,6 +31,11 @@ export function readExportPage(adb: AuditDb, q: ExportQuery): ExportPage {
     where.push('time_ms <= ?');
     args.push(q.endMs);
   }
+  const range = adb.seqRangeForTime(q.startMs, q.endMs, 'seq');
+  if (range) {
+    where.push(range.sql);
+    args.push(...range.args);
+  }
   args.push(Math.max(1, Math.min(MAX_EXPORT_PAGE, q.limit)));
   return adb.db.transaction(() => {
     const rows = adb.db.prepare(`SELECT seq, body FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`).all(...args) as { seq: number; body: string }[];

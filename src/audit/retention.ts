@@ -6,7 +6,7 @@
  * statement itself rides in the next digest, `retention: { removedThroughSeq, cutoff }`, which
  * covers at least one new event (the retention event the log records first).
  */
-import { fieldsOf, type AuditDb, type DigestBody } from './audit-db.js';
+import type { AuditDb, DigestBody } from './audit-db.js';
 
 export interface RetentionPlan {
   /** Remove events 1..removeThroughSeq (a digest boundary); 0 or <= retainedThroughSeq: nothing to do. */
@@ -17,8 +17,7 @@ export interface RetentionPlan {
 
 /** The furthest removal every signed digest allows: the last digest boundary before the first event at or after the cutoff. */
 export function planRetention(adb: AuditDb, cutoffMs: number): RetentionPlan {
-  const firstKept = (adb.db.prepare('SELECT MIN(seq) AS s FROM events WHERE time_ms >= ?').get(cutoffMs) as { s: number | null }).s
-    ?? adb.head().seq + 1;
+  const firstKept = adb.firstSeqAtOrAfter(cutoffMs) ?? adb.head().seq + 1;
   const boundary = (adb.db.prepare('SELECT MAX(to_seq) AS s FROM digests WHERE to_seq < ?').get(firstKept) as { s: number | null }).s ?? 0;
   return { removeThroughSeq: boundary, retainedThroughSeq: retainedThrough(adb) };
 }
@@ -40,12 +39,12 @@ export function pruneEvents(adb: AuditDb, throughSeq: number, limit: number): nu
   return adb.db.transaction(() => {
     const allowed = Math.min(throughSeq, retainedThrough(adb));
     const rows = adb.db.prepare('SELECT seq, body FROM events WHERE seq <= ? ORDER BY seq LIMIT ?').all(allowed, limit) as { seq: number; body: string }[];
-    const delResource = adb.db.prepare('DELETE FROM event_resources WHERE name = ? AND seq = ?');
     const delEvent = adb.db.prepare('DELETE FROM events WHERE seq = ?');
     for (const r of rows) {
-      for (const res of fieldsOf(r.body).resources) delResource.run(res.name, r.seq);
+      adb.unindex(r.seq, r.body);
       delEvent.run(r.seq);
     }
+    if (rows.length > 0) adb.db.prepare('DELETE FROM event_minutes WHERE last_seq <= ?').run(rows[rows.length - 1]!.seq);
     return rows.length;
   }).immediate();
 }
