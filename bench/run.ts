@@ -25,6 +25,15 @@
  *   --audit-rounds N  rounds of the audit-cost comparison (default 2; 0 skips it): Encrypt at 32
  *                     connections against this Keyhold (durable audit log) and against a second one
  *                     started with --audit-log none, alternating (issue 5's target: >= 80%)
+ *   --baseline DIR    instead of the table above (and of the backup benchmark): the same load against this build and against the
+ *                     build in DIR (DIR/bin/keyhold.js, e.g. a checkout of main after `npm run build`;
+ *                     `.` for this one), alternating --baseline-rounds N times (default 4), for each
+ *                     operation of --only (default Encrypt) at each --connections level (default 32);
+ *                     prints server CPU per request, req/s and p99 of each run and the medians
+ *   --server-args S   extra `keyhold server` arguments (space-separated) for every Keyhold this run
+ *                     starts, e.g. --server-args='--audit-log none' to compare request-path builds without the audit log
+ *   --node-options S  NODE_OPTIONS for this build's server only (e.g. --node-options=--max-semi-space-size=64), to
+ *                     compare V8 flags against --baseline .
  *   --out FILE        JSON results (default bench/results/latest.json)
  *   --suite S         all (default): the request benchmark, then the backup benchmark; kms: the request
  *                     benchmark only; backup: the backup benchmark only (bench/backup.ts)
@@ -37,7 +46,7 @@
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -108,6 +117,19 @@ interface AuditComparison {
   ratio: number;
   valid: boolean;
   verdict: 'PASS' | 'FAIL' | 'INVALID';
+}
+
+/** This build against another (--baseline), same load, alternating runs. */
+interface BaselineComparison {
+  operation: Operation;
+  connections: number;
+  baselineDir: string;
+  nodeOptions?: string;
+  current: { reqPerSec: number[]; p99Ms: number[]; serverCpuUsPerRequest: (number | undefined)[] };
+  baseline: { reqPerSec: number[]; p99Ms: number[]; serverCpuUsPerRequest: (number | undefined)[] };
+  /** Median server CPU per request of this build over the baseline's (below 1: cheaper). */
+  cpuRatio: number | undefined;
+  valid: boolean;
 }
 
 /** One operation against the floor runs just before and after it. */
@@ -344,6 +366,44 @@ function printAudit(a: AuditComparison): void {
   );
 }
 
+function median(xs: number[]): number | undefined {
+  if (xs.length === 0) return undefined;
+  const ys = [...xs].sort((a, b) => a - b);
+  const mid = ys.length >> 1;
+  return ys.length % 2 ? ys[mid]! : (ys[mid - 1]! + ys[mid]!) / 2;
+}
+
+function compareBaseline(operation: Operation, connections: number, baselineDir: string, nodeOptions: string | undefined, current: RunRecord[], baseline: RunRecord[]): BaselineComparison {
+  const side = (runs: RunRecord[]) => ({
+    reqPerSec: runs.map((r) => r.result.reqPerSec),
+    p99Ms: runs.map((r) => r.result.latencyMs.p99),
+    serverCpuUsPerRequest: runs.map((r) => r.result.serverCpuUsPerRequest),
+  });
+  const cpu = (runs: RunRecord[]) => median(runs.map((r) => r.result.serverCpuUsPerRequest).filter((x): x is number => x !== undefined));
+  const a = cpu(current);
+  const b = cpu(baseline);
+  return {
+    operation, connections, baselineDir, ...(nodeOptions ? { nodeOptions } : {}),
+    current: side(current), baseline: side(baseline),
+    cpuRatio: a !== undefined && b !== undefined ? a / b : undefined,
+    valid: [...current, ...baseline].every((r) => r.valid),
+  };
+}
+
+function printBaseline(c: BaselineComparison): void {
+  const list = (xs: (number | undefined)[], digits: number) => xs.map((x) => fmt(x, digits)).join(', ');
+  const med = (xs: (number | undefined)[]) => median(xs.filter((x): x is number => x !== undefined));
+  const row = (name: string, s: BaselineComparison['current']) =>
+    `  ${name} srv us/req ${list(s.serverCpuUsPerRequest, 0)} (median ${fmt(med(s.serverCpuUsPerRequest), 0)}); ` +
+    `req/s ${list(s.reqPerSec, 0)} (median ${fmt(med(s.reqPerSec), 0)}); p99 ms ${list(s.p99Ms, 2)} (median ${fmt(med(s.p99Ms), 2)})\n`;
+  process.stdout.write(
+    `\n${c.operation} x ${c.connections} connections, this build${c.nodeOptions ? ` (NODE_OPTIONS=${c.nodeOptions})` : ''} against ${c.baselineDir}, runs alternating\n` +
+      row('this:    ', c.current) +
+      row('baseline:', c.baseline) +
+      `  server CPU per request, this / baseline (medians): ${fmt(c.cpuRatio, 3)}${c.valid ? '' : '  INVALID (see the runs above)'}\n`,
+  );
+}
+
 function printTable(records: RunRecord[], comparisons: Comparison[]): void {
   const head = ['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', '% floor req/s', 'p99 x floor', 'srv us/req', 'srv cpu', 'gen cpu', 'other cpu', 'result'];
   const rows: string[][] = [];
@@ -417,12 +477,16 @@ const OPTIONS = {
   duration: { type: 'string', default: '8' },
   'floor-duration': { type: 'string', default: '5' },
   warmup: { type: 'string', default: '2' },
-  connections: { type: 'string', default: '1,32' },
+  connections: { type: 'string' },
   only: { type: 'string' },
   'cpu-prof': { type: 'string' },
   workers: { type: 'string', default: '1' },
   'floor-workers': { type: 'string' },
   'audit-rounds': { type: 'string', default: '2' },
+  baseline: { type: 'string' },
+  'baseline-rounds': { type: 'string', default: '4' },
+  'node-options': { type: 'string' },
+  'server-args': { type: 'string' },
   out: { type: 'string', default: join(REPO_ROOT, 'bench', 'results', 'latest.json') },
   'backup-size-mib': { type: 'string', default: '1024' },
   'backup-runs': { type: 'string', default: '3' },
@@ -444,7 +508,8 @@ async function main(): Promise<number> {
     await cleanupAll();
     cleaning = undefined;
   }
-  if (suite !== 'kms') {
+  // --baseline compares request-path builds: the backup benchmark does not run with it.
+  if (suite !== 'kms' && values.baseline === undefined) {
     const sizeMiB = Number(values['backup-size-mib']);
     const runs = Number(values['backup-runs']);
     const peerRuns = Number(values['backup-peer-runs']);
@@ -469,12 +534,18 @@ async function kmsSuite(values: Values): Promise<number> {
   const durationS = Number(values.duration);
   const floorDurationS = Number(values['floor-duration']);
   const warmupS = Number(values.warmup);
-  const connectionLevels = values.connections!.split(',').map(Number);
+  const baselineDir = values.baseline !== undefined ? resolve(values.baseline) : undefined;
+  const baselineRounds = Number(values['baseline-rounds']);
+  if (!Number.isInteger(baselineRounds) || baselineRounds < 1) throw new Error('--baseline-rounds must be a whole number >= 1');
+  const baselineBin = baselineDir !== undefined ? join(baselineDir, 'bin', 'keyhold.js') : undefined;
+  if (baselineBin !== undefined && !existsSync(baselineBin)) throw new Error(`--baseline: ${baselineBin} does not exist`);
+  // With --baseline the defaults are Encrypt at 32 connections (the issue's target).
+  const connectionLevels = (values.connections ?? (baselineDir ? '32' : '1,32')).split(',').map(Number);
   const workers = Number(values.workers);
   const floorWorkers = Number(values['floor-workers'] ?? values.workers);
   const auditRounds = Number(values['audit-rounds']);
   if (!Number.isInteger(auditRounds) || auditRounds < 0) throw new Error('--audit-rounds must be a whole number');
-  const operations = values.only ? OPERATIONS.filter((op) => values.only!.split(',').includes(op)) : [...OPERATIONS];
+  const operations = values.only ? OPERATIONS.filter((op) => values.only!.split(',').includes(op)) : baselineDir ? ['Encrypt' as const] : [...OPERATIONS];
   if (!(durationS > 0) || !(floorDurationS > 0) || !(warmupS >= 0) || connectionLevels.some((c) => !(c >= 1)) || operations.length === 0 || ![workers, floorWorkers].every((w) => Number.isInteger(w) && w >= 1)) {
     throw new Error('bad options; see the header of bench/run.ts');
   }
@@ -492,9 +563,12 @@ async function kmsSuite(values: Values): Promise<number> {
   // Our own temp dir (startServer's would leak if the server failed to start).
   const tmp = tempDir('keyhold-bench-');
   cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
+  const nodeOptions = values['node-options'];
+  const serverArgs = (values['server-args'] ?? '').split(' ').filter(Boolean);
   const keyhold = await startServer({
     dataDir: join(tmp, 'data'),
-    args: ['--workers', String(workers)],
+    args: ['--workers', String(workers), ...serverArgs],
+    ...(nodeOptions ? { env: { NODE_OPTIONS: [process.env.NODE_OPTIONS, nodeOptions].filter(Boolean).join(' ') } } : {}),
     ...(profileDir ? { wrapper: [process.execPath, '--cpu-prof', `--cpu-prof-dir=${profileDir}`, join(HERE, 'profile-shim.js')] } : {}),
   });
   cleanups.push(() => stopKeyhold(keyhold));
@@ -516,7 +590,39 @@ async function kmsSuite(values: Values): Promise<number> {
 
   const records: RunRecord[] = [];
   const comparisons: Comparison[] = [];
-  for (const connections of connectionLevels) {
+  const baselineComparisons: BaselineComparison[] = [];
+  if (baselineDir !== undefined) {
+    // The other build, on its own data dir and CA; it idles while this one is measured.
+    const base = await startServer({ dataDir: join(tmp, 'data-baseline'), args: ['--workers', String(workers), ...serverArgs], bin: baselineBin });
+    cleanups.push(() => stopKeyhold(base));
+    const baseKms = base.kms({ region: REGION });
+    const baseKey = (await baseKms.createKey({ Description: 'keyhold bench, baseline build' })).KeyMetadata!.KeyId!;
+    const baseCiphertext = Buffer.from((await baseKms.encrypt({ KeyId: baseKey, Plaintext: plaintext })).CiphertextBlob!);
+    baseKms.destroy();
+    process.stdout.write(`bench: baseline ${baselineBin} at ${base.url} (pid ${base.proc.pid})\n`);
+    const baseTarget: ServerUnderTest = {
+      port: base.port, pid: base.proc.pid!, ca: readFileSync(base.caFile!, 'utf8'),
+      fixture: { credentials: base.credentials, keyId: baseKey, plaintext, ciphertext: baseCiphertext },
+    };
+    for (const connections of connectionLevels) {
+      for (const op of operations) {
+        const current: RunRecord[] = [];
+        const baseline: RunRecord[] = [];
+        for (let round = 0; round < baselineRounds; round++) {
+          // Which goes first alternates too, so neither always runs on a machine the other just warmed.
+          const order = round % 2 === 0 ? ['this', 'base'] : ['base', 'this'];
+          for (const which of order) {
+            if (which === 'this') current.push(await measure(op, connections, undefined, 'this build'));
+            else baseline.push(await measure(op, connections, baseTarget, 'baseline'));
+          }
+        }
+        const c = compareBaseline(op, connections, baselineDir, nodeOptions, current, baseline);
+        baselineComparisons.push(c);
+        printBaseline(c);
+      }
+    }
+  }
+  for (const connections of baselineDir === undefined ? connectionLevels : []) {
     // floor, op1, floor, op2, floor, ...: every operation sits between two floor runs.
     let before = await measure('floor', connections);
     for (const op of operations) {
@@ -526,12 +632,12 @@ async function kmsSuite(values: Values): Promise<number> {
       before = after;
     }
   }
-  printTable(records, comparisons);
+  if (baselineDir === undefined) printTable(records, comparisons);
 
   // Issue 5: what the durable audit log costs. The same Encrypt load against this server and against
   // a second one that records nothing (--audit-log none), alternating, so machine drift hits both.
   let audit: AuditComparison | undefined;
-  if (auditRounds > 0) {
+  if (auditRounds > 0 && baselineDir === undefined) {
     const off = await startServer({ dataDir: join(tmp, 'data-no-audit'), args: ['--workers', String(workers), '--audit-log', 'none'] });
     cleanups.push(() => stopKeyhold(off));
     const offKms = off.kms({ region: REGION });
@@ -594,6 +700,7 @@ async function kmsSuite(values: Values): Promise<number> {
         target: { connections: VERDICT_CONNECTIONS, minReqPerSecOfFloor: MIN_THROUGHPUT_RATIO, maxP99OfFloor: MAX_P99_MULTIPLE },
         comparisons,
         audit,
+        baseline: baselineComparisons.length ? baselineComparisons : undefined,
         runs: records,
       },
       null,

@@ -66,3 +66,13 @@ test('zeroize fills the bytes with 0, then insecureExpose and equals throw', () 
   s.zeroize(); // idempotent
   assert.equal(String(s), '[redacted]');
 });
+
+test('insecureKeyObject is a secret KeyObject of the same bytes, made once; after zeroize it throws', () => {
+  const s = SecretBytes.from(Buffer.from(KEY_HEX, 'hex'));
+  const k = s.insecureKeyObject();
+  assert.equal(k.type, 'secret');
+  assert.equal(k.export().toString('hex'), KEY_HEX);
+  assert.equal(s.insecureKeyObject(), k);
+  s.zeroize();
+  assert.throws(() => s.insecureKeyObject(), /zeroize/);
+});

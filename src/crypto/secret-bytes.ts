@@ -1,4 +1,4 @@
-import { randomFillSync, timingSafeEqual } from 'node:crypto';
+import { createSecretKey, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
 
 const REDACTED = '[redacted]';
@@ -15,6 +15,8 @@ export class SecretBytes {
   // An ES private field: not enumerable, not reachable by reflection, not copied by structuredClone.
   readonly #bytes: Buffer;
   #zeroized = false;
+  /** node:crypto's handle on the same bytes, made on first use (see insecureKeyObject). */
+  #keyObject: KeyObject | undefined;
 
   private constructor(bytes: Buffer) {
     this.#bytes = bytes;
@@ -46,6 +48,18 @@ export class SecretBytes {
     return this.#bytes;
   }
 
+  /**
+   * The bytes as a node:crypto secret KeyObject, created once and reused: node:crypto functions
+   * given a Buffer (hkdfSync, for one) wrap it in a new KeyObject on every call, a copy and an
+   * allocation per request on the hot path. The KeyObject holds its own copy inside OpenSSL's
+   * memory, which node clears when the object is collected; zeroize() drops our reference to it.
+   * Same rules as insecureExpose: only for handing to node:crypto.
+   */
+  insecureKeyObject(): KeyObject {
+    if (this.#zeroized) throw new Error('SecretBytes: used after zeroize()');
+    return (this.#keyObject ??= createSecretKey(this.#bytes));
+  }
+
   /** Constant-time comparison of the contents; false when the lengths differ. */
   equals(other: SecretBytes): boolean {
     const a = this.insecureExpose();
@@ -57,6 +71,7 @@ export class SecretBytes {
   /** Overwrites the bytes with zeros. Idempotent; afterwards insecureExpose() and equals() throw. */
   zeroize(): void {
     this.#bytes.fill(0);
+    this.#keyObject = undefined;
     this.#zeroized = true;
   }
 

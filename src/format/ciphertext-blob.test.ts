@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { InvalidCiphertextException } from '../errors/index.js';
 import {
-  decodeBlob, encodeBlob, encodeBlobHeader, MAX_BLOB_BYTES, MIN_BLOB_BYTES, type BlobFields,
+  decodeBlob, decodeBlobView, encodeBlob, encodeBlobHeader, joinBlob, MAX_BLOB_BYTES, MIN_BLOB_BYTES, type BlobFields,
 } from './ciphertext-blob.js';
 
 const KEY_ID = '1234abcd-12ab-34cd-56ef-1234567890ab';
@@ -101,4 +101,25 @@ test('encodeBlob refuses invalid fields with RangeError (a caller bug, not bad i
     { version: 2 as 1 },
   ];
   for (const c of cases) assert.throws(() => encodeBlob(fields(c)), RangeError, JSON.stringify(c));
+});
+
+test('decodeBlobView parses as decodeBlob does, into views of the given bytes; decodeBlob copies', () => {
+  const f = fields();
+  const blob = encodeBlob(f);
+  const view = decodeBlobView(blob);
+  const copy = decodeBlob(blob);
+  assert.deepEqual({ ...view }, { ...copy });
+  blob[blob.length - 1]! ^= 1;
+  assert.notDeepEqual(view.tag, copy.tag, 'the view sees the change, the copy does not');
+  assert.deepEqual(copy.tag, f.tag);
+  for (const bad of [Buffer.alloc(0), blob.subarray(0, MIN_BLOB_BYTES - 1), Buffer.concat([Buffer.from([2]), blob.subarray(1)]), Buffer.alloc(MAX_BLOB_BYTES + 1, 1)]) {
+    assert.throws(() => decodeBlobView(bad), isInvalid);
+  }
+});
+
+test('joinBlob(header, ciphertext, tag) is encodeBlob, with the same size and tag checks', () => {
+  const f = fields();
+  assert.deepEqual(joinBlob(encodeBlobHeader(f), f.ciphertext, f.tag), encodeBlob(f));
+  assert.throws(() => joinBlob(encodeBlobHeader(f), f.ciphertext, Buffer.alloc(15)), RangeError);
+  assert.throws(() => joinBlob(encodeBlobHeader(f), Buffer.alloc(MAX_BLOB_BYTES), f.tag), RangeError);
 });

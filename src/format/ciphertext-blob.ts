@@ -79,11 +79,22 @@ export function encodeBlobHeader(fields: BlobHeaderFields): Buffer {
 
 /** The whole blob. Throws RangeError for invalid fields or a result over MAX_BLOB_BYTES. */
 export function encodeBlob(fields: BlobFields): Buffer {
-  const header = encodeBlobHeader(fields);
-  if (fields.tag.length !== BLOB_TAG_BYTES) throw new RangeError(`ciphertext blob: tag must be ${BLOB_TAG_BYTES} bytes`);
-  const size = header.length + fields.ciphertext.length + BLOB_TAG_BYTES;
+  return joinBlob(encodeBlobHeader(fields), fields.ciphertext, fields.tag);
+}
+
+/**
+ * The whole blob from a header that encodeBlobHeader returned (so already checked) and the
+ * AES-GCM output: one allocation, one copy of each part. Throws RangeError as encodeBlob does.
+ */
+export function joinBlob(header: Buffer, ciphertext: Buffer, tag: Buffer): Buffer {
+  if (tag.length !== BLOB_TAG_BYTES) throw new RangeError(`ciphertext blob: tag must be ${BLOB_TAG_BYTES} bytes`);
+  const size = header.length + ciphertext.length + BLOB_TAG_BYTES;
   if (size > MAX_BLOB_BYTES) throw new RangeError(`ciphertext blob would be ${size} bytes; at most ${MAX_BLOB_BYTES}`);
-  return Buffer.concat([header, fields.ciphertext, fields.tag], size);
+  const out = Buffer.allocUnsafeSlow(size);
+  header.copy(out, 0);
+  ciphertext.copy(out, header.length);
+  tag.copy(out, header.length + ciphertext.length);
+  return out;
 }
 
 /**
@@ -93,10 +104,22 @@ export function encodeBlob(fields: BlobFields): Buffer {
  * The returned buffers are copies: later changes to `buf` do not affect them.
  */
 export function decodeBlob(buf: Buffer): CiphertextBlob {
+  if (!(buf instanceof Uint8Array) || buf.length < MIN_BLOB_BYTES || buf.length > MAX_BLOB_BYTES) throw new InvalidCiphertextException();
+  return parseBlob(Buffer.from(buf)); // our own copy (length already bounded)
+}
+
+/**
+ * decodeBlob without the copy: the returned buffers are views into `buf`. Only for a caller that
+ * owns `buf` and does not change it while the result is in use (the key-store guard checking a
+ * blob it was just handed, Decrypt parsing the bytes it decoded from the request).
+ */
+export function decodeBlobView(buf: Buffer): CiphertextBlob {
+  if (!(buf instanceof Uint8Array) || buf.length < MIN_BLOB_BYTES || buf.length > MAX_BLOB_BYTES) throw new InvalidCiphertextException();
+  return parseBlob(Buffer.isBuffer(buf) ? buf : Buffer.from(buf as Uint8Array));
+}
+
+function parseBlob(b: Buffer): CiphertextBlob {
   const invalid = () => new InvalidCiphertextException();
-  if (!(buf instanceof Uint8Array)) throw invalid();
-  if (buf.length < MIN_BLOB_BYTES || buf.length > MAX_BLOB_BYTES) throw invalid();
-  const b = Buffer.from(buf); // our own copy (length already bounded)
 
   if (b[0] !== BLOB_VERSION_1) throw invalid();
   const idLength = b[1] as number; // index 1 < MIN_BLOB_BYTES <= length

@@ -1,6 +1,6 @@
 import { aesGcmDecrypt, aesGcmEncrypt, AuthenticationFailedError, hkdfSha256, randomBytesPooled, SecretBytes } from '../crypto/index.js';
 import {
-  BLOB_IV_BYTES, BLOB_NONCE_BYTES, canonicalEncryptionContext, encodeBlob, encodeBlobHeader, type CiphertextBlob,
+  BLOB_IV_BYTES, BLOB_NONCE_BYTES, canonicalEncryptionContext, encodeBlobHeader, joinBlob, type CiphertextBlob,
 } from '../format/index.js';
 import { InvalidCiphertextException } from '../errors/index.js';
 import type { EncryptionContext } from '../types/index.js';
@@ -28,7 +28,8 @@ function deriveKey(backingKey: SecretBytes, nonce: Buffer): Buffer {
   if (backingKey.length !== BACKING_KEY_BYTES) {
     throw new RangeError(`blob v1 backing key must be ${BACKING_KEY_BYTES} bytes, got ${backingKey.length}`);
   }
-  return hkdfSha256(backingKey.insecureExpose(), nonce, HKDF_INFO, DERIVED_KEY_BYTES);
+  // The KeyObject form: the same bytes, without node:crypto wrapping them anew on every call.
+  return hkdfSha256(backingKey.insecureKeyObject(), nonce, HKDF_INFO, DERIVED_KEY_BYTES);
 }
 
 /**
@@ -46,13 +47,13 @@ export function sealBlobV1(
   const fresh = fixed ? undefined : randomBytesPooled(BLOB_NONCE_BYTES + BLOB_IV_BYTES);
   const nonce = fixed?.nonce ?? fresh!.subarray(0, BLOB_NONCE_BYTES);
   const iv = fixed?.iv ?? fresh!.subarray(BLOB_NONCE_BYTES);
-  const fields = { version: 1, keyId: ref.keyId, keyVersion: ref.keyVersion, nonce, iv } as const;
-  const header = encodeBlobHeader(fields);
+  // The header is encoded (and its fields checked) once: it is both associated data and the blob's start.
+  const header = encodeBlobHeader({ version: 1, keyId: ref.keyId, keyVersion: ref.keyVersion, nonce, iv });
   const aad = Buffer.concat([header, canonicalEncryptionContext(context)]);
   const k = deriveKey(backingKey, nonce);
   try {
     const { ciphertext, tag } = aesGcmEncrypt(k, iv, plaintext, aad);
-    return encodeBlob({ ...fields, ciphertext, tag });
+    return joinBlob(header, ciphertext, tag);
   } finally {
     k.fill(0);
   }

@@ -1,5 +1,5 @@
 import type { EncryptionContext } from '../types/index.js';
-import { decodeBlob, MAX_BLOB_BYTES, type CiphertextBlob } from '../format/index.js';
+import { decodeBlobView, MAX_BLOB_BYTES, type CiphertextBlob } from '../format/index.js';
 import { InvalidCiphertextException, KMSInternalException, UnsupportedOperationException } from '../errors/index.js';
 import type { SecretBytes } from '../crypto/index.js';
 import type { StorageWriter } from '../barrier/index.js';
@@ -30,7 +30,7 @@ export class GuardedKeyStore implements KeyStore {
   private check(ref: MaterialRef, blob: Buffer): void {
     let parsed: CiphertextBlob;
     try {
-      parsed = decodeBlob(blob);
+      parsed = decodeBlobView(blob); // a view: only the key id and version are read
     } catch {
       throw new KMSInternalException(`key store ${this.inner.name} produced a malformed blob`);
     }

@@ -2,7 +2,7 @@ import {
   IncorrectKeyException, InvalidCiphertextException, InvalidKeyUsageException, KeyVersionRetiredException, KMSInvalidStateException,
   UnsupportedOperationException,
 } from '../errors/index.js';
-import { decodeBlob, type CiphertextBlob } from '../format/index.js';
+import { decodeBlobView, type CiphertextBlob } from '../format/index.js';
 import { assertUsable, minDecryptionVersionOf, type KeyRecord } from '../keys/index.js';
 import type { EncryptionContext } from '../types/index.js';
 import { authorizeKey } from './common.js';
@@ -55,7 +55,8 @@ export interface OpenedBlob {
 export async function keyForBlob(
   svc: Services, call: CallContext, ciphertext: Buffer, keyIdInput: string | undefined, action: string, audit: AuditDraft,
 ): Promise<OpenedBlob> {
-  const blob = decodeBlob(ciphertext);
+  // A view, not a copy: the bytes were decoded from this request's body and nothing else holds them.
+  const blob = decodeBlobView(ciphertext);
   let named: KeyRecord | undefined;
   if (keyIdInput !== undefined) {
     named = await svc.keys.resolve(keyIdInput, call, { allowAlias: true });

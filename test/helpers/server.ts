@@ -44,6 +44,10 @@ export interface StartOptions {
   credentials?: Credentials;
   /** prefix the command, e.g. ['faketime', '-f', '+400d'] */
   wrapper?: string[];
+  /** Another build's bin/keyhold.js (the benchmark's --baseline); default this checkout's. */
+  bin?: string;
+  /** How long to wait for the listening line (default 60 s; a server under valgrind needs more). */
+  startTimeoutMs?: number;
 }
 
 export function newCredentials(): Credentials {
@@ -61,7 +65,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
   const dataDir = opts.dataDir ?? join(tempDir(), 'data');
   const credentials = opts.credentials ?? newCredentials();
   const accountId = opts.accountId ?? '111122223333';
-  const cmd = [...(opts.wrapper ?? []), process.execPath, KEYHOLD_BIN, 'server', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
+  const cmd = [...(opts.wrapper ?? []), process.execPath, opts.bin ?? KEYHOLD_BIN, 'server', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
   const proc = spawn(cmd[0]!, cmd.slice(1), {
     cwd: REPO_ROOT,
     env: {
@@ -81,10 +85,10 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     // Generous: a cluster of workers on a loaded 2-core machine can take a while. A server that does
     // not come up is stopped (SIGTERM, then SIGKILL) so that it cannot keep the test file alive.
     const timer = setTimeout(() => {
-      reject(new Error(`server did not start in ${START_TIMEOUT_MS / 1000} s:\n${server.stdout}\n${server.stderr}`));
+      reject(new Error(`server did not start in ${(opts.startTimeoutMs ?? START_TIMEOUT_MS) / 1000} s:\n${server.stdout}\n${server.stderr}`));
       proc.kill('SIGTERM');
       setTimeout(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); }, 5_000).unref();
-    }, START_TIMEOUT_MS);
+    }, opts.startTimeoutMs ?? START_TIMEOUT_MS);
     proc.stdout!.on('data', (d: Buffer) => {
       server.stdout += d.toString();
       const m = /keyhold listening on (\S+)/.exec(server.stdout);

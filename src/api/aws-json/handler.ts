@@ -11,7 +11,7 @@ import { describeRefusedCredential } from '../refused-credential.js';
 import { KMS_ROUTES, KMS_TARGET_PREFIX, type Route } from './kms-routes.js';
 import { KEYHOLD_ROUTES, KEYHOLD_TARGET_PREFIX } from './keyhold-routes.js';
 import { CLOUDTRAIL_ROUTES, CLOUDTRAIL_SIGNING_NAME, CLOUDTRAIL_TARGET_PREFIXES } from './cloudtrail-routes.js';
-import { decodeWire, encodeOutput } from './schema.js';
+import { decodeWire, encodeOutputJson } from './schema.js';
 import { healthResponse, type HealthSource } from '../admin/health.js';
 import { BodyTooLarge, readBody, sourceIpOf } from '../body.js';
 import { handleQuery } from '../aws-query/handler.js';
@@ -183,6 +183,6 @@ export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res:
         return op.run(s, c, input, a);
       },
     }, body);
-    send(res, 200, requestId, JSON.stringify(encodeOutput(route.output, output) ?? {}));
+    send(res, 200, requestId, encodeOutputJson(route.output, output));
   }
 }

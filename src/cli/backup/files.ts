@@ -1,5 +1,5 @@
-/** File plumbing for backups: sources, sinks, atomic outputs, a TTY-only progress line. */
-import { createReadStream } from 'node:fs';
+/** File plumbing for backups: sources, sinks, atomic outputs (the progress bar is in progress.ts). */
+import { createReadStream, unlinkSync } from 'node:fs';
 import { open, rename, unlink, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -47,6 +47,35 @@ export function stdoutSink(): Sink {
 /** Discards everything (verify). */
 export const nullSink: Sink = { write: () => undefined };
 
+/** Temporary files of AtomicFiles not yet committed or aborted: removed if a signal ends the process. */
+const liveTemps = new Set<string>();
+const CLEANUP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+let signalsHooked = false;
+
+/**
+ * Ctrl-C or a kill while `backup decrypt -o FILE` runs must not leave the plaintext decrypted so far
+ * behind in `.FILE.keyhold-tmp-*`: remove every live temporary file, then die of the same signal
+ * (exit status 128+n, as without the handler).
+ */
+function hookSignals(): void {
+  if (signalsHooked) return;
+  signalsHooked = true;
+  for (const sig of CLEANUP_SIGNALS) {
+    process.once(sig, () => {
+      for (const t of liveTemps) {
+        try {
+          unlinkSync(t);
+        } catch {
+          /* already gone */
+        }
+      }
+      liveTemps.clear();
+      for (const other of CLEANUP_SIGNALS) process.removeAllListeners(other);
+      process.kill(process.pid, sig);
+    });
+  }
+}
+
 /**
  * Bytes written between background fdatasync calls (flush-behind). The page cache would otherwise
  * hold the whole output dirty until the fsync in commit(), which then waits for all of it at
@@ -58,7 +87,8 @@ export const FLUSH_BEHIND_BYTES = 32 << 20;
 /**
  * A file written under a temporary name in the target directory and renamed over the target only
  * by commit(): nothing at the target path is ever partial or unauthenticated. commit() fsyncs the
- * file before the rename and the directory after it.
+ * file before the rename and the directory after it. The temporary file is removed on abort() and
+ * when SIGINT, SIGTERM or SIGHUP ends the process.
  */
 export class AtomicFile implements Sink {
   private constructor(
@@ -73,7 +103,9 @@ export class AtomicFile implements Sink {
 
   static async create(target: string, mode = 0o600): Promise<AtomicFile> {
     const temp = join(dirname(target), `.${basename(target)}.keyhold-tmp-${randomBytes(6).toString('hex')}`);
+    hookSignals();
     const fh = await open(temp, 'wx', mode);
+    liveTemps.add(temp);
     return new AtomicFile(target, temp, fh);
   }
 
@@ -118,6 +150,7 @@ export class AtomicFile implements Sink {
     await this.fh.sync();
     await this.fh.close();
     await rename(this.temp, this.target);
+    liveTemps.delete(this.temp);
     try {
       const dir = await open(dirname(this.target), 'r');
       await dir.sync().catch(() => undefined);
@@ -132,46 +165,6 @@ export class AtomicFile implements Sink {
     await this.flushing?.catch(() => undefined);
     await this.fh.close().catch(() => undefined);
     await unlink(this.temp).catch(() => undefined);
+    liveTemps.delete(this.temp);
   }
-}
-
-/** Bytes, rate and ETA on stderr, only when stderr is a terminal. */
-export class Progress {
-  private last = 0;
-  private readonly start = Date.now();
-  private readonly enabled: boolean;
-  constructor(private readonly label: string, private readonly total: number | undefined, quiet = false) {
-    this.enabled = !quiet && !!process.stderr.isTTY;
-  }
-  update(done: number): void {
-    if (!this.enabled) return;
-    const now = Date.now();
-    if (now - this.last < 200) return;
-    this.last = now;
-    const secs = Math.max((now - this.start) / 1000, 0.001);
-    const rate = done / secs;
-    let line = `${this.label} ${fmtBytes(done)}`;
-    if (this.total) {
-      const frac = Math.min(done / this.total, 1);
-      const width = 24;
-      const fill = Math.round(frac * width);
-      line += ` / ${fmtBytes(this.total)} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0)}%`;
-      if (rate > 0) line += ` ETA ${Math.ceil((this.total - done) / rate)}s`;
-    }
-    line += ` ${fmtBytes(rate)}/s`;
-    process.stderr.write(`\r${line}\x1b[K`);
-  }
-  done(): void {
-    if (this.enabled && this.last) process.stderr.write('\r\x1b[K');
-  }
-}
-
-export function fmtBytes(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < u.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
 }
