@@ -24,6 +24,7 @@
  */
 import Database from 'better-sqlite3';
 import { hash } from 'node:crypto';
+import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 
 export const AUDIT_SCHEMA_VERSION = 1;
 export const GENESIS_HASH = '0'.repeat(64);
@@ -419,6 +420,43 @@ export class AuditDb {
     for (const k of lookupKeysOf(fieldsOf(body))) del.run(k, seq);
   }
 
+  /**
+   * Appends like append(), but the commit does not wait for the disk (synchronous=NORMAL: the WAL
+   * frames are written, not fsynced). The events are durable once an fsync of the WAL file that
+   * began after this returned has completed (walFd()). Meanwhile they are visible to readers; a
+   * power cut loses them and everything committed after them together (WAL is replayed in order
+   * up to the last intact commit), never an earlier event without a later one.
+   */
+  appendUnsynced(bodies: readonly string[]): { firstSeq: number; lastSeq: number } {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.append(bodies);
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+  }
+
+  private wal: { fd: number; ino: number; dev: number } | undefined;
+
+  /**
+   * A descriptor of the -wal file, to fsync appendUnsynced's commits. SQLite keeps that file (the
+   * same inode) while any connection is open, and this one is; reopened if it was replaced anyway.
+   */
+  walFd(): number {
+    const path = `${this.db.name}-wal`;
+    const st = statSync(path);
+    if (this.wal && (this.wal.ino !== st.ino || this.wal.dev !== st.dev)) {
+      closeSync(this.wal.fd);
+      this.wal = undefined;
+    }
+    if (!this.wal) {
+      const fd = openSync(path, 'r');
+      const f = fstatSync(fd);
+      this.wal = { fd, ino: f.ino, dev: f.dev };
+    }
+    return this.wal.fd;
+  }
+
   /** A small durable write, to learn whether writing works again (the health probe). */
   probe(): void {
     this.db.transaction(() => {
@@ -616,6 +654,8 @@ export class AuditDb {
   }
 
   close(): void {
+    if (this.wal) closeSync(this.wal.fd);
+    this.wal = undefined;
     this.db.close();
   }
 }
