@@ -10,6 +10,7 @@
  *     crypto, writing, the fsync and rename, registering the backup), best of N;
  *   - `age` (X25519 recipient) encrypt and decrypt of the same file, best of N, interleaved with Keyhold's
  *     runs so that drift hits both;
+ *   - the fixed cost of one Keyhold or age command: the same commands on a 1 KiB file, best of N;
  *   - @aws-crypto/client-node through its KMS keyring pointed at the same server (bench/esdk-peer.ts),
  *     same suite and frame length as Keyhold's, best of M (it is slow: M defaults to 1).
  * Every decrypted file is compared with the original (SHA-256). Before each timed run `sync` flushes
@@ -20,7 +21,7 @@
  * Target (issue 6): Keyhold at least 50% of the OpenSSL figure both ways, and faster than age.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash, randomFillSync } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -276,6 +277,25 @@ export async function backupBench(o: BackupBenchOptions): Promise<number> {
   for (const direction of ['encrypt', 'decrypt'] as const) {
     for (let i = 0; i < o.runs; i++) for (const tool of rivals) await measure(tool, direction);
   }
+  // The fixed cost of one command (process start-up, module loading, the KMS call, the fsyncs,
+  // registering the backup): the same commands on a 1 KiB file.
+  writeFileSync(f('tiny'), randomBytes(1024));
+  const fixed: { tool: Tool; direction: Direction; bestWallS: number; cpuSOfBest: number | undefined }[] = [];
+  for (const tool of rivals) {
+    for (const direction of ['encrypt', 'decrypt'] as const) {
+      const input = direction === 'encrypt' ? f('tiny') : f(`${tool}.tiny.enc`);
+      const output = direction === 'encrypt' ? f(`${tool}.tiny.enc`) : f(`${tool}.tiny.dec`);
+      let best: { wallS: number; cpuS: number | undefined } | undefined;
+      for (let i = 0; i < o.runs; i++) {
+        rmSync(output, { force: true });
+        const [cmd, args] = commands[tool][direction](input, output);
+        const r = await timed(cmd, args, env);
+        if (!best || r.wallS < best.wallS) best = r;
+      }
+      fixed.push({ tool, direction, bestWallS: best!.wallS, cpuSOfBest: best!.cpuS });
+    }
+  }
+  process.stdout.write(`bench: fixed cost per command (1 KiB file, best of ${o.runs}): ${fixed.map((x) => `${x.tool} ${x.direction} ${fmt(x.bestWallS, 3)} s (cpu ${fmt(x.cpuSOfBest, 2)} s)`).join(', ')}\n`);
   if (o.peerRuns > 0) {
     for (let i = 0; i < o.peerRuns; i++) await measure('client-node', 'encrypt');
     for (let i = 0; i < o.peerRuns; i++) await measure('client-node', 'decrypt');
@@ -313,6 +333,7 @@ export async function backupBench(o: BackupBenchOptions): Promise<number> {
     `\nBackup throughput: ${fmt(size / 2 ** 20, 0)} MiB file to file, wall time of the whole command (best of ${o.runs}; client-node best of ${o.peerRuns})\n` +
       `openssl speed -evp aes-256-gcm -bytes 16384: ${fmt(opensslBefore / GB, 3)} GB/s before, ${fmt(opensslAfter / GB, 3)} GB/s after, mean taken\n` +
       line(head) + '\n' + line(widths.map((w) => '-'.repeat(w))) + '\n' + rows.map(line).join('\n') + '\n' +
+      `fixed cost per command (the same on a 1 KiB file, best of ${o.runs}): ${fixed.map((x) => `${x.tool} ${x.direction} ${fmt(x.bestWallS, 3)} s`).join(', ')}\n` +
       (['encrypt', 'decrypt'] as const)
         .map((d) => `keyhold ${d}: ${fmt(verdicts[d].ofOpenssl * 100, 1)}% of openssl (target >= ${MIN_OF_OPENSSL * 100}%), ${verdicts[d].fasterThanAge === undefined ? 'age not measured' : verdicts[d].fasterThanAge ? 'faster than age' : 'NOT faster than age'}: ${verdicts[d].verdict}`)
         .join('\n') + '\n' +
@@ -333,6 +354,7 @@ export async function backupBench(o: BackupBenchOptions): Promise<number> {
         openssl: { before: opensslBefore, after: opensslAfter, bytesPerSecond: openssl },
         summaries,
         verdicts,
+        fixedCostPerCommand: fixed,
         runs,
         problems,
       },

@@ -25,6 +25,8 @@ command -v faketime >/dev/null 2>&1 || need+=(faketime)
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 # PostgreSQL (server + client tools) for the keyhold backup pg-dump/pg-restore tests (a throwaway cluster).
+# script(1) from bsdutils runs the CLI under a pseudo-terminal (the backup progress bar test).
+command -v script >/dev/null 2>&1 || need+=(bsdutils)
 { command -v pg_dump >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"

@@ -768,6 +768,19 @@ describe('verifySigV4: signing-key cache', () => {
     assert.deepEqual(sigV4KeyCacheStats(), { size: 1, derivations: 2, hits: 1 });
   });
 
+  it('forgets keys (and the secrets kept with them) once their date is more than a day old', async () => {
+    clearSigV4KeyCache();
+    const DAY = 24 * 60 * MIN;
+    const at = (days: number) => new Date(NOW.getTime() + days * DAY);
+    await verifySigV4(await smithySign({ at: at(0) }), options({ now: at(0) }));
+    await verifySigV4(await smithySign({ at: at(1) }), options({ now: at(1) }));
+    assert.equal(sigV4KeyCacheStats().size, 2, 'the day before stays (requests near midnight)');
+    await verifySigV4(await smithySign({ at: at(2) }), options({ now: at(2) }));
+    assert.equal(sigV4KeyCacheStats().size, 2, 'two days old: dropped');
+    await verifySigV4(await smithySign({ at: at(40) }), options({ now: at(40) }));
+    assert.deepEqual(sigV4KeyCacheStats(), { size: 1, derivations: 4, hits: 0 });
+  });
+
   it('stays bounded', async () => {
     clearSigV4KeyCache();
     for (let i = 0; i < 1100; i++) await verifySigV4(await smithySign({ region: `r-${i}` }), options());

@@ -106,12 +106,31 @@ interface CachedKey {
    */
   secret: string;
   key: Buffer;
+  /** The scope's date, YYYYMMDD. */
+  date: string;
+}
+
+/** The UTC day before a YYYYMMDD date, in the same form. */
+function dayBefore(date: string): string {
+  const d = new Date(Date.UTC(Number(date.slice(0, 4)), Number(date.slice(4, 6)) - 1, Number(date.slice(6, 8)) - 1));
+  return d.toISOString().slice(0, 10).replace(/-/g, '');
+}
+
+/**
+ * Drops keys (and the secrets kept with them) whose scope date is older than the day before `date`:
+ * no request can use them again (a signature's date is within minutes of the server's clock), so a
+ * deleted, deactivated or expired credential's secret is not kept here for longer than about two days.
+ */
+function dropStaleKeys(date: string): void {
+  const oldest = dayBefore(date);
+  for (const [id, k] of signingKeys) if (k.date < oldest) signingKeys.delete(id);
 }
 
 const CACHE_MAX = 1024;
 const signingKeys = new Map<string, CachedKey>();
 let derivations = 0;
 let cacheHits = 0;
+let lastDerivationDate = '';
 
 function signingKey(accessKeyId: string, secret: string, date: string, region: string, service: string): Buffer {
   // '/' cannot occur in any of the parts: they come from splitting the credential on '/'.
@@ -122,6 +141,11 @@ function signingKey(accessKeyId: string, secret: string, date: string, region: s
     return hit.key;
   }
   derivations++;
+  if (date !== lastDerivationDate) {
+    // Once per day seen (derivations are rare: one per access key, scope and day).
+    lastDerivationDate = date;
+    dropStaleKeys(date);
+  }
   const kDate = createHmac('sha256', 'AWS4' + secret).update(date, 'utf8').digest();
   const kRegion = createHmac('sha256', kDate).update(region, 'utf8').digest();
   const kService = createHmac('sha256', kRegion).update(service, 'utf8').digest();
@@ -133,7 +157,7 @@ function signingKey(accessKeyId: string, secret: string, date: string, region: s
     const oldest = signingKeys.keys().next();
     if (oldest.done !== true) signingKeys.delete(oldest.value);
   }
-  signingKeys.set(id, { secret, key });
+  signingKeys.set(id, { secret, key, date });
   return key;
 }
 
@@ -145,6 +169,7 @@ export function sigV4KeyCacheStats(): { size: number; derivations: number; hits:
 /** Empties the signing-key cache and resets its counters (tests; after revoking credentials). */
 export function clearSigV4KeyCache(): void {
   signingKeys.clear();
+  lastDerivationDate = '';
   derivations = 0;
   cacheHits = 0;
 }

@@ -24,6 +24,7 @@
  */
 import Database from 'better-sqlite3';
 import { hash } from 'node:crypto';
+import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 
 export const AUDIT_SCHEMA_VERSION = 1;
 export const GENESIS_HASH = '0'.repeat(64);
@@ -250,64 +251,68 @@ export class AuditDb {
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
-      const cols = db.prepare("SELECT name FROM pragma_table_info('events')").all() as { name: string }[];
-      if (cols.length > 0 && !cols.some((c) => c.name === 'account_id')) {
-        // Files written before LookupEvents: the columns are filled from the bodies.
-        db.transaction(() => {
-          db.exec("ALTER TABLE events ADD COLUMN account_id TEXT; ALTER TABLE events ADD COLUMN region TEXT NOT NULL DEFAULT ''");
-          const upd = db.prepare('UPDATE events SET account_id = ?, region = ? WHERE seq = ?');
-          for (const r of db.prepare('SELECT seq, body FROM events').all() as { seq: number; body: string }[]) {
-            const f = fieldsOf(r.body);
-            upd.run(f.accountId, f.region, r.seq);
-          }
-        }).immediate();
-      }
-      db.exec(`
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS events (
-          seq INTEGER PRIMARY KEY,
-          event_id TEXT NOT NULL,
-          time_ms INTEGER NOT NULL,
-          event_name TEXT NOT NULL,
-          event_source TEXT NOT NULL,
-          username TEXT,
-          access_key_id TEXT,
-          read_only INTEGER NOT NULL,
-          error_code TEXT,
-          account_id TEXT,
-          region TEXT NOT NULL DEFAULT '',
-          body TEXT NOT NULL,
-          prev_hash TEXT NOT NULL,
-          hash TEXT NOT NULL
-        );
-        ${COMMIT_PATH_INDEXES.map((i) => `DROP INDEX IF EXISTS ${i};`).join('\n')}
-        DROP TABLE IF EXISTS event_resources;
-        CREATE TABLE IF NOT EXISTS event_keys (k TEXT NOT NULL, s INTEGER NOT NULL, PRIMARY KEY (k, s)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS event_minutes (minute INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL);
-        INSERT OR IGNORE INTO meta (key, value) VALUES ('index_seq', '0');
-        CREATE TABLE IF NOT EXISTS digests (
-          digest_seq INTEGER PRIMARY KEY,
-          from_seq INTEGER NOT NULL UNIQUE,
-          to_seq INTEGER NOT NULL,
-          body TEXT NOT NULL,
-          signature TEXT NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS alerts (
-          alert_id TEXT PRIMARY KEY, time_ms INTEGER NOT NULL, account_id TEXT, body TEXT NOT NULL, acked_at TEXT, acked_by TEXT
-        );
-        CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time_ms);
-        CREATE TABLE IF NOT EXISTS alert_outbox (
-          id INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, url TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-          next_at INTEGER NOT NULL, delivered_at INTEGER, last_error TEXT
-        );
-        CREATE INDEX IF NOT EXISTS alert_outbox_due ON alert_outbox (delivered_at, next_at);
-        INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '${AUDIT_SCHEMA_VERSION}');
-        INSERT OR IGNORE INTO meta (key, value) VALUES ('probe', '0');
-      `);
-      // Per-account webhooks (alert-webhooks in the API): the outbox row names the webhook whose secret signs it.
-      if (!(db.prepare("SELECT name FROM pragma_table_info('alert_outbox')").all() as { name: string }[]).some((c) => c.name === 'webhook_id')) {
-        db.exec('ALTER TABLE alert_outbox ADD COLUMN webhook_id TEXT');
-      }
+      // The schema check, creation and migrations run under the write lock: several server processes
+      // (--workers) open the same file at once, and a column check followed by ALTER TABLE would race.
+      db.transaction(() => {
+        const cols = db.prepare("SELECT name FROM pragma_table_info('events')").all() as { name: string }[];
+        if (cols.length > 0 && !cols.some((c) => c.name === 'account_id')) {
+          // Files written before LookupEvents: the columns are filled from the bodies.
+          db.transaction(() => {
+            db.exec("ALTER TABLE events ADD COLUMN account_id TEXT; ALTER TABLE events ADD COLUMN region TEXT NOT NULL DEFAULT ''");
+            const upd = db.prepare('UPDATE events SET account_id = ?, region = ? WHERE seq = ?');
+            for (const r of db.prepare('SELECT seq, body FROM events').all() as { seq: number; body: string }[]) {
+              const f = fieldsOf(r.body);
+              upd.run(f.accountId, f.region, r.seq);
+            }
+          }).immediate();
+        }
+        db.exec(`
+          CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+          CREATE TABLE IF NOT EXISTS events (
+            seq INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL,
+            time_ms INTEGER NOT NULL,
+            event_name TEXT NOT NULL,
+            event_source TEXT NOT NULL,
+            username TEXT,
+            access_key_id TEXT,
+            read_only INTEGER NOT NULL,
+            error_code TEXT,
+            account_id TEXT,
+            region TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+          );
+          ${COMMIT_PATH_INDEXES.map((i) => `DROP INDEX IF EXISTS ${i};`).join('\n')}
+          DROP TABLE IF EXISTS event_resources;
+          CREATE TABLE IF NOT EXISTS event_keys (k TEXT NOT NULL, s INTEGER NOT NULL, PRIMARY KEY (k, s)) WITHOUT ROWID;
+          CREATE TABLE IF NOT EXISTS event_minutes (minute INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL);
+          INSERT OR IGNORE INTO meta (key, value) VALUES ('index_seq', '0');
+          CREATE TABLE IF NOT EXISTS digests (
+            digest_seq INTEGER PRIMARY KEY,
+            from_seq INTEGER NOT NULL UNIQUE,
+            to_seq INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            signature TEXT NOT NULL
+          );
+          CREATE TABLE IF NOT EXISTS alerts (
+            alert_id TEXT PRIMARY KEY, time_ms INTEGER NOT NULL, account_id TEXT, body TEXT NOT NULL, acked_at TEXT, acked_by TEXT
+          );
+          CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time_ms);
+          CREATE TABLE IF NOT EXISTS alert_outbox (
+            id INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, url TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            next_at INTEGER NOT NULL, delivered_at INTEGER, last_error TEXT
+          );
+          CREATE INDEX IF NOT EXISTS alert_outbox_due ON alert_outbox (delivered_at, next_at);
+          INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '${AUDIT_SCHEMA_VERSION}');
+          INSERT OR IGNORE INTO meta (key, value) VALUES ('probe', '0');
+        `);
+        // Per-account webhooks (alert-webhooks in the API): the outbox row names the webhook whose secret signs it.
+        if (!(db.prepare("SELECT name FROM pragma_table_info('alert_outbox')").all() as { name: string }[]).some((c) => c.name === 'webhook_id')) {
+          db.exec('ALTER TABLE alert_outbox ADD COLUMN webhook_id TEXT');
+        }
+      }).immediate();
     }
     return new AuditDb(db);
   }
@@ -413,6 +418,43 @@ export class AuditDb {
   unindex(seq: number, body: string): void {
     const del = this.db.prepare('DELETE FROM event_keys WHERE k = ? AND s = ?');
     for (const k of lookupKeysOf(fieldsOf(body))) del.run(k, seq);
+  }
+
+  /**
+   * Appends like append(), but the commit does not wait for the disk (synchronous=NORMAL: the WAL
+   * frames are written, not fsynced). The events are durable once an fsync of the WAL file that
+   * began after this returned has completed (walFd()). Meanwhile they are visible to readers; a
+   * power cut loses them and everything committed after them together (WAL is replayed in order
+   * up to the last intact commit), never an earlier event without a later one.
+   */
+  appendUnsynced(bodies: readonly string[]): { firstSeq: number; lastSeq: number } {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.append(bodies);
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+  }
+
+  private wal: { fd: number; ino: number; dev: number } | undefined;
+
+  /**
+   * A descriptor of the -wal file, to fsync appendUnsynced's commits. SQLite keeps that file (the
+   * same inode) while any connection is open, and this one is; reopened if it was replaced anyway.
+   */
+  walFd(): number {
+    const path = `${this.db.name}-wal`;
+    const st = statSync(path);
+    if (this.wal && (this.wal.ino !== st.ino || this.wal.dev !== st.dev)) {
+      closeSync(this.wal.fd);
+      this.wal = undefined;
+    }
+    if (!this.wal) {
+      const fd = openSync(path, 'r');
+      const f = fstatSync(fd);
+      this.wal = { fd, ino: f.ino, dev: f.dev };
+    }
+    return this.wal.fd;
   }
 
   /** A small durable write, to learn whether writing works again (the health probe). */
@@ -612,6 +654,8 @@ export class AuditDb {
   }
 
   close(): void {
+    if (this.wal) closeSync(this.wal.fd);
+    this.wal = undefined;
     this.db.close();
   }
 }

@@ -4,10 +4,17 @@
  * thread sends one batch of events at a time (group commit: whatever arrived while the previous
  * commit was on its way to disk goes into the next one).
  *
+ * Appends are committed without waiting for the disk and answered twice: `committed` at once, so
+ * the request thread can send the next batch, and finally once an fdatasync of the WAL file that
+ * began after the commit has completed (on libuv's thread pool). So the next batch is committed
+ * while the previous one's fsync runs, and each caller is answered only after an fsync that
+ * covers its event, as durable as synchronous=FULL.
+ *
  * After the commits, and off their path, it indexes what they wrote (AuditDb.indexPending) at most
  * every INDEX_EVERY_MS, so that the index grows in a few large transactions instead of one per
  * commit. Queries index whatever is still missing before they read.
  */
+import { fdatasync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { AuditDb, INDEX_CHUNK } from './audit-db.js';
 import { handleAuditRequest, type WriterRequest, type WriterReply } from './writer-protocol.js';
@@ -38,6 +45,18 @@ function open(): AuditDb {
 parentPort!.on('message', (m: WriterRequest) => {
   let reply: WriterReply;
   try {
+    if (m.kind === 'append') {
+      const d = open();
+      const result = d.appendUnsynced(m.bodies);
+      const fd = d.walFd();
+      parentPort!.postMessage({ id: m.id, ok: true, result, committed: true } satisfies WriterReply);
+      fdatasync(fd, (e) => {
+        const err = e as (NodeJS.ErrnoException | null);
+        parentPort!.postMessage((err ? { id: m.id, ok: false, error: `fsync of the audit log failed: ${err.message}`, code: err.code } : { id: m.id, ok: true, result }) satisfies WriterReply);
+      });
+      indexSoon();
+      return;
+    }
     if (m.kind === 'close') {
       if (indexTimer) clearTimeout(indexTimer);
       indexTimer = undefined;
@@ -46,7 +65,6 @@ parentPort!.on('message', (m: WriterRequest) => {
       reply = { id: m.id, ok: true, result: null };
     } else {
       reply = { id: m.id, ok: true, result: handleAuditRequest(open(), m) };
-      if (m.kind === 'append') indexSoon();
     }
   } catch (e) {
     const err = e as { message?: string; code?: string };

@@ -26,6 +26,13 @@ export interface SqliteAuditLogOptions {
 /** Events removed per transaction by retention (appends wait for one batch at a time). */
 const PRUNE_BATCH = 2000;
 
+/**
+ * Committed batches that may wait for their fsync at once: the next batch is committed while the
+ * previous one's fsync runs. More would add fsyncs (each costs CPU) for little: events that arrive
+ * meanwhile gather into the next batch.
+ */
+const MAX_SYNCING = 2;
+
 /** How often a failed audit log tries a durable write again, to turn healthy without traffic. */
 const PROBE_INTERVAL_MS = 1_000;
 
@@ -58,9 +65,12 @@ interface Pending {
 export class SqliteAuditLog implements AuditLog {
   private worker!: Worker;
   private nextId = 1;
-  private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; committed?: () => void }>();
   private queue: Pending[] = [];
+  /** A batch is being committed (not yet `committed`). */
   private inFlight = false;
+  /** Committed batches waiting for their fsync. */
+  private syncing = 0;
   private scheduled = false;
   private closing = false;
   private failure: string | undefined;
@@ -101,6 +111,10 @@ export class SqliteAuditLog implements AuditLog {
     this.worker.on('message', (r: WriterReply) => {
       const c = this.calls.get(r.id);
       if (!c) return;
+      if (r.ok && r.committed) {
+        c.committed?.();
+        return;
+      }
       this.calls.delete(r.id);
       if (r.ok) c.resolve(r.result);
       else c.reject(new AuditWriteError(r.error, r.code));
@@ -125,6 +139,15 @@ export class SqliteAuditLog implements AuditLog {
     });
   }
 
+  /** Appends a batch: `committed` is called once it is committed, the promise settles once it is durable. */
+  private append(bodies: string[], committed: () => void): Promise<unknown> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.calls.set(id, { resolve, reject, committed });
+      this.worker.postMessage({ kind: 'append', bodies, id } satisfies WriterRequest);
+    });
+  }
+
   record(event: AuditEvent): Promise<void> {
     if (this.closing) return Promise.reject(new AuditWriteError('the audit log is closed'));
     const full = event.eventId ? event : { eventId: randomUUID(), ...event };
@@ -136,20 +159,31 @@ export class SqliteAuditLog implements AuditLog {
   }
 
   private kick(): void {
-    if (this.inFlight || this.scheduled) return;
+    if (this.inFlight || this.scheduled || this.syncing >= MAX_SYNCING) return;
     this.scheduled = true;
     // Let the rest of this event-loop turn add its events to the same commit.
     setImmediate(() => void this.flush());
   }
 
+  /**
+   * Commits what is queued as one batch. Its callers are answered once the writer has fsynced the
+   * WAL after the commit; meanwhile the next batch may be committed (up to MAX_SYNCING batches
+   * wait for their fsync at once).
+   */
   private async flush(): Promise<void> {
     this.scheduled = false;
-    if (this.inFlight || this.queue.length === 0) return;
+    if (this.inFlight || this.syncing >= MAX_SYNCING || this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
     this.inFlight = true;
+    let committed = false;
     try {
-      await this.call({ kind: 'append', bodies: batch.map((p) => p.body) });
+      await this.append(batch.map((p) => p.body), () => {
+        committed = true;
+        this.inFlight = false;
+        this.syncing++;
+        if (this.queue.length > 0) this.kick();
+      });
       this.markHealthy();
       for (const p of batch) p.resolve();
       this.onCommitted?.(batch.map((p) => p.event));
@@ -157,7 +191,8 @@ export class SqliteAuditLog implements AuditLog {
       this.markFailed(`events cannot be written to ${this.file}: ${(e as Error).message}`);
       for (const p of batch) p.reject(e as Error);
     } finally {
-      this.inFlight = false;
+      if (committed) this.syncing--;
+      else this.inFlight = false;
       if (this.queue.length > 0) this.kick();
     }
   }
@@ -323,7 +358,7 @@ export class SqliteAuditLog implements AuditLog {
 
   async close(): Promise<void> {
     // Flush what is queued, then stop the writer.
-    while (this.queue.length > 0 || this.inFlight || this.scheduled) {
+    while (this.queue.length > 0 || this.inFlight || this.scheduled || this.syncing > 0) {
       if (!this.inFlight && !this.scheduled) this.kick();
       await new Promise((r) => setTimeout(r, 5));
     }

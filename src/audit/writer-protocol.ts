@@ -25,8 +25,12 @@ export type WriterRequest =
   | { id: number; kind: 'prune'; throughSeq: number; limit: number }
   | { id: number; kind: 'close' };
 
+/**
+ * One reply per request; an append gets two: `committed: true` when its transaction is committed
+ * (the next batch may be sent), then the final one once the WAL is fsynced (or the fsync failed).
+ */
 export type WriterReply =
-  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: true; result: unknown; committed?: true }
   | { id: number; ok: false; error: string; code?: string };
 
 const profiles = new WeakMap<AuditDb, ProfileDetectors>();

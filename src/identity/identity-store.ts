@@ -143,6 +143,11 @@ function sha256Hex(s: string): string {
   return createHash('sha256').update(s, 'utf8').digest('hex');
 }
 
+/** An access key record with its secret opened (kept in memory only while the key can sign). */
+interface OpenedCredential {
+  status: AccessKeyStatus; secretAccessKey: string; principal: Principal; tokenSha256?: string; expiresAt?: number;
+}
+
 export class IdentityStore {
   /** Last use of each access key seen by this process, written to storage at most once a minute per key. */
   private readonly lastUsedSeen = new Map<string, LastUsed & { writtenAt: number }>();
@@ -201,12 +206,19 @@ export class IdentityStore {
     const b = await this.storage.getCached(path);
     if (!b) return undefined;
     const cred = this.credentials.get(path, b);
-    if (cred.status !== 'Active') return undefined;
+    if (cred.status !== 'Active') {
+      // A credential that can no longer sign anything: its secret is not kept decoded in memory.
+      this.credentials.forget(path);
+      return undefined;
+    }
     if (cred.tokenSha256 === undefined) return sessionToken === undefined ? cred : undefined;
     if (sessionToken === undefined) return undefined;
     const given = Buffer.from(sha256Hex(sessionToken), 'hex');
     if (!timingSafeEqual(given, Buffer.from(cred.tokenSha256, 'hex'))) return undefined;
-    if (cred.expiresAt !== undefined && nowMs >= cred.expiresAt) throw new ExpiredTokenException('The security token included in the request is expired');
+    if (cred.expiresAt !== undefined && nowMs >= cred.expiresAt) {
+      this.credentials.forget(path);
+      throw new ExpiredTokenException('The security token included in the request is expired');
+    }
     return cred;
   }
 
@@ -220,7 +232,8 @@ export class IdentityStore {
     const b = await this.storage.get(P.accessKey(accessKeyId));
     if (!b) return undefined;
     const rec = dec<AccessKeyRecord>(b);
-    const cred = this.credentials.get(P.accessKey(accessKeyId), b);
+    // Decoded without the cache: a refused credential's secret is not kept in memory.
+    const cred = this.openCredential(b);
     let state: RefusedCredential['state'] | undefined;
     if (rec.kind === 'session') {
       const tokenMatches = sessionToken !== undefined && rec.tokenSha256 !== undefined
@@ -241,14 +254,14 @@ export class IdentityStore {
   }
 
   /** The secret and principal of an access key record, opened once per version of the record. */
-  private readonly credentials = new DecodedCache<{
-    status: AccessKeyStatus; secretAccessKey: string; principal: Principal; tokenSha256?: string; expiresAt?: number;
-  }>((b) => {
+  private readonly credentials = new DecodedCache<OpenedCredential>((b) => this.openCredential(b));
+
+  private openCredential(b: Buffer): OpenedCredential {
     const rec = JSON.parse(b.toString('utf8')) as AccessKeyRecord;
     const accessKeyId = rec.accessKeyId;
     const secretAccessKey = this.box.open(P.secret(accessKeyId), Buffer.from(rec.sealedSecret, 'base64')).toString('utf8');
     return { status: rec.status, secretAccessKey, principal: principalOf(rec), tokenSha256: rec.tokenSha256, expiresAt: rec.expiresAt };
-  });
+  }
 
   // ---- account settings ----
 
@@ -450,6 +463,7 @@ export class IdentityStore {
       await tx.delete(P.lastUsed(accessKeyId));
     });
     this.lastUsedSeen.delete(accessKeyId);
+    this.credentials.forget(P.accessKey(accessKeyId));
   }
 
   /** Notes a use of an access key; persisted at most once a minute per key (the hot path stays read-only). */

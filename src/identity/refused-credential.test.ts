@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryStorage } from '../storage/index.js';
 import { IdentityStore, type SecretBox } from './identity-store.js';
+import type { DecodedCache } from '../storage/decoded-cache.js';
 
 /** Identity keeps secrets through this interface; the barrier seals them in the server. Clear here (unit test only). */
 const clearBox: SecretBox = { seal: (_p, b) => Buffer.from(b), open: (_p, b) => Buffer.from(b) };
@@ -34,5 +35,37 @@ describe('inspectRefusedCredential: whose a refused credential is and why', () =
     await id.offboardUser(ACCT, 'alice', now + 2000);
     assert.equal((await id.inspectRefusedCredential(key.accessKeyId, undefined))?.state, 'user-offboarded');
     assert.equal((await id.inspectRefusedCredential(session.accessKeyId, session.sessionToken, now + 3000))?.state, 'session-ended');
+  });
+});
+
+describe('secrets of credentials that can no longer sign are not kept decoded in memory', () => {
+  it('after DeleteAccessKey, deactivation, and a refused expired session', async () => {
+    const id = new IdentityStore(new MemoryStorage(), clearBox);
+    await id.bootstrapRoot(ACCT);
+    const cached = (akid: string) => (id as unknown as { credentials: DecodedCache<object> }).credentials.has(`iam/accesskey/${akid}`);
+    const now = Date.now();
+    await id.createUser(ACCT, 'bob', '/', [], now);
+    const { record: a } = await id.createAccessKey(ACCT, 'bob', now);
+    const { record: b } = await id.createAccessKey(ACCT, 'bob', now);
+    assert.ok(await id.authenticate(a.accessKeyId, undefined));
+    assert.ok(await id.authenticate(b.accessKeyId, undefined));
+    assert.ok(cached(a.accessKeyId) && cached(b.accessKeyId), 'used keys are cached (the check below can fail)');
+
+    await id.deleteAccessKey(ACCT, 'bob', a.accessKeyId);
+    assert.equal(cached(a.accessKeyId), false, 'deleted');
+
+    await id.updateAccessKey(ACCT, 'bob', b.accessKeyId, 'Inactive');
+    assert.equal(await id.authenticate(b.accessKeyId, undefined), undefined);
+    assert.equal(cached(b.accessKeyId), false, 'inactive');
+    assert.ok(await id.inspectRefusedCredential(b.accessKeyId, undefined));
+    assert.equal(cached(b.accessKeyId), false, 'inspecting a refused credential does not cache it');
+
+    const role = await id.createRole(ACCT, { roleName: 'r', path: '/', assumeRolePolicyDocument: '{}', description: '', maxSessionDuration: 3600, tags: [] }, now);
+    const bob = { accountId: ACCT, arn: `arn:aws:iam::${ACCT}:user/bob`, type: 'IAMUser', accessKeyId: b.accessKeyId, userId: b.userId, userName: 'bob' } as const;
+    const session = await id.createSession(role, 's', 900, bob as never, now);
+    assert.ok(await id.authenticate(session.accessKeyId, session.sessionToken, now + 1000));
+    assert.ok(cached(session.accessKeyId));
+    await assert.rejects(id.authenticate(session.accessKeyId, session.sessionToken, now + 901_000), /expired/);
+    assert.equal(cached(session.accessKeyId), false, 'expired session');
   });
 });

@@ -27,6 +27,11 @@ export class DecodedCache<T extends object> {
     return value;
   }
 
+  /** Whether a decoded value for `path` is held (tests of what stays in memory). */
+  has(path: string): boolean {
+    return this.entries.has(path);
+  }
+
   /** Forgets one path (after a delete, so the memory goes too). */
   forget(path: string): void {
     this.entries.delete(path);

@@ -5,13 +5,65 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { startServer, tempDir } from '../helpers/server.js';
 import { skipWithoutSoftHsm, softHsm, type SoftHsm } from '../helpers/softhsm.js';
 
 const skip = skipWithoutSoftHsm();
 const NAME = 'cluster-sealsoftwaretest';
+
+const SEAL_KEY_FLAGS = [
+  'CKA_TOKEN', 'CKA_PRIVATE', 'CKA_SENSITIVE', 'CKA_EXTRACTABLE', 'CKA_MODIFIABLE', 'CKA_COPYABLE',
+  'CKA_ENCRYPT', 'CKA_DECRYPT', 'CKA_WRAP', 'CKA_UNWRAP', 'CKA_SIGN', 'CKA_VERIFY', 'CKA_DERIVE',
+] as const;
+
+/**
+ * Runs PKCS#11 calls against one SoftHSM token store in a child process (SoftHSM reads
+ * SOFTHSM2_CONF once per process, and the server under test has its own): with `create`, first makes
+ * a 'keyhold-seal' key from the template HsmSeal used before 950e5ab (CKA_SIGN, CKA_VERIFY and
+ * CKA_COPYABLE left to the token's defaults; the rest as today). Then reads back the boolean
+ * attributes of every 'keyhold-seal' key and tries C_CopyObject on it.
+ */
+function sealKeysIn(hsm: SoftHsm, label: string, pin: string, create = false): { flags: Record<string, number>; copy: string }[] {
+  const script = `
+    const P = require(${JSON.stringify(createRequire(import.meta.url).resolve('pkcs11js'))});
+    const p = new P.PKCS11();
+    p.load(${JSON.stringify(hsm.module)});
+    p.C_Initialize({ flags: P.CKF_OS_LOCKING_OK });
+    const slot = p.C_GetSlotList(true).find((x) => p.C_GetTokenInfo(x).label.trim() === ${JSON.stringify(label)});
+    const s = p.C_OpenSession(slot, P.CKF_RW_SESSION | P.CKF_SERIAL_SESSION);
+    p.C_Login(s, P.CKU_USER, ${JSON.stringify(pin)});
+    if (${create}) p.C_GenerateKey(s, { mechanism: P.CKM_AES_KEY_GEN }, [
+      { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_AES }, { type: P.CKA_VALUE_LEN, value: 32 },
+      { type: P.CKA_TOKEN, value: true }, { type: P.CKA_PRIVATE, value: true }, { type: P.CKA_SENSITIVE, value: true },
+      { type: P.CKA_EXTRACTABLE, value: false }, { type: P.CKA_MODIFIABLE, value: false }, { type: P.CKA_ENCRYPT, value: true },
+      { type: P.CKA_DECRYPT, value: true }, { type: P.CKA_WRAP, value: false }, { type: P.CKA_UNWRAP, value: false },
+      { type: P.CKA_DERIVE, value: false }, { type: P.CKA_LABEL, value: 'keyhold-seal' }, { type: P.CKA_ID, value: Buffer.from('keyhold-seal') }]);
+    p.C_FindObjectsInit(s, [{ type: P.CKA_CLASS, value: P.CKO_SECRET_KEY }, { type: P.CKA_LABEL, value: 'keyhold-seal' }]);
+    const found = p.C_FindObjects(s, 10);
+    p.C_FindObjectsFinal(s);
+    const names = ${JSON.stringify(SEAL_KEY_FLAGS)};
+    const out = found.map((h) => {
+      const values = p.C_GetAttributeValue(s, h, names.map((n) => ({ type: P[n] })));
+      let copy;
+      try {
+        p.C_DestroyObject(s, p.C_CopyObject(s, h, []));
+        copy = 'copied';
+      } catch (e) {
+        copy = 'refused';
+      }
+      return { flags: Object.fromEntries(names.map((n, i) => [n, values[i].value[0]])), copy };
+    });
+    p.C_Logout(s);
+    p.C_CloseSession(s);
+    p.C_Finalize();
+    process.stdout.write(JSON.stringify(out));
+  `;
+  return JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, ...hsm.env } }).toString()) as { flags: Record<string, number>; copy: string }[];
+}
 
 describe('HSM seal (SoftHSM2)', { skip }, () => {
   let hsm: SoftHsm;
@@ -93,6 +145,57 @@ describe('HSM seal (SoftHSM2)', { skip }, () => {
       await assert.rejects(startServer({ dataDir, args: ['--config', cfg], env: hsm.env }), /exited with [1-9].*no-such-flag/s);
     } finally {
       const { rmSync } = await import('node:fs');
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
+  it('the seal key the server makes only encrypts and decrypts: not SIGN, VERIFY, WRAP, UNWRAP or DERIVE; not extractable, modifiable or copyable', async () => {
+    const token = softHsm();
+    const base = tempDir();
+    try {
+      const { label, pin, pinFile: pf } = token.initToken('fresh-seal');
+      const s = await startServer({ dataDir: join(base, 'data'), args: ['--hsm', `${NAME}=${token.module},token-label=${label},pin-file=${pf}`, '--seal', `hsm:${NAME}`], env: token.env });
+      assert.equal(await s.stop(), 0);
+      const keys = sealKeysIn(token, label, pin);
+      assert.equal(keys.length, 1, 'one keyhold-seal key');
+      assert.deepEqual(keys[0]!.flags, {
+        CKA_TOKEN: 1, CKA_PRIVATE: 1, CKA_SENSITIVE: 1, CKA_EXTRACTABLE: 0, CKA_MODIFIABLE: 0, CKA_COPYABLE: 0,
+        CKA_ENCRYPT: 1, CKA_DECRYPT: 1, CKA_WRAP: 0, CKA_UNWRAP: 0, CKA_SIGN: 0, CKA_VERIFY: 0, CKA_DERIVE: 0,
+      });
+      assert.equal(keys[0]!.copy, 'refused', 'C_CopyObject of the seal key is refused');
+    } finally {
+      token.cleanup();
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
+  it('a seal key made by the older template keeps its attributes (SIGN, VERIFY capable, copyable) and still seals and unseals', async () => {
+    const token = softHsm();
+    const base = tempDir();
+    const dataDir = join(base, 'data');
+    try {
+      const { label, pin, pinFile: pf } = token.initToken('old-seal');
+      const before = sealKeysIn(token, label, pin, true);
+      assert.equal(before.length, 1);
+      // SoftHSM's defaults for what the old template left out: this is what such tokens hold.
+      assert.deepEqual(before[0]!.flags, {
+        CKA_TOKEN: 1, CKA_PRIVATE: 1, CKA_SENSITIVE: 1, CKA_EXTRACTABLE: 0, CKA_MODIFIABLE: 0, CKA_COPYABLE: 1,
+        CKA_ENCRYPT: 1, CKA_DECRYPT: 1, CKA_WRAP: 0, CKA_UNWRAP: 0, CKA_SIGN: 1, CKA_VERIFY: 1, CKA_DERIVE: 0,
+      });
+      assert.equal(before[0]!.copy, 'copied', 'such a key can be copied');
+      const args = ['--hsm', `${NAME}=${token.module},token-label=${label},pin-file=${pf}`, '--seal', `hsm:${NAME}`];
+      const s1 = await startServer({ dataDir, args, env: token.env });
+      const kms = s1.kms();
+      const ct = await kms.encrypt({ KeyId: (await kms.createKey({})).KeyMetadata!.KeyId!, Plaintext: Buffer.from('old seal key') });
+      assert.equal(await s1.stop(), 0);
+      const s2 = await startServer({ dataDir, args, env: token.env });
+      assert.equal(Buffer.from((await s2.kms().decrypt({ CiphertextBlob: ct.CiphertextBlob })).Plaintext!).toString(), 'old seal key');
+      assert.equal(await s2.stop(), 0);
+      const after = sealKeysIn(token, label, pin);
+      assert.equal(after.length, 1, 'the existing key was used, no second one made');
+      assert.deepEqual(after[0]!.flags, before[0]!.flags, 'its attributes are unchanged');
+    } finally {
+      token.cleanup();
       rmSync(base, { recursive: true, force: true });
     }
   });

@@ -13,7 +13,8 @@ import { BackupFormatError, parseHeader, IncompleteHeader, SUITES, SUITE_COMMIT_
 import { clientSettings, UsageError, type ClientSettings } from '../client.js';
 import { KmsKeyring, NoDecryptableKey } from './kms-keyring.js';
 import { ByteReader, decryptStream, deriveKeys, encryptStream, readHeader, sealHeader, DEFAULT_FRAME_LENGTH } from './message-stream.js';
-import { AtomicFile, nullSink, Progress, sizeOf, source, stdoutSink, streamSource } from './files.js';
+import { AtomicFile, nullSink, sizeOf, source, stdoutSink, streamSource } from './files.js';
+import { ProgressBar } from './progress.js';
 import { timingSafeEqual, createDecipheriv } from 'node:crypto';
 
 type Out = (line: string) => void;
@@ -26,7 +27,14 @@ const COMMON = {
   region: { type: 'string' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
+  /** No progress bar (it is drawn only when stderr is a terminal anyway). */
+  'no-progress': { type: 'boolean' },
 } as const;
+
+/** The progress bar on stderr, unless --quiet or --no-progress (or stderr is not a terminal). */
+function progressBar(label: string, total: number | undefined, values: { quiet?: boolean; 'no-progress'?: boolean }): ProgressBar {
+  return new ProgressBar(label, total, { quiet: values.quiet || values['no-progress'] });
+}
 
 function parseContext(pairs: string[] | undefined): Record<string, string> {
   const ctx: Record<string, string> = {};
@@ -77,7 +85,7 @@ async function encryptCmd(argv: string[], out: Out): Promise<number> {
   if (!Number.isInteger(frameLength) || frameLength < 1) throw new UsageError('--frame-size wants a positive integer (bytes)');
   const settings = clientSettings(values);
   const input = positionals[0];
-  const progress = new Progress('encrypt', await sizeOf(input), values.quiet);
+  const progress = progressBar('encrypt', await sizeOf(input), values);
   const r = await withOutput(values.output, (sink) =>
     encryptStream(source(input, frameLength), sink, {
       keyring: new KmsKeyring(settings, values.key!),
@@ -108,7 +116,7 @@ async function decryptCmd(argv: string[], out: Out, verifyOnly: boolean): Promis
   const settings = clientSettings(values);
   const input = positionals[0];
   const keyring = new KmsKeyring(settings, values.key ?? []);
-  const progress = new Progress(verifyOnly ? 'verify' : 'decrypt', await sizeOf(input), values.quiet);
+  const progress = progressBar(verifyOnly ? 'verify' : 'decrypt', await sizeOf(input), values);
   const run = (sink: Parameters<typeof decryptStream>[1]) =>
     decryptStream(source(input), sink, { keyring, requiredContext: parseContext(values.context), onProgress: (n) => progress.update(n) });
   try {
@@ -284,7 +292,7 @@ async function recoverJournal(file: string): Promise<void> {
 async function rewrapCmd(argv: string[], out: Out): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true,
-    options: { ...COMMON, 'to-key': { type: 'string', multiple: true }, all: { type: 'boolean' }, 'from-key': { type: 'string' }, state: { type: 'string' }, 'no-progress': { type: 'boolean' } },
+    options: { ...COMMON, 'to-key': { type: 'string', multiple: true }, all: { type: 'boolean' }, 'from-key': { type: 'string' }, state: { type: 'string' } },
   });
   if (values.all) {
     if (positionals.length) throw new UsageError('backup rewrap --all takes no FILE (it reads the registry)');
@@ -292,7 +300,7 @@ async function rewrapCmd(argv: string[], out: Out): Promise<number> {
     const { rekeyAll } = await import('./rekey.js');
     return rekeyAll(clientSettings(values), {
       fromKey: values['from-key'], toKeys: values['to-key'], statePath: values.state, json: values.json, quiet: values.quiet || values['no-progress'],
-    }, out);
+    }, out, { readFileHeader, rewrapFile });
   }
   if (values['from-key'] || values.state) throw new UsageError('--from-key and --state go with rewrap --all');
   if (positionals.length !== 1) throw new UsageError('backup rewrap takes one FILE (or --all --from-key K)');
@@ -424,13 +432,18 @@ async function copyCmd(argv: string[], out: Out): Promise<number> {
       if (values['keep-source-keys']) edks.push(...h.encryptedDataKeys);
       const header = sealHeader({ ...h, encryptedDataKeys: edks }, dataKey);
       copyHeader = parseHeader(header);
-      await writeWithNewHeader(values.output, header, file, h.length);
+      const size = await sizeOf(file);
+      const copying = progressBar('copy', size !== undefined ? size - h.length : undefined, values);
+      await writeWithNewHeader(values.output, header, file, h.length, (n) => copying.update(n));
+      copying.done();
     } finally {
       dataKey.fill(0);
     }
     // Prove it at the destination, with the destination's keys only.
     const destKeys = copyHeader.encryptedDataKeys.map((e) => e.providerInfo).filter((arn) => values['to-key']!.some((k) => arn === k || arn.endsWith(k)) || arn.includes(`:${dst.region}:`));
-    const r = await decryptStream(source(values.output), nullSink, { keyring: new KmsKeyring(dst, destKeys, { [dst.region]: dst }) });
+    const verifying = progressBar('verify', await sizeOf(values.output), values);
+    const r = await decryptStream(source(values.output), nullSink, { keyring: new KmsKeyring(dst, destKeys, { [dst.region]: dst }), onProgress: (n) => verifying.update(n) });
+    verifying.done();
     const size = r.ciphertextBytes;
     if (!values['no-register']) await registerBackup(dst, r.header, values.output, size, { ok: true });
     const report = { source: file, copy: values.output, region: dst.region, endpoint: dst.endpoint, verifiedWith: r.keyArn, frames: r.frames, plaintextBytes: r.plaintextBytes, wrappingKeys: describeEdks(r.header.encryptedDataKeys) };
@@ -458,7 +471,7 @@ function refuseSigned(h: ParsedHeader): void {
  * Writes `dest` atomically (a temporary file, then rename): `header`, then the body of `file`, i.e.
  * everything after its first `bodyOffset` bytes. `dest` may be `file` itself.
  */
-async function writeWithNewHeader(dest: string, header: Buffer, file: string, bodyOffset: number): Promise<void> {
+async function writeWithNewHeader(dest: string, header: Buffer, file: string, bodyOffset: number, onProgress?: (bodyBytes: number) => void): Promise<void> {
   const out = await AtomicFile.create(dest);
   try {
     await out.write(header);
@@ -471,6 +484,7 @@ async function writeWithNewHeader(dest: string, header: Buffer, file: string, bo
         if (!bytesRead) break;
         await out.write(buf.subarray(0, bytesRead));
         pos += bytesRead;
+        onProgress?.(pos - bodyOffset);
       }
     } finally {
       await fh.close();
@@ -597,6 +611,7 @@ export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--c
                                  every file not encrypted (by content: SQL, pg_dump, tar, gzip, zip, ...),
                                  encrypted with keys disabled/pending deletion/unknown/without rotation,
                                  or not in the registry; exit 3 when anything is at risk
+  Long jobs draw a progress bar on stderr when it is a terminal (--no-progress or --quiet: none).
   Exit status: 0 ok, 1 error, 2 usage, 3 the message is malformed or fails authentication.
 `;
 

@@ -1,4 +1,4 @@
-/** File plumbing for backups: sources, sinks, atomic outputs, a TTY-only progress line. */
+/** File plumbing for backups: sources, sinks, atomic outputs (the progress bar is in progress.ts). */
 import { createReadStream, unlinkSync } from 'node:fs';
 import { open, rename, unlink, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -167,45 +167,4 @@ export class AtomicFile implements Sink {
     await unlink(this.temp).catch(() => undefined);
     liveTemps.delete(this.temp);
   }
-}
-
-/** Bytes, rate and ETA on stderr, only when stderr is a terminal. */
-export class Progress {
-  private last = 0;
-  private readonly start = Date.now();
-  private readonly enabled: boolean;
-  constructor(private readonly label: string, private readonly total: number | undefined, quiet = false) {
-    this.enabled = !quiet && !!process.stderr.isTTY;
-  }
-  update(done: number): void {
-    if (!this.enabled) return;
-    const now = Date.now();
-    if (now - this.last < 200) return;
-    this.last = now;
-    const secs = Math.max((now - this.start) / 1000, 0.001);
-    const rate = done / secs;
-    let line = `${this.label} ${fmtBytes(done)}`;
-    if (this.total) {
-      const frac = Math.min(done / this.total, 1);
-      const width = 24;
-      const fill = Math.round(frac * width);
-      line += ` / ${fmtBytes(this.total)} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0)}%`;
-      if (rate > 0) line += ` ETA ${Math.ceil((this.total - done) / rate)}s`;
-    }
-    line += ` ${fmtBytes(rate)}/s`;
-    process.stderr.write(`\r${line}\x1b[K`);
-  }
-  done(): void {
-    if (this.enabled && this.last) process.stderr.write('\r\x1b[K');
-  }
-}
-
-export function fmtBytes(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < u.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
 }

@@ -101,7 +101,7 @@ export interface EncryptResult {
  * fresh buffer from malloc, freed later by the GC; glibc returns memory to the kernel (and so takes
  * page faults on the next allocations) only when a chunk of 64 KiB or more is freed, so slices
  * stay well below that. Measured here (CPU time for 1 GiB of AES-256-GCM, Node 20): 16 KiB slices
- * 0.7-0.8 s, 32 KiB 1.2 s, 64 KiB 3.2-4.5 s, 1 MiB 4.6 s.
+ * 0.7-1.0 s, 32 KiB 1.2 s, 64 KiB 3.2-4.5 s, 1 MiB 4.6 s (bare AES in openssl speed: ~0.25 s).
  */
 export const CRYPTO_SLICE = 16 << 10;
 

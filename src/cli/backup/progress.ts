@@ -104,6 +104,13 @@ export class ProgressBar {
     this.draw(t);
   }
 
+  /** Erases the bar (before other output to the terminal); the next update draws it again at once. */
+  clear(): void {
+    if (!this.enabled || this.last === undefined) return;
+    this.stream.write('\r\x1b[K');
+    this.last = undefined;
+  }
+
   /** The final state (100%), then the line is cleared so the command's own output starts clean. */
   done(): void {
     if (!this.enabled || this.last === undefined) return;

@@ -11,7 +11,7 @@ import { UsageError, type ClientSettings } from '../client.js';
 import { callKeyhold } from '../keyhold-client.js';
 import { describeEdks } from './edks.js';
 import { listBackups, registerBackup, type RegisteredBackup } from './registry.js';
-import { readFileHeader, rewrapFile } from './command.js';
+import type { ParsedHeader } from '../../format/backup-message/index.js';
 import { CountProgress } from './progress.js';
 
 type Out = (line: string) => void;
@@ -108,7 +108,14 @@ function reasonOf(e: unknown): string {
   return `${err.name ?? 'Error'}: ${err.message}`;
 }
 
-export async function rekeyAll(settings: ClientSettings, opts: RekeyOptions, out: Out): Promise<number> {
+/** The single-file header tools of command.ts, passed in (command.ts loads this module lazily). */
+export interface RewrapTools {
+  readFileHeader(path: string): Promise<ParsedHeader>;
+  rewrapFile(file: string, settings: ClientSettings, toKeys: string[] | undefined, opts: { fromKeyArn?: string }): Promise<unknown>;
+}
+
+export async function rekeyAll(settings: ClientSettings, opts: RekeyOptions, out: Out, tools: RewrapTools): Promise<number> {
+  const { readFileHeader, rewrapFile } = tools;
   const toKeys = opts.toKeys ?? [];
   // K's ARN and newest version (KeyholdService.ListKeyVersions: needs kms:ListKeyVersions on K).
   const kv = await callKeyhold<{ KeyId: string; CurrentVersion: number }>(settings, 'ListKeyVersions', { KeyId: opts.fromKey, Limit: 1 });
@@ -131,6 +138,11 @@ export async function rekeyAll(settings: ClientSettings, opts: RekeyOptions, out
   const candidates = all.filter((b) => dependsOn(registeredKeys(b), fromKeyArn, targetVersion));
   const results: { messageId: string; location: string; status: 'rewrapped' | 'registered' | 'failed'; reason?: string; keys?: DoneEntry['keys'] }[] = [];
   const progress = new CountProgress('rewrap', candidates.length, opts.quiet);
+  const say: Out = (line) => {
+    progress.clear();
+    out(line);
+  };
+  progress.update(0);
   for (const b of candidates) {
     try {
       if (/^[a-z][a-z0-9+.-]*:\/\//i.test(b.Location)) throw new Error(`${b.Location} is not a local file; rewrap it where it is stored`);
@@ -150,13 +162,13 @@ export async function rekeyAll(settings: ClientSettings, opts: RekeyOptions, out
       delete state.failed[b.MessageId];
       results.push({ messageId: b.MessageId, location: b.Location, status: rewrapped ? 'rewrapped' : 'registered', keys });
       await saveState(statePath, state);
-      if (!opts.json) out(`${rewrapped ? 'rewrapped ' : 'registered'}  ${b.Location}  (message ${b.MessageId.slice(0, 16)}): ${keys.map((k) => `${k.keyArn} v${k.keyVersion ?? '?'}`).join(', ')}`);
+      if (!opts.json) say(`${rewrapped ? 'rewrapped ' : 'registered'}  ${b.Location}  (message ${b.MessageId.slice(0, 16)}): ${keys.map((k) => `${k.keyArn} v${k.keyVersion ?? '?'}`).join(', ')}`);
     } catch (e) {
       const reason = reasonOf(e);
       state.failed[b.MessageId] = { location: b.Location, at: new Date().toISOString(), reason };
       results.push({ messageId: b.MessageId, location: b.Location, status: 'failed', reason });
       await saveState(statePath, state);
-      if (!opts.json) out(`FAILED     ${b.Location}  (message ${b.MessageId.slice(0, 16)}): ${reason}`);
+      if (!opts.json) say(`FAILED     ${b.Location}  (message ${b.MessageId.slice(0, 16)}): ${reason}`);
     }
     progress.update(results.length);
   }

@@ -109,7 +109,7 @@ describe('Pkcs11KeyStore on SoftHSM2', { skip }, () => {
   /** The boolean attributes of the one secret-key object labelled `label` (1 or 0 each). */
   function flagsOf(label: string): Record<string, number> {
     const p = P();
-    const names = ['CKA_TOKEN', 'CKA_PRIVATE', 'CKA_SENSITIVE', 'CKA_EXTRACTABLE', 'CKA_MODIFIABLE', 'CKA_ENCRYPT', 'CKA_DECRYPT', 'CKA_DERIVE', 'CKA_WRAP', 'CKA_UNWRAP', 'CKA_SIGN', 'CKA_VERIFY'] as const;
+    const names = ['CKA_TOKEN', 'CKA_PRIVATE', 'CKA_SENSITIVE', 'CKA_EXTRACTABLE', 'CKA_MODIFIABLE', 'CKA_ENCRYPT', 'CKA_DECRYPT', 'CKA_DERIVE', 'CKA_WRAP', 'CKA_UNWRAP', 'CKA_SIGN', 'CKA_VERIFY', 'CKA_COPYABLE'] as const;
     return pool.token(HSM).withSession((lib, s) => {
       lib.C_FindObjectsInit(s, [{ type: p.CKA_CLASS, value: p.CKO_SECRET_KEY }, { type: p.CKA_LABEL, value: label }]);
       const found = lib.C_FindObjects(s, 2);
@@ -120,7 +120,7 @@ describe('Pkcs11KeyStore on SoftHSM2', { skip }, () => {
       return Object.fromEntries(names.map((n, i) => [n, (values[i]!.value as Buffer)[0]!]));
     });
   }
-  const NEVER_LEAVES = { CKA_TOKEN: 1, CKA_PRIVATE: 1, CKA_SENSITIVE: 1, CKA_EXTRACTABLE: 0, CKA_MODIFIABLE: 0, CKA_WRAP: 0, CKA_UNWRAP: 0, CKA_SIGN: 0, CKA_VERIFY: 0 };
+  const NEVER_LEAVES = { CKA_TOKEN: 1, CKA_PRIVATE: 1, CKA_SENSITIVE: 1, CKA_EXTRACTABLE: 0, CKA_MODIFIABLE: 0, CKA_WRAP: 0, CKA_UNWRAP: 0, CKA_SIGN: 0, CKA_VERIFY: 0, CKA_COPYABLE: 0 };
 
   test('backing key and seal key templates: private, sensitive, non-extractable, unmodifiable, each with only its own usage', async () => {
     const ref = newRef();

@@ -341,9 +341,12 @@ export interface TokenKeyUsage {
 
 /**
  * Generates a persistent AES-256 key inside the token, labelled `label` (also its CKA_ID): private,
- * sensitive, not extractable and not modifiable, so its bytes never leave the token, with only the
- * usages asked for (never WRAP, UNWRAP, SIGN or VERIFY). Every usage is set explicitly: SoftHSM 2, for
- * one, makes a generated AES key SIGN, VERIFY and WRAP capable when the template leaves them out.
+ * sensitive, not extractable, not modifiable and not copyable, so its bytes never leave the token and
+ * no second object with its value can be made, with only the usages asked for (never WRAP, UNWRAP,
+ * SIGN or VERIFY). Every usage is set explicitly: SoftHSM 2.6, for one, makes a generated AES key
+ * SIGN, VERIFY, WRAP and UNWRAP capable (and modifiable and copyable) when the template leaves them
+ * out. These attributes apply to keys made from now on; a token key made by an older template keeps
+ * the attributes it was made with (it is not modifiable, and Keyhold does not replace it).
  */
 export function generateTokenAesKey(lib: Pkcs11Types.PKCS11, s: Session, label: string, usage: TokenKeyUsage): Handle {
   const p = P();
@@ -356,6 +359,9 @@ export function generateTokenAesKey(lib: Pkcs11Types.PKCS11, s: Session, label: 
     { type: p.CKA_SENSITIVE, value: true },
     { type: p.CKA_EXTRACTABLE, value: false },
     { type: p.CKA_MODIFIABLE, value: false },
+    // C_CopyObject of a copyable key makes a second object with the same value (SoftHSM allows it
+    // with an empty template); a second 'keyhold-seal' would also stop the server from starting.
+    { type: p.CKA_COPYABLE, value: false },
     { type: p.CKA_ENCRYPT, value: usage.encryptDecrypt === true },
     { type: p.CKA_DECRYPT, value: usage.encryptDecrypt === true },
     { type: p.CKA_DERIVE, value: usage.derive === true },
