@@ -6,7 +6,11 @@
  * thread: request thread, audit writer, libuv pool) are divided by that number.
  *
  *   node dist/bench/instructions.js [--bin DIR]... [--op Encrypt|Decrypt|GenerateDataKey]
- *        [--requests N] [--warmup N] [--connections C] [--rounds R] [--server-args=S] [--node-options=S]
+ *        [--requests N] [--warmup N] [--connections C] [--rounds R] [--server-args=S] [--node-options=S] [--keep DIR]
+ *
+ * --keep DIR copies each measured dump there (callgrind.out.<build>.<round>), for
+ * `callgrind_annotate --inclusive=yes FILE`: native code (OpenSSL, V8's GC and compiler, libuv,
+ * SQLite) is named; JIT-compiled JavaScript shows as unnamed addresses.
  *
  * Each --bin DIR is a build (DIR/bin/keyhold.js; `.` for this checkout, the default); with several,
  * the builds are measured one after another, R rounds, alternating. Valgrind makes Keyhold about 50x
@@ -15,7 +19,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,12 +42,20 @@ function send(agent: Agent, port: number, req: PresignedRequest): Promise<number
   });
 }
 
+/** Re-signed once a minute: under valgrind a run outlasts the 5-minute window of one signature. */
+type Signer = () => Promise<PresignedRequest>;
+
 /** `total` requests over `connections` keep-alive connections; throws on any non-200. */
-async function load(agent: Agent, port: number, req: PresignedRequest, total: number, connections: number): Promise<void> {
+async function load(agent: Agent, port: number, sign: Signer, total: number, connections: number): Promise<void> {
   let left = total;
+  let req = await sign();
+  let signing: Promise<void> | undefined;
   const worker = async () => {
     while (left > 0) {
       left--;
+      if (Date.now() - req.signedAt.getTime() > 60_000) {
+        await (signing ??= sign().then((r) => { req = r; signing = undefined; }));
+      }
       const status = await send(agent, port, req);
       if (status !== 200) throw new Error(`HTTP ${status}`);
     }
@@ -51,21 +63,21 @@ async function load(agent: Agent, port: number, req: PresignedRequest, total: nu
   await Promise.all(Array.from({ length: connections }, worker));
 }
 
-/** Total instructions (Ir) in the newest callgrind dump in `dir`. */
-function lastDumpIr(dir: string): number {
+/** Total instructions (Ir) in the newest callgrind dump in `dir`, and its file. */
+function lastDump(dir: string): { ir: number; file: string } {
   const files = readdirSync(dir).filter((f) => f.startsWith('callgrind.out')).map((f) => join(dir, f));
-  let best: { ir: number; part: number } | undefined;
+  let best: { ir: number; part: number; file: string } | undefined;
   for (const f of files) {
     const text = readFileSync(f, 'utf8');
     const part = Number(/^part: (\d+)/m.exec(text)?.[1] ?? 0);
     const m = /^(?:summary|totals): (\d+)/m.exec(text);
-    if (m && (!best || part > best.part)) best = { ir: Number(m[1]), part };
+    if (m && (!best || part > best.part)) best = { ir: Number(m[1]), part, file: f };
   }
   if (!best) throw new Error(`no callgrind dump in ${dir}`);
-  return best.ir;
+  return best;
 }
 
-async function measureBuild(bin: string, o: { op: string; requests: number; warmup: number; connections: number; serverArgs: string[]; nodeOptions?: string }): Promise<number> {
+async function measureBuild(bin: string, o: { op: string; requests: number; warmup: number; connections: number; serverArgs: string[]; nodeOptions?: string }, keepAs?: string): Promise<number> {
   const dir = tempDir('keyhold-callgrind-');
   const server = await startServer({
     dataDir: join(dir, 'data'),
@@ -85,14 +97,16 @@ async function measureBuild(bin: string, o: { op: string; requests: number; warm
       : o.op === 'Decrypt' ? { CiphertextBlob: ciphertext.toString('base64') }
       : { KeyId: keyId, KeySpec: 'AES_256' };
     const agent = new Agent({ keepAlive: true, maxSockets: o.connections, ca: readFileSync(server.caFile!) });
-    const req = await presign(`127.0.0.1:${server.port}`, server.credentials, REGION, o.op, payload);
-    await load(agent, server.port, req, o.warmup, o.connections);
+    const sign = () => presign(`127.0.0.1:${server.port}`, server.credentials, REGION, o.op, payload);
+    await load(agent, server.port, sign, o.warmup, o.connections);
     const pid = String(server.proc.pid);
     execFileSync('callgrind_control', ['--zero', pid], { stdio: 'ignore' });
-    await load(agent, server.port, req, o.requests, o.connections);
+    await load(agent, server.port, sign, o.requests, o.connections);
     execFileSync('callgrind_control', ['--dump=measured', pid], { stdio: 'ignore' });
     agent.destroy();
-    return lastDumpIr(dir) / o.requests;
+    const dump = lastDump(dir);
+    if (keepAs) copyFileSync(dump.file, keepAs);
+    return dump.ir / o.requests;
   } finally {
     await server.stop();
     server.cleanup();
@@ -111,6 +125,7 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '1' },
       'server-args': { type: 'string', default: '' },
       'node-options': { type: 'string' },
+      keep: { type: 'string' },
     },
   });
   const bins = (values.bin ?? ['.']).map((d) => ({ dir: d, bin: join(resolve(d), 'bin', 'keyhold.js') }));
@@ -122,7 +137,9 @@ async function main(): Promise<void> {
   const results = new Map<string, number[]>(bins.map((b) => [b.dir, []]));
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const b of round % 2 === 0 ? bins : [...bins].reverse()) {
-      const ir = await measureBuild(b.bin, o);
+      const keep = values.keep ? resolve(values.keep) : undefined;
+      if (keep) mkdirSync(keep, { recursive: true });
+      const ir = await measureBuild(b.bin, o, keep ? join(keep, `callgrind.out.${bins.indexOf(b)}.${round}`) : undefined);
       results.get(b.dir)!.push(ir);
       process.stdout.write(`instructions: ${b.dir} ${o.op} x ${o.connections} connections: ${Math.round(ir)} instructions per request\n`);
     }

@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
-import { KMS } from '@aws-sdk/client-kms';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { createRequire } from 'node:module';
+
+// The AWS SDK ships CommonJS. Imported from an ES module, Node 20 also parses each entry file to
+// detect its format and lexes it for named exports, at every start of the CLI; through require()
+// it is loaded once. Measured on `keyhold backup`: 0.1-0.15 s less CPU per command (of ~0.6 s).
+export const requireCjs = createRequire(import.meta.url);
+const { KMS } = requireCjs('@aws-sdk/client-kms') as typeof import('@aws-sdk/client-kms');
+type KMS = import('@aws-sdk/client-kms').KMS;
+const { NodeHttpHandler } = requireCjs('@smithy/node-http-handler') as typeof import('@smithy/node-http-handler');
 
 /** Where the server is and who we are, found the way the AWS tools find them. */
 export interface ClientSettings {

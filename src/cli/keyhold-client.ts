@@ -2,9 +2,10 @@ import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { SignatureV4 } from '@smithy/signature-v4';
-import { kmsClient, type ClientSettings } from './client.js';
+import { kmsClient, requireCjs, type ClientSettings } from './client.js';
 import { Sha256 } from './sha256.js';
+
+const { SignatureV4 } = requireCjs('@smithy/signature-v4') as typeof import('@smithy/signature-v4');
 
 /** Keyhold's own operations (beyond AWS KMS) travel as AWS JSON 1.1 under this X-Amz-Target prefix. */
 export const KEYHOLD_TARGET_PREFIX = 'KeyholdService.';
