@@ -8,7 +8,8 @@
  * event to another position breaks the chain as much as changing it does. Appends run in
  * BEGIN IMMEDIATE transactions: SQLite's write lock serializes every writer process sharing the
  * file, so several server processes extend one chain. synchronous=FULL: a commit is on disk
- * (the WAL is fsynced) before it returns; callers batch many events into one commit.
+ * (the WAL is fsynced) before it returns; callers batch many events into one commit. The writer
+ * thread appends with appendUnsynced instead and fsyncs the WAL itself (audit-writer.ts).
  *
  * The commit writes the event rows only (their primary key grows at the end). What the queries
  * look events up by (LookupEvents' attributes, resources, time) is indexed after the commit, in
