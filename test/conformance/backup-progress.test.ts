@@ -95,6 +95,11 @@ describe('keyhold backup: progress bar on a terminal, none when piped', { skip: 
     const dec = await runCli(['backup', 'decrypt', join(dir, 'piped.kh'), '-o', join(dir, 'piped.out')], env);
     assert.equal(dec.code, 0, dec.stderr);
     assert.doesNotMatch(dec.stderr, /\r|\[#|\x1b\[K|decrypt [0-9]/);
+    // Nor the AWS SDK's notice about Node versions (printed at every start unless turned off).
+    const quiet = { ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: undefined };
+    const v = await runCli(['backup', 'verify', join(dir, 'piped.kh')], quiet);
+    assert.equal(v.code, 0, v.stderr);
+    assert.doesNotMatch(v.stderr, /NodeVersionSupportWarning/);
   });
 
   it('--no-progress (and --quiet) on a terminal: no bar', async () => {
