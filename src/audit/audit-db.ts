@@ -458,6 +458,11 @@ export class AuditDb {
     return this.wal.fd;
   }
 
+  /** SQLite's automatic checkpoint threshold for this connection, in WAL pages (0 turns it off). */
+  setWalAutoCheckpoint(pages: number): void {
+    this.db.pragma(`wal_autocheckpoint = ${Math.max(0, Math.floor(pages))}`);
+  }
+
   /** A small durable write, to learn whether writing works again (the health probe). */
   probe(): void {
     this.db.transaction(() => {

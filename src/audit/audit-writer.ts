@@ -15,7 +15,7 @@
  * commit. Queries index whatever is still missing before they read.
  */
 import { fdatasync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, Worker, workerData } from 'node:worker_threads';
 import { AuditDb, INDEX_CHUNK } from './audit-db.js';
 import { handleAuditRequest, type WriterRequest, type WriterReply } from './writer-protocol.js';
 
@@ -37,9 +37,20 @@ function indexSoon(delayMs = INDEX_EVERY_MS): void {
   }, delayMs);
 }
 
+/** Checkpoints run in their own thread (audit-checkpointer.ts), off the commit path. */
+const CHECKPOINT_EVERY_MS = 100;
+/** The writer's own automatic checkpoint, a bound on the WAL (~64 MB) if the checkpointer falls behind. */
+const WRITER_AUTOCHECKPOINT_PAGES = 16384;
+let checkpointer: Worker | undefined;
+
 function open(): AuditDb {
   // Opened lazily and again after a failure to open: the writer recovers when the disk does.
-  return (db ??= AuditDb.open(file));
+  if (!db) {
+    db = AuditDb.open(file);
+    db.setWalAutoCheckpoint(WRITER_AUTOCHECKPOINT_PAGES);
+    checkpointer ??= new Worker(new URL('./audit-checkpointer.js', import.meta.url), { workerData: { file, everyMs: CHECKPOINT_EVERY_MS } });
+  }
+  return db;
 }
 
 parentPort!.on('message', (m: WriterRequest) => {
@@ -60,6 +71,8 @@ parentPort!.on('message', (m: WriterRequest) => {
     if (m.kind === 'close') {
       if (indexTimer) clearTimeout(indexTimer);
       indexTimer = undefined;
+      void checkpointer?.terminate();
+      checkpointer = undefined;
       db?.close();
       db = undefined;
       reply = { id: m.id, ok: true, result: null };
