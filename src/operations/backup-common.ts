@@ -1,6 +1,12 @@
+import { validationError } from '../errors/index.js';
 import { minDecryptionVersionOf, type BackupKeyRef, type BackupRecord } from '../keys/index.js';
 import { authorizeAccount, authorizeKey } from './common.js';
 import type { AuditDraft, CallContext, Services } from './context.js';
+
+/** A backup message id as the registry keys it: 64 lowercase hex digits. Throws ValidationException. */
+export function checkMessageId(messageId: string): void {
+  if (!/^[0-9a-f]{64}$/.test(messageId)) throw validationError([`Value at 'messageId' failed to satisfy constraint: Member must be 64 lowercase hex digits`]);
+}
 
 /**
  * The registry's actions (kms:RegisterBackup, kms:RecordBackupVerification, kms:ListBackups) are

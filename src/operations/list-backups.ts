@@ -49,12 +49,10 @@ export const listBackups: Operation<ListBackupsInput, { backups: BackupEntry[] }
     else await authorizeAccount(svc, call, 'ListBackups', audit);
     let records = await svc.backups.list(call.accountId);
     if (keyArn !== undefined) {
-      const arn = keyArn;
-      records = records.filter((b) => b.wrappingKeys.some((k) => k.keyArn === arn && (input.keyVersion === undefined || k.keyVersion === input.keyVersion)));
+      records = records.filter((b) => b.wrappingKeys.some((k) => k.keyArn === keyArn && (input.keyVersion === undefined || k.keyVersion === input.keyVersion)));
     }
     if (riskArn !== undefined) {
-      const arn = riskArn;
-      const ids = new Set((await backupsAtRiskWithout(svc, call.accountId, arn)).atRisk.map((b) => b.messageId));
+      const ids = new Set((await backupsAtRiskWithout(svc, call.accountId, riskArn)).atRisk.map((b) => b.messageId));
       records = records.filter((b) => ids.has(b.messageId));
     }
     const backups: BackupEntry[] = [];

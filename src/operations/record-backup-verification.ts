@@ -1,5 +1,5 @@
-import { NotFoundException, validationError } from '../errors/index.js';
-import { authorizeOnBackupKeys } from './backup-common.js';
+import { NotFoundException } from '../errors/index.js';
+import { authorizeOnBackupKeys, checkMessageId } from './backup-common.js';
 import type { Operation } from './context.js';
 
 export interface RecordBackupVerificationInput {
@@ -25,7 +25,7 @@ export const recordBackupVerification: Operation<RecordBackupVerificationInput, 
   eventSource: 'kms.amazonaws.com',
   readOnly: false,
   async run(svc, call, input, audit) {
-    if (!/^[0-9a-f]{64}$/.test(input.messageId)) throw validationError([`Value at 'messageId' failed to satisfy constraint: Member must be 64 lowercase hex digits`]);
+    checkMessageId(input.messageId);
     audit.detail('messageId', input.messageId);
     const rec = await svc.backups.get(call.accountId, input.messageId);
     if (!rec) throw new NotFoundException(`Backup ${input.messageId} is not registered.`);

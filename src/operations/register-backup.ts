@@ -1,6 +1,6 @@
 import { validationError } from '../errors/index.js';
 import type { BackupKeyRef, BackupRecord } from '../keys/index.js';
-import { authorizeOnBackupKeys } from './backup-common.js';
+import { authorizeOnBackupKeys, checkMessageId } from './backup-common.js';
 import type { Operation } from './context.js';
 
 export interface RegisterBackupInput {
@@ -33,7 +33,7 @@ export const registerBackup: Operation<RegisterBackupInput, RegisterBackupOutput
   eventSource: 'kms.amazonaws.com',
   readOnly: false,
   async run(svc, call, input, audit) {
-    if (!/^[0-9a-f]{64}$/.test(input.messageId)) throw validationError([`Value at 'messageId' failed to satisfy constraint: Member must be 64 lowercase hex digits`]);
+    checkMessageId(input.messageId);
     if (!input.wrappingKeys.length) throw validationError([`Value at 'wrappingKeys' failed to satisfy constraint: Member must have length greater than or equal to 1`]);
     const keys: BackupKeyRef[] = [];
     for (const k of input.wrappingKeys) {

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KEYHOLD_BIN, REPO_ROOT, runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
+import { KEYHOLD_BIN, REPO_ROOT, cliEnv, runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
 
 describe('keyhold backup decrypt stopped by a signal', () => {
   let server: TestServer;
@@ -20,10 +20,7 @@ describe('keyhold backup decrypt stopped by a signal', () => {
   before(async () => {
     server = await startServer();
     dir = tempDir('keyhold-backup-interrupt-');
-    env = {
-      AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
-      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!,
-    };
+    env = cliEnv(server);
     const key = (await server.kms().createKey({ Description: 'interrupt' })).KeyMetadata!.Arn!;
     writeFileSync(join(dir, 'plain'), randomBytes(3 << 20));
     const r = await runCli(['backup', 'encrypt', '--key', key, '--frame-size', '4096', join(dir, 'plain'), '-o', join(dir, 'msg.enc')], env);

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KEYHOLD_BIN, REPO_ROOT, requireTool, runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
+import { KEYHOLD_BIN, REPO_ROOT, requireTool, cliEnv, runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
 
 const haveScript = spawnSync('script', ['--version']).status === 0;
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -37,10 +37,7 @@ describe('keyhold backup: progress bar on a terminal, none when piped', { skip: 
   before(async () => {
     server = await startServer();
     dir = tempDir('keyhold-backup-progress-');
-    env = {
-      AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
-      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!, XDG_STATE_HOME: join(dir, 'state'),
-    };
+    env = cliEnv(server, server.credentials, { XDG_STATE_HOME: join(dir, 'state') });
     key = (await server.kms().createKey({})).KeyMetadata!.Arn!;
     plain = join(dir, 'dump.sql');
     writeFileSync(plain, randomBytes(4 << 20));

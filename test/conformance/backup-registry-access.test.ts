@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { IAM } from '@aws-sdk/client-iam';
 import { rejects } from '../helpers/assert.js';
 import { iamClient, policy } from '../helpers/iam.js';
-import { runCli, startServer, tempDir, type Credentials, type TestServer } from '../helpers/server.js';
+import { cliEnv, runCli, startServer, tempDir, type Credentials, type TestServer } from '../helpers/server.js';
 import { callKeyhold } from '../../src/cli/keyhold-client.js';
 import type { ClientSettings } from '../../src/cli/client.js';
 
@@ -35,10 +35,7 @@ describe('backup registry: RegisterBackup, ListBackups and RecordBackupVerificat
   const creds: Record<string, Credentials> = {};
   let plain: string;
 
-  const envOf = (c: Credentials) => ({
-    AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: c.accessKeyId, AWS_SECRET_ACCESS_KEY: c.secretAccessKey, AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!,
-  });
-  const cliAs = (who: string, args: string[]) => runCli(args, envOf(who === 'root' ? server.credentials : creds[who]!));
+  const cliAs = (who: string, args: string[]) => runCli(args, cliEnv(server, who === 'root' ? server.credentials : creds[who]!));
   const settingsOf = (who: string): ClientSettings => ({ endpoint: server.url, region: 'us-east-1', credentials: creds[who]!, caBundle: server.caFile! });
   const register = (who: string, keyArns: string[], extra: Record<string, unknown> = {}) =>
     callKeyhold(settingsOf(who), 'RegisterBackup', {

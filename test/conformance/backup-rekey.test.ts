@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { KEYHOLD_BIN, REPO_ROOT, runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
+import { KEYHOLD_BIN, REPO_ROOT, cliEnv, runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
 
 interface Listed {
   MessageId: string;
@@ -66,10 +66,7 @@ describe('keyhold backup rewrap --all: re-key registered backups', () => {
   before(async () => {
     server = await startServer();
     dir = tempDir('keyhold-backup-rekey-');
-    env = {
-      AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
-      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!, XDG_STATE_HOME: join(dir, 'xdg-state'),
-    };
+    env = cliEnv(server, server.credentials, { XDG_STATE_HOME: join(dir, 'xdg-state') });
     keyK = (await server.kms().createKey({})).KeyMetadata!.Arn!;
     keyOther = (await server.kms().createKey({})).KeyMetadata!.Arn!;
     keyNew = (await server.kms().createKey({})).KeyMetadata!.Arn!;

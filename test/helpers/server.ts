@@ -133,6 +133,14 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
 }
 
 /** Runs the keyhold CLI and collects its output. */
+/** The environment a `keyhold` client command needs to reach `server` as `credentials` (default: its root). */
+export function cliEnv(server: TestServer, credentials: Credentials = server.credentials, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+    AWS_REGION: 'us-east-1', ...(server.caFile ? { AWS_CA_BUNDLE: server.caFile } : {}), ...extra,
+  };
+}
+
 export function runCli(args: string[], env: Record<string, string | undefined> = {}, input?: Buffer): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolveRun) => {
     const p = spawn(process.execPath, [KEYHOLD_BIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
