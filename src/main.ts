@@ -257,6 +257,26 @@ export async function serverCommand(argv: string[]): Promise<void> {
     await runPrimary({ workers, announce: print, log, afterListening: caLine });
     return;
   }
+  // The signal handlers are in place before the server starts: `keyhold listening on` is printed
+  // while startServer runs, and a SIGTERM sent as soon as it appears must shut down cleanly too
+  // (it used to find no handler yet and kill the process outright).
+  let started!: (r: RunningServer) => void;
+  const up = new Promise<RunningServer>((r) => (started = r));
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    if (!isClusterWorker()) process.stderr.write(`keyhold: ${signal}, shutting down\n`);
+    up.then((r) => r.close()).then(
+      () => process.exit(0),
+      (e) => {
+        process.stderr.write(`keyhold: shutdown failed: ${e}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
   let running: RunningServer;
   if (isClusterWorker()) {
     const link = workerLink((msg) => log('warn', msg));
@@ -273,18 +293,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
     running = await startServer(config);
     for (const line of caLine) print(line);
   }
-  const shutdown = (signal: string) => {
-    if (!isClusterWorker()) process.stderr.write(`keyhold: ${signal}, shutting down\n`);
-    running.close().then(
-      () => process.exit(0),
-      (e) => {
-        process.stderr.write(`keyhold: shutdown failed: ${e}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  started(running);
 }
 
 /**
