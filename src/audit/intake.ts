@@ -4,8 +4,9 @@
  *
  * The request thread (sqlite-audit-log.ts) appends each batch of events to a journal file of its own,
  * DATA_DIR/audit/intake/<pid>-<instance>-<gen>.jsonl, one event JSON per line, exactly the bytes that will
- * be hashed, with one write and one fdatasync per batch (group commit), and answers the batch's
- * callers only after that fdatasync. The audit writer thread (audit-writer.ts) then moves the
+ * be hashed, with one write per batch (group commit) to a file opened O_DSYNC (the write returns
+ * once its data is on disk, as write + fdatasync would), and answers the batch's callers only after
+ * that write. The audit writer thread (audit-writer.ts) then moves the
  * journal's events into the hash-chained audit database (audit-db.ts) in larger transactions,
  * every INGEST_EVERY_MS and before it answers any query, and deletes a journal once all its events
  * are in the database and the database's WAL is fsynced. The database stays the log of record:
@@ -13,8 +14,8 @@
  * gap of a few milliseconds, and across a crash: on start, the journals of processes that are gone
  * are moved in first.
  *
- * The writer never reads past what the request thread has fsynced: the journal's durable length is
- * shared through a SharedArrayBuffer (packDurable). A batch whose write or fsync fails is refused
+ * The writer never reads past what the request thread has durably written: the journal's durable length is
+ * shared through a SharedArrayBuffer (packDurable). A batch whose write fails is refused
  * (its callers fail closed) and its bytes are never moved in: the journal is sealed at the length
  * before the batch and a new one is started. How far each journal has been moved in is kept in the
  * database's meta table (`intake:<file name>`), in the same transaction as the events, so a crash

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, chmodSync, closeSync, fdatasync, fdatasyncSync, fsyncSync, openSync, rmSync, write } from 'node:fs';
+import { mkdirSync, chmodSync, closeSync, constants, fdatasyncSync, fsyncSync, openSync, rmSync, write } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { intakeDirOf, journalName, JOURNAL_ROTATE_BYTES, newInstanceId, packDurable } from './intake.js';
 import { Worker } from 'node:worker_threads';
@@ -54,22 +54,7 @@ interface OpenJournal {
   size: number;
 }
 
-/**
- * The durable audit log as the request thread sees it. `record` resolves once the event is
- * durable, and rejects if it cannot be made so; the caller then fails the request (fail closed).
- *
- * Durable means fsynced in this process's intake journal (intake.ts): group commit, one write and
- * one fdatasync (on libuv's thread pool) per batch of the events recorded while the previous batch
- * was on its way to disk, so under load one fsync serves many requests, and with one request in
- * flight there is no added wait. The writer thread moves the events into the hash-chained database
- * (audit-db.ts) moments later, before it answers any query; the request path never waits for that.
- *
- * Health: after a failed write the log is unhealthy (with the reason) and probes the disk with a
- * small durable write every second; the first success, probe or request, makes it healthy again.
- * If the writer thread cannot move events into the database, new events are refused (fail
- * closed) until it can again.
- */
-/** Writes all of `bytes` at the end of the file (opened for writing; writes go where the last ended). */
+/** Writes all of `bytes` where the last write ended (the journal is opened O_DSYNC: durable once this resolves). */
 function writeAll(fd: number, bytes: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     const step = (off: number): void => {
@@ -84,6 +69,21 @@ function writeAll(fd: number, bytes: Buffer): Promise<void> {
   });
 }
 
+/**
+ * The durable audit log as the request thread sees it. `record` resolves once the event is
+ * durable, and rejects if it cannot be made so; the caller then fails the request (fail closed).
+ *
+ * Durable means on disk in this process's intake journal (intake.ts): group commit, one O_DSYNC
+ * write (on libuv's thread pool) per batch of the events recorded while the previous batch was on
+ * its way to disk, so under load one fsync serves many requests, and with one request in
+ * flight there is no added wait. The writer thread moves the events into the hash-chained database
+ * (audit-db.ts) moments later, before it answers any query; the request path never waits for that.
+ *
+ * Health: after a failed write the log is unhealthy (with the reason) and probes the disk with a
+ * small durable write every second; the first success, probe or request, makes it healthy again.
+ * If the writer thread cannot move events into the database, new events are refused (fail
+ * closed) until it can again.
+ */
 export class SqliteAuditLog implements AuditLog {
   private worker!: Worker;
   private nextId = 1;
@@ -189,7 +189,9 @@ export class SqliteAuditLog implements AuditLog {
     const old = this.journal;
     const gen = ++this.journalGen;
     const path = join(this.intakeDir, journalName(this.instance, gen));
-    const fd = openSync(path, 'wx', 0o600);
+    // O_DSYNC: each write returns once its data is on disk (as write + fdatasync, in one system call
+    // and one trip to libuv's thread pool).
+    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC, 0o600);
     try {
       fdatasyncSync(fd);
       const dir = openSync(this.intakeDir, 'r');
@@ -243,11 +245,10 @@ export class SqliteAuditLog implements AuditLog {
       const j = this.journal!;
       try {
         await writeAll(j.fd, bytes);
-        await new Promise<void>((res, rej) => fdatasync(j.fd, (e) => (e ? rej(e) : res())));
       } catch (e) {
         // Nothing of this batch is moved in, whatever reached the file: the journal is sealed at
-        // its last durable length and the next batch goes to a new one (after a failed fsync the
-        // kernel may have dropped the file's unwritten pages, so the file is not trusted further).
+        // its last durable length and the next batch goes to a new one (after a failed synchronous
+        // write the kernel may have dropped the file's unwritten pages, so it is not trusted further).
         this.journal = undefined;
         await this.startJournal(j.size).catch(() => {
           closeSync(j.fd);
