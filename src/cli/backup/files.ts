@@ -138,6 +138,8 @@ export class AtomicFile implements Sink {
   private stageWrites: Promise<unknown>[] = [];
   private stage = 0;
   private staged = 0;
+  /** How much of each stage ever held data (only that is zeroed at the end: untouched pages stay so). */
+  private stageUsed: number[] = [];
   private position = 0;
   /** A buffered handle on the same file: the unaligned tail, and everything after a refused O_DIRECT write. */
   private bfh: FileHandle | undefined;
@@ -198,6 +200,7 @@ export class AtomicFile implements Sink {
     if (this.failed) throw this.failed;
     const i = this.stage;
     const buf = this.stages![i]!.subarray(0, len);
+    this.stageUsed[i] = Math.max(this.stageUsed[i] ?? 0, len);
     const pos = this.position;
     this.position += len;
     const w = this.writeAt(buf, pos).then(
@@ -255,6 +258,7 @@ export class AtomicFile implements Sink {
       // The last stage: its 4 KiB-aligned part directly, the rest (under 4 KiB) buffered.
       const buf = this.stages[this.stage]!;
       const len = this.staged;
+      this.stageUsed[this.stage] = Math.max(this.stageUsed[this.stage] ?? 0, len);
       const aligned = len - (len % DIRECT_ALIGN);
       if (aligned) await this.writeStage(aligned);
       await this.pending;
@@ -298,7 +302,8 @@ export class AtomicFile implements Sink {
   /** The staging buffers held plaintext (decrypt): zeroed once done. */
   private wipeStages(): void {
     if (!this.stages) return;
-    for (const b of this.stages) b.fill(0);
+    this.stageUsed[this.stage] = Math.max(this.stageUsed[this.stage] ?? 0, this.staged); // an abort mid-stage
+    this.stages.forEach((b, i) => b.fill(0, 0, this.stageUsed[i] ?? 0));
   }
 }
 
