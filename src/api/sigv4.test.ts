@@ -676,6 +676,14 @@ describe('verifySigV4: rejections (exact class and message)', () => {
     assert.equal(opts.calls.length, 1);
   });
 
+  it('a signed header named like a member of Object.prototype but not sent is a mismatch, not a crash', async () => {
+    const req = await smithySign();
+    for (const name of ['constructor', 'tostring', 'hasownproperty']) {
+      const listed = editAuthorization(req, (a) => a.replace('SignedHeaders=', `SignedHeaders=${name};`));
+      await invalid(verifySigV4(listed, options()), MISMATCH);
+    }
+  });
+
   it('malformed signature value', async () => {
     const req = await smithySign();
     await invalid(verifySigV4(editAuthorization(req, (a) => a.replace(/Signature=[0-9a-f]+/, 'Signature=' + 'zz'.repeat(32))), options()), MISMATCH);

@@ -615,7 +615,10 @@ function parseHeaderAuth<P>(
 
   const token = single(req.headers['x-amz-security-token']);
   return {
-    ...scope,
+    accessKeyId: scope.accessKeyId,
+    date: scope.date,
+    region: scope.region,
+    service: scope.service,
     longDate,
     signedHeaders: params.signedHeaders!,
     signedNames,
@@ -682,7 +685,10 @@ function parsePresigned<P>(req: SignedRequest, params: readonly QueryParam[], op
 
   const token = found.get(Q_TOKEN) ?? single(req.headers['x-amz-security-token']);
   return {
-    ...scope,
+    accessKeyId: scope.accessKeyId,
+    date: scope.date,
+    region: scope.region,
+    service: scope.service,
     longDate: amzDate,
     signedHeaders,
     signedNames,
@@ -695,25 +701,35 @@ function parsePresigned<P>(req: SignedRequest, params: readonly QueryParam[], op
 // ---------------------------------------------------------------------------------------------
 // Canonical headers
 
+/** The number of own enumerable keys, without building the array Object.keys would. */
+function countKeys(o: object): number {
+  let n = 0;
+  for (const k in o) if (Object.hasOwn(o, k)) n++;
+  return n;
+}
+
 /** Canonical `name:value\n` lines for the signed names, or undefined when a signed header is absent. */
 function canonicalHeaders(req: SignedRequest, names: readonly string[]): string | undefined {
+  const raw = req.rawHeaders;
+  // No header name repeated (the usual request): Node's `headers` holds each one as sent, so the
+  // lines come straight from it. A repeated name is joined (or dropped) there, so it takes the raw path.
+  if (raw === undefined || raw.length === 2 * countKeys(req.headers)) {
+    let out = '';
+    for (const n of names) {
+      const v = Object.hasOwn(req.headers, n) ? req.headers[n] : undefined; // never Object.prototype's members
+      if (v === undefined) return undefined;
+      out += n + ':' + (Array.isArray(v) ? v.map(trimAll).join(',') : trimAll(v)) + '\n';
+    }
+    return out;
+  }
   const values = new Map<string, string | undefined>();
   for (const n of names) values.set(n, undefined);
-  const raw = req.rawHeaders;
-  if (raw !== undefined) {
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      const n = raw[i]!.toLowerCase();
-      if (!values.has(n)) continue;
-      const prev = values.get(n);
-      const v = trimAll(raw[i + 1]!);
-      values.set(n, prev === undefined ? v : prev + ',' + v);
-    }
-  } else {
-    for (const n of names) {
-      const v = req.headers[n];
-      if (v === undefined) continue;
-      values.set(n, Array.isArray(v) ? v.map(trimAll).join(',') : trimAll(v));
-    }
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const n = raw[i]!.toLowerCase();
+    if (!values.has(n)) continue;
+    const prev = values.get(n);
+    const v = trimAll(raw[i + 1]!);
+    values.set(n, prev === undefined ? v : prev + ',' + v);
   }
   let out = '';
   for (const n of names) {

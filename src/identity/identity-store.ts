@@ -470,7 +470,8 @@ export class IdentityStore {
   async noteUse(accessKeyId: string, use: LastUsed): Promise<void> {
     const seen = this.lastUsedSeen.get(accessKeyId);
     const writtenAt = seen && use.time - seen.writtenAt < 60_000 ? seen.writtenAt : use.time;
-    this.lastUsedSeen.set(accessKeyId, { ...use, writtenAt });
+    // Fields named, not spread: an object spread here took microseconds per request (V8's slow clone path).
+    this.lastUsedSeen.set(accessKeyId, { time: use.time, serviceName: use.serviceName, region: use.region, writtenAt });
     if (writtenAt === use.time) await this.storage.put(P.lastUsed(accessKeyId), enc(use));
   }
 

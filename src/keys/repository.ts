@@ -61,8 +61,9 @@ export function parseKeyRef(input: string, scope: Scope): KeyRef {
     if (resource.startsWith('alias/')) return { kind: 'alias', accountId, region, aliasName: resource };
     return { kind: 'key', accountId, region, keyId: resource.slice('key/'.length) };
   }
-  if (input.startsWith('alias/')) return { kind: 'alias', ...scope, aliasName: input };
-  return { kind: 'key', ...scope, keyId: input };
+  // `scope` is often a whole CallContext: copy the two fields, not everything it holds.
+  if (input.startsWith('alias/')) return { kind: 'alias', accountId: scope.accountId, region: scope.region, aliasName: input };
+  return { kind: 'key', accountId: scope.accountId, region: scope.region, keyId: input };
 }
 
 export class KeyRepository {

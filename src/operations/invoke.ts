@@ -1,6 +1,7 @@
 import { InvalidGrantTokenException, isKmsError, KMSInternalException } from '../errors/index.js';
 import { AuditDraft, type AuditEvent, type CallContext, type Operation, type Services } from './context.js';
 import type { AuditContextKey } from '../keystore/index.js';
+import { isoTime } from './common.js';
 
 /**
  * The operations whose GrantTokens may be rejected with InvalidGrantTokenException (botocore's KMS
@@ -44,7 +45,7 @@ export async function invoke<I, O>(svc: Services, call: CallContext, op: Operati
     failure = e;
   }
   const event: AuditEvent = {
-    eventTime: new Date(svc.clock.now()).toISOString(),
+    eventTime: isoTime(svc.clock.now()),
     eventName: op.name,
     eventSource: op.eventSource,
     awsRegion: call.region,

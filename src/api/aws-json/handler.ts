@@ -5,7 +5,7 @@ import {
   isKmsError, KMSInternalException, RequestTooLargeException, SerializationException, UnknownOperationException,
   type KmsError,
 } from '../../errors/index.js';
-import { checkGrantTokens, invoke, recordAuthFailure, type CallContext, type Services } from '../../operations/index.js';
+import { checkGrantTokens, invoke, recordAuthFailure, type CallContext, type Operation, type Services } from '../../operations/index.js';
 import { verifySigV4 } from '../sigv4.js';
 import { describeRefusedCredential } from '../refused-credential.js';
 import { KMS_ROUTES, KMS_TARGET_PREFIX, type Route } from './kms-routes.js';
@@ -25,12 +25,60 @@ export interface HandlerOptions {
 
 const JSON_CONTENT_TYPE = 'application/x-amz-json-1.1';
 /** X-Amz-Target -> route: the KMS model's operations, Keyhold's own under their prefix, and CloudTrail's (signed as `cloudtrail`). */
-const routes: ReadonlyMap<string, { opName: string; route: Route; service: string }> = new Map<string, { opName: string; route: Route; service: string }>([
-  ...Object.entries(KMS_ROUTES as Record<string, Route>).map(([name, route]) => [KMS_TARGET_PREFIX + name, { opName: name, route, service: 'kms' }] as const),
-  ...Object.entries(KEYHOLD_ROUTES as Record<string, Route>).map(([name, route]) => [KEYHOLD_TARGET_PREFIX + name, { opName: name, route, service: 'kms' }] as const),
+const routes: ReadonlyMap<string, RouteEntry> = new Map<string, RouteEntry>([
+  ...Object.entries(KMS_ROUTES as Record<string, Route>).map(([name, route]) => [KMS_TARGET_PREFIX + name, routeEntry(name, route, 'kms')] as const),
+  ...Object.entries(KEYHOLD_ROUTES as Record<string, Route>).map(([name, route]) => [KEYHOLD_TARGET_PREFIX + name, routeEntry(name, route, 'kms')] as const),
   ...Object.entries(CLOUDTRAIL_ROUTES as Record<string, Route>).flatMap(([name, route]) =>
-    CLOUDTRAIL_TARGET_PREFIXES.map((prefix) => [prefix + name, { opName: name, route, service: CLOUDTRAIL_SIGNING_NAME }] as const)),
+    CLOUDTRAIL_TARGET_PREFIXES.map((prefix) => [prefix + name, routeEntry(name, route, CLOUDTRAIL_SIGNING_NAME)] as const)),
 ]);
+
+interface RouteEntry {
+  readonly opName: string;
+  readonly route: Route;
+  /** The signing name the credential scope must carry, as the list verifySigV4 takes. */
+  readonly services: readonly string[];
+  /**
+   * The operation as invoke runs it: its input is the raw body, parsed and validated inside invoke
+   * so that a malformed request is audited too. Built once per route, not per request.
+   */
+  readonly parsingOp: Operation<Buffer, unknown>;
+}
+
+function routeEntry(opName: string, route: Route, service: string): RouteEntry {
+  const op = route.op;
+  const parsingOp: Operation<Buffer, unknown> = {
+    ...op,
+    run: (s, c, raw, a) => {
+      const input = parseBody(route, raw);
+      checkGrantTokens(op.name, input);
+      return op.run(s, c, input, a);
+    },
+  };
+  return { opName, route, services: Object.freeze([service]), parsingOp };
+}
+
+/**
+ * What a request's audit event and condition keys need of its connection: the peer address and the
+ * TLS version, both fixed for the connection's life (a handshake is done before any request). Read
+ * once per connection: each read is a call into the socket's native handle.
+ */
+interface ConnectionFacts {
+  readonly sourceIp: string;
+  readonly tlsVersion: string | undefined;
+}
+const connectionFacts = new WeakMap<object, ConnectionFacts>();
+function connectionFactsOf(req: IncomingMessage): ConnectionFacts {
+  const socket = req.socket;
+  let facts = connectionFacts.get(socket);
+  if (facts === undefined) {
+    const tls = socket as Partial<TLSSocket>;
+    const tlsVersion = typeof tls.getProtocol === 'function' ? (tls.getProtocol() ?? undefined) : undefined;
+    facts = { sourceIp: sourceIpOf(req), tlsVersion };
+    // An address not known yet (a socket already closed) is not remembered.
+    if (facts.sourceIp !== '') connectionFacts.set(socket, facts);
+  }
+  return facts;
+}
 
 /*
  * Answers are written together at the end of the event-loop turn in which they were computed,
@@ -96,6 +144,7 @@ function parseBody(route: Route, body: Buffer): unknown {
  */
 export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const svc = opts.services;
+  const lookup = (akid: string, token: string | undefined) => svc.identity.authenticate(akid, token);
   return (req, res) => {
     const requestId = randomUUID();
     void handle(req, res, requestId).catch((e) => sendError(res, requestId, e, svc));
@@ -120,8 +169,9 @@ export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res:
       }
       throw e;
     }
-    const rawType = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (req.method === 'POST' && rawType === 'application/x-www-form-urlencoded') {
+    const rawContentType = req.headers['content-type'];
+    const contentType = rawContentType === JSON_CONTENT_TYPE ? rawContentType : String(rawContentType ?? '').split(';')[0]!.trim().toLowerCase();
+    if (req.method === 'POST' && contentType === 'application/x-www-form-urlencoded') {
       // IAM and STS speak the query protocol; their answers are XML.
       await handleQuery(svc, req, res, requestId, body);
       return;
@@ -135,22 +185,19 @@ export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res:
         typeof target === 'string' ? `The operation ${target} is not known to this service.` : 'The request has no X-Amz-Target header naming an operation.',
       );
     }
-    const contentType = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (contentType !== JSON_CONTENT_TYPE && contentType !== 'application/x-amz-json-1.0') {
       throw new UnknownOperationException(`Content-Type must be ${JSON_CONTENT_TYPE}.`);
     }
-    const ip = sourceIpOf(req);
+    const { sourceIp: ip, tlsVersion } = connectionFactsOf(req);
     const userAgent = String(req.headers['user-agent'] ?? '');
-    const tlsSocket = req.socket as Partial<TLSSocket>;
-    const tlsVersion = typeof tlsSocket.getProtocol === 'function' ? (tlsSocket.getProtocol() ?? undefined) : undefined;
 
     let verified;
     const signed = { method: req.method, rawPath: path.split('?')[0]!, rawQuery: path.includes('?') ? path.slice(path.indexOf('?') + 1) : '', headers: req.headers, rawHeaders: req.rawHeaders, body };
     try {
-      verified = await verifySigV4(signed, { now: new Date(), services: [entry.service], lookup: (akid: string, token: string | undefined) => svc.identity.authenticate(akid, token) });
+      verified = await verifySigV4(signed, { now: new Date(), services: entry.services, lookup });
     } catch (e) {
       const errorCode = isKmsError(e) ? e.type : 'InternalFailure';
-      const refusedCredential = await describeRefusedCredential(svc, signed, [entry.service], errorCode).catch(() => undefined);
+      const refusedCredential = await describeRefusedCredential(svc, signed, entry.services, errorCode).catch(() => undefined);
       const scope = /Credential=([A-Z0-9]{4,128})\/\d{8}\/([a-z0-9-]{1,32})\//.exec(String(req.headers.authorization ?? ''));
       const akid = scope?.[1] ?? /Credential=([A-Z0-9]{4,128})\//.exec(String(req.headers.authorization ?? ''))?.[1];
       await recordAuthFailure(svc, {
@@ -174,15 +221,7 @@ export function createHandler(opts: HandlerOptions): (req: IncomingMessage, res:
       tlsVersion,
     };
     // Parsing and validation run inside invoke, so that a malformed request is audited too.
-    const op = route.op;
-    const output = await invoke(svc, call, {
-      ...op,
-      run: (s, c, _raw: Buffer, a) => {
-        const input = parseBody(route, body);
-        checkGrantTokens(op.name, input);
-        return op.run(s, c, input, a);
-      },
-    }, body);
+    const output = await invoke(svc, call, entry.parsingOp, body);
     send(res, 200, requestId, encodeOutputJson(route.output, output));
   }
 }

@@ -5,8 +5,9 @@
  * assemble frames, and reads only when asked; measured at 0.03 to 0.07 GB/s for 1 GiB file to file
  * (see the README's backup benchmark). Here a file is read with positional reads into a small pool
  * of reused buffers, one read always in flight on the libuv thread pool while the main thread
- * encrypts or decrypts the block before it, and output goes out with one writev per frame, also in
- * flight while the next frame is processed. Memory stays at a few blocks whatever the file size.
+ * encrypts or decrypts the block before it; output goes to the sink (a file: AtomicFile in files.ts,
+ * which stages it into 4 MiB O_DIRECT writes, several in flight while the next frames are processed).
+ * Memory stays at a few blocks whatever the file size.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 
