@@ -243,6 +243,20 @@ export class AuditDb {
     }
   }
 
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** A statement prepared once per connection (for the fixed SQL run on every move and index pass). */
+  cached(sql: string, pluck = false): Database.Statement {
+    const key = pluck ? `pluck:${sql}` : sql;
+    let st = this.statements.get(key);
+    if (!st) {
+      st = this.db.prepare(sql);
+      if (pluck) st.pluck();
+      this.statements.set(key, st);
+    }
+    return st;
+  }
+
   private readonly indexKeys: Database.Statement | undefined;
   private readonly indexMinutes: Database.Statement | undefined;
 
@@ -357,7 +371,7 @@ export class AuditDb {
    * journal never seen.
    */
   intakeWatermark(name: string): number {
-    return Number((this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(watermarkKey(name)) as string | undefined) ?? '0');
+    return Number((this.cached('SELECT value FROM meta WHERE key = ?', true).get(watermarkKey(name)) as string | undefined) ?? '0');
   }
 
   /**
@@ -378,7 +392,7 @@ export class AuditDb {
         if (fresh.length === 0) return w;
         this.appendInTransaction(fresh.map((l) => l.body));
         const end = fresh[fresh.length - 1]!.end;
-        this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, String(end));
+        this.cached('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, String(end));
         return end;
       }).immediate();
     } finally {
@@ -406,15 +420,15 @@ export class AuditDb {
     db.pragma('synchronous = NORMAL');
     try {
       return db.transaction(() => {
-        const from = Number(db.prepare("SELECT value FROM meta WHERE key = 'index_seq'").pluck().get() ?? '0');
-        const range = db.prepare('SELECT COUNT(*) AS n, MAX(seq) AS last FROM (SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT ?)')
+        const from = Number(this.cached("SELECT value FROM meta WHERE key = 'index_seq'", true).get() ?? '0');
+        const range = this.cached('SELECT COUNT(*) AS n, MAX(seq) AS last FROM (SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT ?)')
           .get(from, limit) as { n: number; last: number | null };
         if (range.n === 0 || range.last === null) return 0;
         // All in SQL, from the columns the commit stored and the body's resources: no event is
         // parsed in JavaScript, and each statement covers the whole chunk.
         this.indexKeys!.run({ lo: from, hi: range.last });
         this.indexMinutes!.run({ lo: from, hi: range.last });
-        db.prepare("UPDATE meta SET value = ? WHERE key = 'index_seq'").run(String(range.last));
+        this.cached("UPDATE meta SET value = ? WHERE key = 'index_seq'").run(String(range.last));
         return range.n;
       }).immediate();
     } finally {

@@ -105,15 +105,15 @@ export class ProfileDetectors {
   private runChunk(nowMs: number, limit: number, webhooks: readonly string[]): { alerts: Alert[]; more: boolean } {
     const db = this.audit.db;
     return db.transaction(() => {
-      const from = Number((db.prepare("SELECT value FROM meta WHERE key = 'profile_seq'").pluck().get() as string | undefined) ?? '0');
-      const rows = db.prepare('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(from, limit) as { seq: number; body: string }[];
+      const from = Number((this.audit.cached("SELECT value FROM meta WHERE key = 'profile_seq'", true).get() as string | undefined) ?? '0');
+      const rows = this.audit.cached('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(from, limit) as { seq: number; body: string }[];
       if (rows.length === 0) return { alerts: [], more: false };
       const events = rows.map((r) => JSON.parse(r.body) as AuditEvent);
       const alerts = this.examine(events, nowMs);
       if (alerts.length > 0) {
         this.audit.addAlerts(alerts.map((a) => ({ alertId: a.alertId, timeMs: Date.parse(a.time), accountId: a.accountId, body: JSON.stringify(a) })), webhooks, nowMs);
       }
-      db.prepare("UPDATE meta SET value = ? WHERE key = 'profile_seq'").run(String(rows[rows.length - 1]!.seq));
+      this.audit.cached("UPDATE meta SET value = ? WHERE key = 'profile_seq'").run(String(rows[rows.length - 1]!.seq));
       if (nowMs - this.lastPrune > PRUNE_EVERY_MS) {
         this.lastPrune = nowMs;
         db.prepare("DELETE FROM principal_profile WHERE kind = 'decrypt' AND CAST(value AS INTEGER) < ?").run(Math.floor(nowMs / DECRYPT_BUCKET_MS) - DECRYPT_LOOKBACK_BUCKETS - 60);
