@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, chmodSync, closeSync, constants, fdatasyncSync, fsyncSync, openSync, rmSync, write } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { newEventId } from './event-id.js';
 import { intakeDirOf, journalName, JOURNAL_ROTATE_BYTES, newInstanceId, packDurable } from './intake.js';
 import { Worker } from 'node:worker_threads';
 import { GENESIS_HASH, type OutboxRow, type DigestBody, type DigestRow, type LastUseQuery, type LastUseRow, type LookupQuery } from './audit-db.js';
@@ -50,8 +51,10 @@ interface OpenJournal {
   path: string;
   gen: number;
   fd: number;
-  /** Bytes durably written (fsynced) so far. */
+  /** Bytes durably written so far. */
   size: number;
+  /** A write to it failed: nothing more goes to it; the next batch first starts a new journal, sealing this one at `size`. */
+  broken?: boolean;
 }
 
 /** Writes all of `bytes` where the last write ended (the journal is opened O_DSYNC: durable once this resolves). */
@@ -183,9 +186,10 @@ export class SqliteAuditLog implements AuditLog {
 
   /**
    * Starts a new journal file (fsynced with its directory entry) and tells the writer thread,
-   * sealing the previous one at `sealedLength` (what of it was durably written).
+   * sealing the previous one at its durable size. If this fails, the previous one stays current
+   * (and unsealed) and the next batch tries again.
    */
-  private async startJournal(sealedLength?: number): Promise<void> {
+  private async startJournal(): Promise<void> {
     const old = this.journal;
     const gen = ++this.journalGen;
     const path = join(this.intakeDir, journalName(this.instance, gen));
@@ -209,13 +213,13 @@ export class SqliteAuditLog implements AuditLog {
     // The writer must not take the new journal's length for the old one's: the generation changes first.
     Atomics.store(this.durable, 0, packDurable(gen, 0));
     if (old) closeSync(old.fd);
-    await this.call({ kind: 'journal', journal: { path, gen, ...(old ? { sealed: { gen: old.gen, length: sealedLength ?? old.size } } : {}) } });
+    await this.call({ kind: 'journal', journal: { path, gen, ...(old ? { sealed: { gen: old.gen, length: old.size } } : {}) } });
   }
 
   record(event: AuditEvent): Promise<void> {
     if (this.closing) return Promise.reject(new AuditWriteError('the audit log is closed'));
     if (this.ingestFailure) return Promise.reject(new AuditWriteError(`events cannot be moved into ${this.file}: ${this.ingestFailure.error}`, this.ingestFailure.code));
-    const full = event.eventId ? event : { eventId: randomUUID(), ...event };
+    const full = event.eventId ? event : { eventId: newEventId(), ...event };
     const body = JSON.stringify(full);
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ event: full, body, resolve, reject });
@@ -241,7 +245,7 @@ export class SqliteAuditLog implements AuditLog {
     for (const p of batch) text += p.body + '\n';
     const bytes = Buffer.from(text);
     try {
-      if (!this.journal) await this.startJournal();
+      if (!this.journal || this.journal.broken) await this.startJournal();
       const j = this.journal!;
       try {
         await writeAll(j.fd, bytes);
@@ -249,10 +253,8 @@ export class SqliteAuditLog implements AuditLog {
         // Nothing of this batch is moved in, whatever reached the file: the journal is sealed at
         // its last durable length and the next batch goes to a new one (after a failed synchronous
         // write the kernel may have dropped the file's unwritten pages, so it is not trusted further).
-        this.journal = undefined;
-        await this.startJournal(j.size).catch(() => {
-          closeSync(j.fd);
-        });
+        j.broken = true;
+        await this.startJournal().catch(() => {});
         throw e;
       }
       j.size += bytes.length;
