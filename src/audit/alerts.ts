@@ -78,6 +78,8 @@ const REFUSED_WORDS: Record<string, string> = {
 };
 /** How often the outbox is looked at; an alert is posted within this plus the commit time. */
 const DELIVERY_POLL_MS = 200;
+/** How often, at most, the profile detectors look at new events (well within the 2 s an alert may take). */
+const PROFILE_EVERY_MS = 100;
 const DELIVERY_LEASE_MS = 15_000;
 const DELIVERY_TIMEOUT_MS = 5_000;
 const MAX_BACKOFF_MS = 5 * 60_000;
@@ -107,6 +109,7 @@ export class AlertEngine {
   private profiling: Promise<void> | undefined;
   private profileAgain = false;
   private timer: NodeJS.Timeout | undefined;
+  private profileTimer: NodeJS.Timeout | undefined;
   private delivering = false;
   private readonly now: () => number;
 
@@ -148,12 +151,18 @@ export class AlertEngine {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.profileTimer) clearTimeout(this.profileTimer);
   }
 
   /** Called with each committed batch; never throws into the caller. */
   examine(events: readonly AuditEvent[]): void {
-    setImmediate(() => {
+    // The profile detectors read the log itself, at most every PROFILE_EVERY_MS (not once per batch:
+    // each run is a round trip to the writer thread).
+    this.profileTimer ??= setTimeout(() => {
+      this.profileTimer = undefined;
       this.runProfiles();
+    }, PROFILE_EVERY_MS);
+    setImmediate(() => {
       this.detect(events).then(
         (alerts) => (alerts.length > 0 ? this.store.addAlerts(alerts, this.opts.webhooks).then(() => { this.respond(alerts); return this.deliver(); }) : undefined),
         (e) => this.opts.log('error', 'alert detection failed', { error: String(e) }),

@@ -25,7 +25,8 @@
  */
 import Database from 'better-sqlite3';
 import { hash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, openSync, statSync } from 'node:fs';
+import { watermarkKey } from './intake.js';
 
 export const AUDIT_SCHEMA_VERSION = 1;
 export const GENESIS_HASH = '0'.repeat(64);
@@ -335,19 +336,64 @@ export class AuditDb {
    * it: BEGIN IMMEDIATE holds the write lock from reading the head to the commit).
    */
   append(bodies: readonly string[]): { firstSeq: number; lastSeq: number } {
-    const run = this.db.transaction(() => {
-      let { seq, hash } = this.head();
-      const firstSeq = seq + 1;
-      for (const body of bodies) {
-        const f = fieldsOf(body);
-        seq += 1;
-        const next = eventHash(seq, hash, body);
-        this.insertEvent.run(seq, f.eventId, f.timeMs, f.eventName, f.eventSource, f.username, f.accessKeyId, f.readOnly ? 1 : 0, f.errorCode, f.accountId, f.region, body, hash, next);
-        hash = next;
-      }
-      return { firstSeq, lastSeq: seq };
-    });
-    return run.immediate();
+    return this.db.transaction(() => this.appendInTransaction(bodies)).immediate();
+  }
+
+  private appendInTransaction(bodies: readonly string[]): { firstSeq: number; lastSeq: number } {
+    let { seq, hash } = this.head();
+    const firstSeq = seq + 1;
+    for (const body of bodies) {
+      const f = fieldsOf(body);
+      seq += 1;
+      const next = eventHash(seq, hash, body);
+      this.insertEvent.run(seq, f.eventId, f.timeMs, f.eventName, f.eventSource, f.username, f.accessKeyId, f.readOnly ? 1 : 0, f.errorCode, f.accountId, f.region, body, hash, next);
+      hash = next;
+    }
+    return { firstSeq, lastSeq: seq };
+  }
+
+  /**
+   * How far the intake journal `name` has been moved into the log (intake.ts), in bytes: 0 for a
+   * journal never seen.
+   */
+  intakeWatermark(name: string): number {
+    return Number((this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(watermarkKey(name)) as string | undefined) ?? '0');
+  }
+
+  /**
+   * Moves events of an intake journal into the log: `lines` are the events that end at the given
+   * byte offsets of journal `name`, in order. Under the write lock the journal's watermark is read
+   * again, so events another process has already moved in are skipped, and it is advanced in the
+   * same transaction as the events. Without an fsync of its own (synchronous=NORMAL): the journal
+   * holds the events durably until the WAL is synced (a checkpoint, or syncWal before a journal is
+   * deleted); lost in a power cut, events and watermark go back together. Returns the new watermark.
+   */
+  ingest(name: string, lines: readonly { body: string; end: number }[]): number {
+    const key = watermarkKey(name);
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.db.transaction(() => {
+        const w = this.intakeWatermark(name);
+        const fresh = w === 0 ? lines : lines.filter((l) => l.end > w);
+        if (fresh.length === 0) return w;
+        this.appendInTransaction(fresh.map((l) => l.body));
+        const end = fresh[fresh.length - 1]!.end;
+        this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, String(end));
+        return end;
+      }).immediate();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+  }
+
+  /** Forgets a journal's watermark (once the journal file is deleted). */
+  forgetIntake(name: string): void {
+    this.db.prepare('DELETE FROM meta WHERE key = ?').run(watermarkKey(name));
+  }
+
+  /** Makes every commit so far durable: fdatasync of the WAL (before a journal that fed them is deleted). */
+  syncWal(): void {
+    fdatasyncSync(this.walFd());
   }
 
   /**

@@ -1,12 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, chmodSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, chmodSync, closeSync, constants, fdatasyncSync, fsyncSync, openSync, rmSync, write } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { intakeDirOf, journalName, JOURNAL_ROTATE_BYTES, newInstanceId, packDurable } from './intake.js';
 import { Worker } from 'node:worker_threads';
 import { GENESIS_HASH, type OutboxRow, type DigestBody, type DigestRow, type LastUseQuery, type LastUseRow, type LookupQuery } from './audit-db.js';
 import type { AuditEvent, AuditHealth, AuditLog, AuditSigner } from './event.js';
 import type { AuditVerification } from './verify.js';
 import type { Alert, StoredAlert } from './event.js';
-import type { WriterReply, WriterRequest } from './writer-protocol.js';
+import type { WriterNotice, WriterReply, WriterRequest } from './writer-protocol.js';
 import type { ExportPage, ExportQuery } from './export-query.js';
 import type { RetentionPlan } from './retention.js';
 
@@ -21,17 +22,12 @@ export interface SqliteAuditLogOptions {
   /** Signs digests over ranges of events; without one no digests are written. */
   signer?: AuditSigner;
   digestIntervalMs?: number;
+  /** Size at which the intake journal is sealed and a new one started (default JOURNAL_ROTATE_BYTES; tests use less). */
+  journalRotateBytes?: number;
 }
 
 /** Events removed per transaction by retention (appends wait for one batch at a time). */
 const PRUNE_BATCH = 2000;
-
-/**
- * Committed batches that may wait for their fsync at once: the next batch is committed while the
- * previous one's fsync runs. More would add fsyncs (each costs CPU) for little: events that arrive
- * meanwhile gather into the next batch.
- */
-const MAX_SYNCING = 2;
 
 /** How often a failed audit log tries a durable write again, to turn healthy without traffic. */
 const PROBE_INTERVAL_MS = 1_000;
@@ -49,42 +45,77 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+/** The intake journal this process is appending to (intake.ts). */
+interface OpenJournal {
+  path: string;
+  gen: number;
+  fd: number;
+  /** Bytes durably written (fsynced) so far. */
+  size: number;
+}
+
+/** Writes all of `bytes` where the last write ended (the journal is opened O_DSYNC: durable once this resolves). */
+function writeAll(fd: number, bytes: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number): void => {
+      write(fd, bytes, off, bytes.length - off, null, (e, n) => {
+        if (e) return reject(e);
+        if (off + n >= bytes.length) return resolve();
+        if (n === 0) return reject(Object.assign(new Error('no space left on the audit disk'), { code: 'ENOSPC' }));
+        step(off + n);
+      });
+    };
+    step(0);
+  });
+}
+
 /**
- * The durable audit log (audit-db.ts) as the request thread sees it. `record` resolves once the
- * event is committed (fsynced) to DATA_DIR/audit/audit.db, and rejects if it cannot be; the
- * caller then fails the request (fail closed).
+ * The durable audit log as the request thread sees it. `record` resolves once the event is
+ * durable, and rejects if it cannot be made so; the caller then fails the request (fail closed).
  *
- * Group commit: events recorded while a commit is on its way to disk wait and go together in the
- * next one, so under load one fsync serves many requests, and with one request in flight there
- * is no added wait. Commits run on a writer thread: the request thread keeps serving while the
- * disk syncs.
+ * Durable means on disk in this process's intake journal (intake.ts): group commit, one O_DSYNC
+ * write (on libuv's thread pool) per batch of the events recorded while the previous batch was on
+ * its way to disk, so under load one fsync serves many requests, and with one request in
+ * flight there is no added wait. The writer thread moves the events into the hash-chained database
+ * (audit-db.ts) moments later, before it answers any query; the request path never waits for that.
  *
- * Health: after a failed commit the log is unhealthy (with the reason) and probes the disk with a
+ * Health: after a failed write the log is unhealthy (with the reason) and probes the disk with a
  * small durable write every second; the first success, probe or request, makes it healthy again.
+ * If the writer thread cannot move events into the database, new events are refused (fail
+ * closed) until it can again.
  */
 export class SqliteAuditLog implements AuditLog {
   private worker!: Worker;
   private nextId = 1;
-  private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; committed?: () => void }>();
+  private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private queue: Pending[] = [];
-  /** A batch is being committed (not yet `committed`). */
-  private inFlight = false;
-  /** Committed batches waiting for their fsync. */
-  private syncing = 0;
+  /** A batch is being written and fsynced. */
+  private writing = false;
   private scheduled = false;
   private closing = false;
   private failure: string | undefined;
+  /** Why the writer cannot move events into the database, while it cannot. */
+  private ingestFailure: { error: string; code?: string } | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
-  /** Called with each committed batch (the alert detectors); runs after the callers were answered. */
+  /** Called with each durable batch (the alert detectors); runs after the callers were answered. */
   onCommitted: ((events: AuditEvent[]) => void) | undefined;
   private digestTimer: NodeJS.Timeout | undefined;
   private digesting: Promise<boolean> | undefined;
   private readonly log: NonNullable<SqliteAuditLogOptions['log']>;
   private readonly signer: AuditSigner | undefined;
+  private readonly instance = newInstanceId();
+  /** The durable length of the current journal, shared with the writer thread (packDurable). */
+  private readonly durable = new BigInt64Array(new SharedArrayBuffer(8));
+  private journal: OpenJournal | undefined;
+  private journalGen = 0;
+  private readonly intakeDir: string;
+  private readonly rotateBytes: number;
 
   private constructor(readonly file: string, opts: SqliteAuditLogOptions) {
+    this.rotateBytes = opts.journalRotateBytes ?? JOURNAL_ROTATE_BYTES;
     this.log = opts.log ?? (() => {});
     this.signer = opts.signer;
+    this.intakeDir = intakeDirOf(file);
   }
 
   /** Opens the log; fails (and the server does not start) if the database cannot be opened. */
@@ -92,9 +123,12 @@ export class SqliteAuditLog implements AuditLog {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     chmodSync(dirname(file), 0o700);
     const l = new SqliteAuditLog(file, opts);
+    mkdirSync(l.intakeDir, { recursive: true, mode: 0o700 });
+    chmodSync(l.intakeDir, 0o700);
     l.startWorker();
     try {
       await l.call({ kind: 'probe' });
+      await l.startJournal();
     } catch (e) {
       await l.worker.terminate();
       throw new Error(`cannot open the audit log ${file}: ${(e as Error).message}`);
@@ -107,14 +141,20 @@ export class SqliteAuditLog implements AuditLog {
   }
 
   private startWorker(): void {
-    this.worker = new Worker(new URL('./audit-writer.js', import.meta.url), { workerData: { file: this.file } });
-    this.worker.on('message', (r: WriterReply) => {
-      const c = this.calls.get(r.id);
-      if (!c) return;
-      if (r.ok && r.committed) {
-        c.committed?.();
+    this.worker = new Worker(new URL('./audit-writer.js', import.meta.url), { workerData: { file: this.file, durable: this.durable.buffer, instance: this.instance } });
+    this.worker.on('message', (r: WriterReply | WriterNotice) => {
+      if ('notice' in r) {
+        if (r.ok) {
+          if (this.ingestFailure) this.log('warn', 'audit events are moved into the log again', {});
+          this.ingestFailure = undefined;
+        } else {
+          this.ingestFailure = { error: r.error, code: r.code };
+          this.log('error', 'audit events cannot be moved into the log; requests fail closed until they can', { reason: r.error });
+        }
         return;
       }
+      const c = this.calls.get(r.id);
+      if (!c) return;
       this.calls.delete(r.id);
       if (r.ok) c.resolve(r.result);
       else c.reject(new AuditWriteError(r.error, r.code));
@@ -126,6 +166,8 @@ export class SqliteAuditLog implements AuditLog {
       if (!this.closing) {
         this.markFailed('the audit writer thread exited; restarting it');
         this.startWorker();
+        // The new thread learns of the current journal again; what the old one moved in is in the watermark.
+        if (this.journal) void this.call({ kind: 'journal', journal: { path: this.journal.path, gen: this.journal.gen } }).catch(() => {});
       }
     });
   }
@@ -139,17 +181,40 @@ export class SqliteAuditLog implements AuditLog {
     });
   }
 
-  /** Appends a batch: `committed` is called once it is committed, the promise settles once it is durable. */
-  private append(bodies: string[], committed: () => void): Promise<unknown> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.calls.set(id, { resolve, reject, committed });
-      this.worker.postMessage({ kind: 'append', bodies, id } satisfies WriterRequest);
-    });
+  /**
+   * Starts a new journal file (fsynced with its directory entry) and tells the writer thread,
+   * sealing the previous one at `sealedLength` (what of it was durably written).
+   */
+  private async startJournal(sealedLength?: number): Promise<void> {
+    const old = this.journal;
+    const gen = ++this.journalGen;
+    const path = join(this.intakeDir, journalName(this.instance, gen));
+    // O_DSYNC: each write returns once its data is on disk (as write + fdatasync, in one system call
+    // and one trip to libuv's thread pool).
+    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC, 0o600);
+    try {
+      fdatasyncSync(fd);
+      const dir = openSync(this.intakeDir, 'r');
+      try {
+        fsyncSync(dir);
+      } finally {
+        closeSync(dir);
+      }
+    } catch (e) {
+      closeSync(fd);
+      rmSync(path, { force: true });
+      throw e;
+    }
+    this.journal = { path, gen, fd, size: 0 };
+    // The writer must not take the new journal's length for the old one's: the generation changes first.
+    Atomics.store(this.durable, 0, packDurable(gen, 0));
+    if (old) closeSync(old.fd);
+    await this.call({ kind: 'journal', journal: { path, gen, ...(old ? { sealed: { gen: old.gen, length: sealedLength ?? old.size } } : {}) } });
   }
 
   record(event: AuditEvent): Promise<void> {
     if (this.closing) return Promise.reject(new AuditWriteError('the audit log is closed'));
+    if (this.ingestFailure) return Promise.reject(new AuditWriteError(`events cannot be moved into ${this.file}: ${this.ingestFailure.error}`, this.ingestFailure.code));
     const full = event.eventId ? event : { eventId: randomUUID(), ...event };
     const body = JSON.stringify(full);
     return new Promise<void>((resolve, reject) => {
@@ -159,40 +224,49 @@ export class SqliteAuditLog implements AuditLog {
   }
 
   private kick(): void {
-    if (this.inFlight || this.scheduled || this.syncing >= MAX_SYNCING) return;
+    if (this.writing || this.scheduled) return;
     this.scheduled = true;
-    // Let the rest of this event-loop turn add its events to the same commit.
+    // Let the rest of this event-loop turn add its events to the same batch.
     setImmediate(() => void this.flush());
   }
 
-  /**
-   * Commits what is queued as one batch. Its callers are answered once the writer has fsynced the
-   * WAL after the commit; meanwhile the next batch may be committed (up to MAX_SYNCING batches
-   * wait for their fsync at once).
-   */
+  /** Writes and fsyncs what is queued as one batch, then answers its callers. */
   private async flush(): Promise<void> {
     this.scheduled = false;
-    if (this.inFlight || this.syncing >= MAX_SYNCING || this.queue.length === 0) return;
+    if (this.writing || this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
-    this.inFlight = true;
-    let committed = false;
+    this.writing = true;
+    let text = '';
+    for (const p of batch) text += p.body + '\n';
+    const bytes = Buffer.from(text);
     try {
-      await this.append(batch.map((p) => p.body), () => {
-        committed = true;
-        this.inFlight = false;
-        this.syncing++;
-        if (this.queue.length > 0) this.kick();
-      });
+      if (!this.journal) await this.startJournal();
+      const j = this.journal!;
+      try {
+        await writeAll(j.fd, bytes);
+      } catch (e) {
+        // Nothing of this batch is moved in, whatever reached the file: the journal is sealed at
+        // its last durable length and the next batch goes to a new one (after a failed synchronous
+        // write the kernel may have dropped the file's unwritten pages, so it is not trusted further).
+        this.journal = undefined;
+        await this.startJournal(j.size).catch(() => {
+          closeSync(j.fd);
+        });
+        throw e;
+      }
+      j.size += bytes.length;
+      Atomics.store(this.durable, 0, packDurable(j.gen, j.size));
       this.markHealthy();
       for (const p of batch) p.resolve();
       this.onCommitted?.(batch.map((p) => p.event));
+      if (j.size >= this.rotateBytes) await this.startJournal().catch((e) => this.log('warn', 'audit intake journal not rotated', { error: String(e) }));
     } catch (e) {
-      this.markFailed(`events cannot be written to ${this.file}: ${(e as Error).message}`);
-      for (const p of batch) p.reject(e as Error);
+      const err = e as NodeJS.ErrnoException;
+      this.markFailed(`events cannot be written to ${this.intakeDir}: ${err.message}`);
+      for (const p of batch) p.reject(new AuditWriteError(err.message, err.code));
     } finally {
-      if (committed) this.syncing--;
-      else this.inFlight = false;
+      this.writing = false;
       if (this.queue.length > 0) this.kick();
     }
   }
@@ -218,9 +292,10 @@ export class SqliteAuditLog implements AuditLog {
   }
 
   health(): AuditHealth {
-    return this.failure === undefined
-      ? { healthy: true, problems: [] }
-      : { healthy: false, problems: [`audit log: ${this.failure}; every request fails with KMSInternalException until it can be written`] };
+    const problems: string[] = [];
+    if (this.failure !== undefined) problems.push(`audit log: ${this.failure}; every request fails with KMSInternalException until it can be written`);
+    if (this.ingestFailure !== undefined) problems.push(`audit log: events cannot be moved into ${this.file}: ${this.ingestFailure.error}; every request fails with KMSInternalException until they can`);
+    return { healthy: problems.length === 0, problems };
   }
 
   /**
@@ -345,7 +420,11 @@ export class SqliteAuditLog implements AuditLog {
   /** Checks chain and digests on a thread and connection of its own (writers go on meanwhile). */
   verify(): Promise<AuditVerification> {
     if (!this.signer) return Promise.reject(new Error('the audit log has no signing key to verify against'));
-    const w = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: { file: this.file, publicKeyPem: this.signer.publicKeyPem } });
+    return this.call({ kind: 'catchUp' }).then(() => this.verifyOnThread(this.signer!));
+  }
+
+  private verifyOnThread(signer: AuditSigner): Promise<AuditVerification> {
+    const w = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: { file: this.file, publicKeyPem: signer.publicKeyPem } });
     return new Promise((resolve, reject) => {
       w.once('message', (m: { ok: true; result: AuditVerification } | { ok: false; error: string }) => {
         if (m.ok) resolve(m.result);
@@ -357,16 +436,18 @@ export class SqliteAuditLog implements AuditLog {
   }
 
   async close(): Promise<void> {
-    // Flush what is queued, then stop the writer.
-    while (this.queue.length > 0 || this.inFlight || this.scheduled || this.syncing > 0) {
-      if (!this.inFlight && !this.scheduled) this.kick();
+    // Write what is queued, then let the writer move everything in and stop.
+    while (this.queue.length > 0 || this.writing || this.scheduled) {
+      if (!this.writing && !this.scheduled) this.kick();
       await new Promise((r) => setTimeout(r, 5));
     }
     if (this.digestTimer) clearInterval(this.digestTimer);
     if (this.failure === undefined) await this.sealDigest().catch((e) => this.log('warn', 'final audit digest failed', { error: String(e) }));
     this.closing = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
-    await this.call({ kind: 'close' }).catch(() => {});
+    await this.call({ kind: 'close' }).catch((e) => this.log('warn', 'audit events left in the intake journal are moved in at the next start', { error: String(e) }));
+    if (this.journal) closeSync(this.journal.fd);
+    this.journal = undefined;
     await this.worker.terminate();
   }
 }

@@ -2,10 +2,12 @@ import type { AuditDb, DigestRow, LastUseQuery, LookupQuery } from './audit-db.j
 import { readExportPage, type ExportQuery } from './export-query.js';
 import { planRetention, pruneEvents } from './retention.js';
 import { ProfileDetectors } from './profiles.js';
+import type { JournalAnnouncement } from './intake.js';
 
 /** Requests the request thread sends to the audit writer thread (audit-writer.ts). */
 export type WriterRequest =
-  | { id: number; kind: 'append'; bodies: string[] }
+  | { id: number; kind: 'journal'; journal: JournalAnnouncement }
+  | { id: number; kind: 'catchUp' }
   | { id: number; kind: 'probe' }
   | { id: number; kind: 'head' }
   | { id: number; kind: 'accessKeySeen'; accessKeyId: string }
@@ -25,13 +27,13 @@ export type WriterRequest =
   | { id: number; kind: 'prune'; throughSeq: number; limit: number }
   | { id: number; kind: 'close' };
 
-/**
- * One reply per request; an append gets two: `committed: true` when its transaction is committed
- * (the next batch may be sent), then the final one once the WAL is fsynced (or the fsync failed).
- */
+/** One reply per request. */
 export type WriterReply =
-  | { id: number; ok: true; result: unknown; committed?: true }
+  | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: string; code?: string };
+
+/** Unasked: moving journal events into the database started failing, or works again. */
+export type WriterNotice = { notice: 'ingest'; ok: true } | { notice: 'ingest'; ok: false; error: string; code?: string };
 
 const profiles = new WeakMap<AuditDb, ProfileDetectors>();
 
@@ -42,8 +44,8 @@ export function handleAuditRequest(db: AuditDb, m: WriterRequest): unknown {
       if (!p) profiles.set(db, (p = new ProfileDetectors(db)));
       return p.run(m.nowMs, m.limit, m.webhooks);
     }
-    case 'append':
-      return db.append(m.bodies);
+    case 'catchUp':
+      return null;
     case 'lastUse':
       return db.lastUse(m.query);
     case 'lookup':

@@ -31,12 +31,39 @@ export function clientSettings(flags: { 'endpoint-url'?: string; region?: string
   return { endpoint, region, credentials, caBundle: env.AWS_CA_BUNDLE };
 }
 
-export function kmsClient(s: ClientSettings): KMS {
-  const ca = s.caBundle ? readFileSync(s.caBundle) : undefined;
+/**
+ * One keep-alive HTTPS agent per CA bundle for the whole process, shared by the KMS clients and
+ * callKeyhold: `backup encrypt` registers the backup over the connection its GenerateDataKey
+ * opened, instead of a second TCP and TLS handshake. Idle sockets do not keep the process alive.
+ */
+const agents = new Map<string, Agent>();
+function sharedAgent(s: ClientSettings): Agent {
+  const key = s.caBundle ?? '';
+  let a = agents.get(key);
+  if (!a) {
+    a = new Agent({ ca: s.caBundle ? readFileSync(s.caBundle) : undefined, keepAlive: true });
+    agents.set(key, a);
+  }
+  return a;
+}
+
+/** The agent for callKeyhold's requests (HTTPS endpoints). */
+export function keepAliveAgent(s: ClientSettings): Agent {
+  return sharedAgent(s);
+}
+
+/**
+ * A KMS client. Clients share one keep-alive agent unless privateAgent is set: a client that will
+ * be destroyed must not share it (destroy() closes its agent's sockets).
+ */
+export function kmsClient(s: ClientSettings, opts: { privateAgent?: boolean } = {}): KMS {
+  let agent: Agent | undefined;
+  if (!opts.privateAgent) agent = sharedAgent(s);
+  else if (s.caBundle) agent = new Agent({ ca: readFileSync(s.caBundle), keepAlive: true });
   return new KMS({
     endpoint: s.endpoint,
     region: s.region,
     credentials: s.credentials,
-    requestHandler: ca ? new NodeHttpHandler({ httpsAgent: new Agent({ ca, keepAlive: true }) }) : undefined,
+    requestHandler: agent ? new NodeHttpHandler({ httpsAgent: agent }) : undefined,
   });
 }

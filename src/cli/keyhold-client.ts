@@ -1,8 +1,7 @@
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
-import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { kmsClient, requireCjs, type ClientSettings } from './client.js';
+import { keepAliveAgent, kmsClient, requireCjs, type ClientSettings } from './client.js';
 import { Sha256 } from './sha256.js';
 
 const { SignatureV4 } = requireCjs('@smithy/signature-v4') as typeof import('@smithy/signature-v4');
@@ -28,9 +27,13 @@ export class KeyholdServiceError extends Error {
  * operations its model does not have, so this small client does, for the `keyhold` commands.
  */
 export async function callKeyhold<O = Record<string, unknown>>(settings: ClientSettings, operation: string, input: unknown): Promise<O> {
-  const kms = kmsClient(settings);
-  const credentials = await kms.config.credentials();
-  kms.destroy();
+  let credentials = settings.credentials;
+  if (!credentials) {
+    // The SDK's default chain (shared config files, ...), through a client of its own: destroyed here.
+    const kms = kmsClient(settings, { privateAgent: true });
+    credentials = await kms.config.credentials();
+    kms.destroy();
+  }
   const url = new URL(settings.endpoint);
   const body = JSON.stringify(input ?? {});
   const signer = new SignatureV4({ service: 'kms', region: settings.region, credentials, sha256: Sha256 });
@@ -50,11 +53,10 @@ export async function callKeyhold<O = Record<string, unknown>>(settings: ClientS
     },
     body,
   });
-  const ca = settings.caBundle ? readFileSync(settings.caBundle) : undefined;
   const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
   const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
     const req = send(
-      { host: url.hostname, port: url.port || undefined, method: 'POST', path: url.pathname || '/', headers: signed.headers, ...(ca ? { ca } : {}) },
+      { host: url.hostname, port: url.port || undefined, method: 'POST', path: url.pathname || '/', headers: signed.headers, ...(url.protocol === 'http:' ? {} : { agent: keepAliveAgent(settings) }) },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

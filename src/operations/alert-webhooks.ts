@@ -7,7 +7,8 @@ import { KEYHOLD_EVENT_SOURCE } from './verify-audit-log.js';
  * PutAlertWebhook (Keyhold's own): adds a webhook that receives every alert of the caller's
  * account, through the same persistent outbox and with the same signature headers as the server's
  * `--alert-webhook`, but keyed by a secret of its own. The secret is generated here, sealed at rest
- * and returned in this answer only (never in the audit event).
+ * and returned in this answer only (never in the audit event, which names the webhook by its id and
+ * its URL's origin).
  */
 export const putAlertWebhook: Operation<{ url: string }, { webhookId: string; url: string; secret: string; creationDate: Date }> = {
   name: 'PutAlertWebhook',
@@ -27,7 +28,9 @@ export const putAlertWebhook: Operation<{ url: string }, { webhookId: string; ur
     if (url.username || url.password) throw validationError(["Value at 'url' failed to satisfy constraint: Member must not carry credentials"]);
     const w = await svc.identity.addAlertWebhook(call.principal.accountId, url.href, svc.clock.now());
     audit.detail('webhookId', w.webhookId);
-    audit.detail('url', w.url);
+    // Scheme, host and port only: a webhook's path and query often carry its own bearer token
+    // (e.g. /services/T0/B0/<token>), and audit events are exported to SIEMs.
+    audit.detail('url', `${url.origin}${url.pathname === '/' && !url.search ? '/' : '/…'}`);
     return { webhookId: w.webhookId, url: w.url, secret: w.secret, creationDate: new Date(w.createdAt) };
   },
 };

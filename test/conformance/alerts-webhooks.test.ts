@@ -11,7 +11,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
 import { webhookReceiver, type WebhookReceiver } from '../helpers/webhook.js';
-import { auditDbPath } from '../helpers/audit.js';
+import { auditDbPath, readAuditEvents } from '../helpers/audit.js';
 
 function cliEnv(s: TestServer): Record<string, string | undefined> {
   return {
@@ -45,6 +45,10 @@ describe('alerts: per-account webhooks through the API', () => {
       for (const f of [join(dataDir, 'keyhold.db'), auditDbPath(dataDir)].flatMap((f) => [f, `${f}-wal`]).filter((f) => existsSync(f))) {
         assert.ok(!readFileSync(f).includes(Buffer.from(secret)), `${f} holds the secret in the clear`);
       }
+
+      // The audit event names the webhook by id and origin, not by its path (often a bearer token).
+      const putEvent = readAuditEvents(dataDir).find((e) => e.eventName === 'PutAlertWebhook' && e.errorCode === undefined);
+      assert.deepEqual(putEvent?.details, { webhookId, url: `http://127.0.0.1:${port}/…` });
 
       const kms = s.kms();
       const decoy = (await kms.createKey({ Tags: [{ TagKey: 'KeyholdDecoy', TagValue: 'true' }] })).KeyMetadata!;

@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { CloudTrail } from '@aws-sdk/client-cloudtrail';
@@ -100,7 +100,9 @@ describe('audit log: HMAC of encryption-context values (account setting)', () =>
   it('the values are absent from the audit database files, byte for byte', async () => {
     assert.equal(await s.stop(), 0);
     const dir = join(s.dataDir, 'audit');
-    const bytes = Buffer.concat(readdirSync(dir).map((f) => readFileSync(join(dir, f))));
+    // Every file under audit/, the intake journals' directory included.
+    const files = (readdirSync(dir, { recursive: true }) as string[]).map((f) => join(dir, f)).filter((f) => statSync(f).isFile());
+    const bytes = Buffer.concat(files.map((f) => readFileSync(f)));
     assert.ok(bytes.includes(Buffer.from(before_)), 'control: a value recorded as given is found in the bytes');
     for (const v of secrets) assert.ok(!bytes.includes(Buffer.from(v)), `${v} found in ${dir}`);
     for (const v of secrets) assert.ok(!s.stderr.includes(v) && !s.stdout.includes(v), `${v} in the server's output`);

@@ -9,17 +9,19 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AtomicFile, FLUSH_BEHIND_BYTES } from './files.js';
+import { AtomicFile, FLUSH_BEHIND_BYTES, READ_BLOCK, source } from './files.js';
+import { FileBlocks } from './blocks.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('AtomicFile', () => {
-  it('writes several flush-behind intervals in order, and the target appears only at commit', async () => {
+  for (const direct of [true, false]) it(`writes several flush-behind intervals in order, and the target appears only at commit (${direct ? 'O_DIRECT where the file system allows it' : 'through the page cache'})`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'keyhold-atomic-'));
     try {
       const target = join(dir, 'out');
       writeFileSync(target, 'previous contents');
-      const f = await AtomicFile.create(target);
+      const f = await AtomicFile.create(target, 0o600, { direct });
+      if (!direct) assert.equal(f.directIo, false);
       const hash = createHash('sha256');
       let total = 0;
       // 2.5 flush-behind intervals in uneven pieces, several buffers per write as frames are.
@@ -53,4 +55,27 @@ describe('AtomicFile', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('message input read with O_DIRECT (FileBlocks)', () => {
+  for (const size of [0, 1234, READ_BLOCK, 2 * READ_BLOCK + 4096, 2 * READ_BLOCK + 5000]) {
+    it(`reads a ${size}-byte file whole and in order`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'keyhold-direct-read-'));
+      try {
+        const data = randomBytes(size);
+        writeFileSync(join(dir, 'msg'), data);
+        const src = source(join(dir, 'msg'));
+        assert.ok(src instanceof FileBlocks);
+        const got: Buffer[] = [];
+        for (let b = await src.next(); b; b = await src.next()) {
+          got.push(Buffer.from(b));
+          src.release(b);
+        }
+        await src.close();
+        assert.equal(sha256(Buffer.concat(got)), sha256(data));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });

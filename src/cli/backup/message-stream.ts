@@ -142,6 +142,9 @@ export async function encryptStream(source: MessageSource, sink: Sink, o: Encryp
       context[PUBLIC_KEY_CONTEXT_KEY] = compressedPublicKey(pair.publicKey).toString('base64');
       signer = createSign(suite.signatureHash!);
     }
+    // The first block is read (and the next read ahead) while the data key comes from KMS.
+    const firstBlock = blocks.next();
+    firstBlock.catch(() => undefined); // awaited below; a failed KMS call must not leave it unhandled
     const { dataKey, encryptedDataKeys } = await o.keyring.generate(context);
     const messageId = randomBytes(MESSAGE_ID_BYTES);
     const { encKey, commitment } = deriveKeys(dataKey, suiteId, messageId);
@@ -177,7 +180,7 @@ export async function encryptStream(source: MessageSource, sink: Sink, o: Encryp
       };
       // A full block is held until the next one arrives (already read ahead), so we know whether it is
       // the final frame before its associated data is fixed. An empty input is one empty final frame.
-      let cur = await blocks.next();
+      let cur = await firstBlock;
       if (!cur) await emit(sealFrame(Buffer.alloc(0), true));
       while (cur) {
         const next = cur.length === frameLength ? await blocks.next() : undefined;
