@@ -46,6 +46,8 @@ export interface LoadResult {
   readonly serverCpu: number | undefined;
   /** Server CPU time per answered request, microseconds: its cost, whatever the concurrency. */
   readonly serverCpuUsPerRequest: number | undefined;
+  /** CPU microseconds of the server's main (request) thread alone per 2xx answer; undefined where /proc is not available. */
+  readonly serverMainThreadUsPerRequest?: number | undefined;
   /**
    * Cores busy machine-wide over the run (Linux). Well above serverCpu + loadgenCpu means
    * something else was competing for the CPU and the figures are suspect.
@@ -110,6 +112,18 @@ function procCpuSeconds(pid: number | undefined): number | undefined {
   }
 }
 
+/** CPU seconds of a process's main thread alone (the request thread: what bounds a one-process server). */
+function mainThreadCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
 function childPids(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
@@ -162,6 +176,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
 
   const latencies = new Samples();
   const serverCpuBefore = procCpuSeconds(job.serverPid);
+  const mainCpuBefore = mainThreadCpuSeconds(job.serverPid);
   const machineCpuBefore = machineCpuSeconds();
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
@@ -173,6 +188,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const wallS = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   const serverCpuAfter = procCpuSeconds(job.serverPid);
+  const mainCpuAfter = mainThreadCpuSeconds(job.serverPid);
   const machineCpuAfter = machineCpuSeconds();
 
   const sorted = latencies.sorted();
@@ -202,6 +218,8 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
     serverCpu: serverCpuBefore !== undefined && serverCpuAfter !== undefined ? (serverCpuAfter - serverCpuBefore) / wallS : undefined,
     serverCpuUsPerRequest:
       serverCpuBefore !== undefined && serverCpuAfter !== undefined && r['2xx'] > 0 ? ((serverCpuAfter - serverCpuBefore) / r['2xx']) * 1e6 : undefined,
+    serverMainThreadUsPerRequest:
+      mainCpuBefore !== undefined && mainCpuAfter !== undefined && r['2xx'] > 0 ? ((mainCpuAfter - mainCpuBefore) / r['2xx']) * 1e6 : undefined,
     machineCpu: machineCpuBefore !== undefined && machineCpuAfter !== undefined ? (machineCpuAfter - machineCpuBefore) / wallS : undefined,
   };
 }
