@@ -10,8 +10,10 @@
  */
 import Database from 'better-sqlite3';
 import { workerData } from 'node:worker_threads';
+import { lowerThreadPriority } from './thread-priority.js';
 
-const { file, everyMs } = workerData as { file: string; everyMs: number };
+const { file, everyMs, nice } = workerData as { file: string; everyMs: number; nice: number };
+lowerThreadPriority(nice);
 let db: Database.Database | undefined;
 
 setInterval(() => {

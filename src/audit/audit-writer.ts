@@ -20,11 +20,15 @@ import { basename, join } from 'node:path';
 import { parentPort, Worker, workerData } from 'node:worker_threads';
 import { AuditDb, INDEX_CHUNK } from './audit-db.js';
 import { INGEST_CHUNK_BYTES, INGEST_EVERY_MS, intakeDirOf, parseJournalName, unpackDurable, type JournalAnnouncement } from './intake.js';
+import { lowerThreadPriority } from './thread-priority.js';
 import { handleAuditRequest, type WriterRequest, type WriterReply, type WriterNotice } from './writer-protocol.js';
 
 const { file, durable: durableBuffer, instance } = workerData as { file: string; durable: SharedArrayBuffer; instance: string };
 const durable = new BigInt64Array(durableBuffer);
 const intakeDir = intakeDirOf(file);
+/** Nice value of this thread and the checkpointer's: below the request thread's (thread-priority.ts). */
+const WRITER_NICE = Number(process.env.KH_NICE ?? 10);
+lowerThreadPriority(WRITER_NICE);
 let db: AuditDb | undefined;
 /** How long committed events may wait to be indexed (queries do not wait for this: they catch up). */
 const INDEX_EVERY_MS = 200;
@@ -55,7 +59,7 @@ function open(): AuditDb {
   if (!db) {
     db = AuditDb.open(file);
     db.setWalAutoCheckpoint(WRITER_AUTOCHECKPOINT_PAGES);
-    checkpointer ??= new Worker(new URL('./audit-checkpointer.js', import.meta.url), { workerData: { file, everyMs: CHECKPOINT_EVERY_MS } });
+    checkpointer ??= new Worker(new URL('./audit-checkpointer.js', import.meta.url), { workerData: { file, everyMs: CHECKPOINT_EVERY_MS, nice: WRITER_NICE } });
   }
   return db;
 }
