@@ -27,7 +27,7 @@ const { file, durable: durableBuffer, instance } = workerData as { file: string;
 const durable = new BigInt64Array(durableBuffer);
 const intakeDir = intakeDirOf(file);
 /** Nice value of this thread and the checkpointer's: below the request thread's (thread-priority.ts). */
-const WRITER_NICE = Number(process.env.KH_NICE ?? 10);
+const WRITER_NICE = 10;
 lowerThreadPriority(WRITER_NICE);
 let db: AuditDb | undefined;
 /** How long committed events may wait to be indexed (queries do not wait for this: they catch up). */
