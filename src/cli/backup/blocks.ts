@@ -9,22 +9,7 @@
  * which stages it into 4 MiB O_DIRECT writes, several in flight while the next frames are processed).
  * Memory stays at a few blocks whatever the file size.
  */
-import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-
-/** File offsets, lengths and memory addresses of O_DIRECT I/O are multiples of this. */
-export const DIRECT_ALIGN = 4096;
-
-/**
- * A zero-filled buffer at a page-aligned address, with an ArrayBuffer of its own, as O_DIRECT wants.
- * Node has no aligned allocator; V8 maps WebAssembly memory at page-aligned addresses (64 KiB pages)
- * and a Buffer over it starts at offset 0. Pages are touched only when used.
- */
-export function alignedBuffer(size: number): Buffer {
-  const pages = Math.ceil(size / 65536);
-  const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
-  return Buffer.from(new wasm.Memory({ initial: pages, maximum: pages }).buffer).subarray(0, size);
-}
 
 /**
  * A source of input blocks. A block is a view that stays valid until it is passed to release();
@@ -52,68 +37,33 @@ export class FileBlocks implements BlockSource {
   private eof = false;
   private closed = false;
 
-  /** Whether reads go with O_DIRECT (asked for, block size and start aligned, and not refused). */
-  private direct: boolean;
-
-  /**
-   * opts.direct: read with O_DIRECT (no page cache) into page-aligned blocks, where the file system
-   * allows it and blockSize and start are multiples of 4 KiB; else, or after an EINVAL, buffered.
-   */
-  constructor(private readonly path: string, readonly blockSize: number, start = 0, opts: { direct?: boolean } = {}) {
+  constructor(private readonly path: string, readonly blockSize: number, start = 0) {
     if (!Number.isInteger(blockSize) || blockSize < 1) throw new RangeError('block size must be a positive integer');
     this.position = start;
-    this.direct = !!opts.direct && typeof constants.O_DIRECT === 'number' && blockSize % DIRECT_ALIGN === 0 && start % DIRECT_ALIGN === 0;
   }
 
   private handle(): Promise<FileHandle> {
-    return (this.opening ??= this.openHandle().then((fh) => (this.fh = fh)));
-  }
-
-  private async openHandle(): Promise<FileHandle> {
-    if (this.direct) {
-      try {
-        return await open(this.path, constants.O_RDONLY | constants.O_DIRECT);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-        this.direct = false; // the file system does not do O_DIRECT
-      }
-    }
-    return open(this.path, 'r');
+    return (this.opening ??= open(this.path, 'r').then((fh) => (this.fh = fh)));
   }
 
   private take(): Buffer | undefined {
     const b = this.free.pop();
     if (b) return b;
     if (this.pool.length >= POOL_BLOCKS) return undefined;
-    // Own ArrayBuffer per block (not the shared slab), so release() can find the block by it;
-    // page-aligned for O_DIRECT.
-    const nb = this.direct ? alignedBuffer(this.blockSize) : Buffer.allocUnsafeSlow(this.blockSize);
+    // Own ArrayBuffer per block (not the shared slab), so release() can find the block by it.
+    const nb = Buffer.allocUnsafeSlow(this.blockSize);
     this.pool.push(nb);
     return nb;
   }
 
   private async fill(buf: Buffer): Promise<Buffer | undefined> {
-    let fh = await this.handle();
+    const fh = await this.handle();
     let n = 0;
     while (n < buf.length) {
-      let bytesRead: number;
-      try {
-        ({ bytesRead } = await fh.read(buf, n, buf.length - n, this.position));
-      } catch (e) {
-        if (!this.direct || (e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-        // O_DIRECT refused after all (alignment): the rest of the file is read buffered.
-        this.direct = false;
-        const old = fh;
-        fh = this.fh = await open(this.path, 'r');
-        this.opening = Promise.resolve(fh);
-        await old.close().catch(() => undefined);
-        continue;
-      }
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, this.position);
       if (bytesRead === 0) break;
       n += bytesRead;
       this.position += bytesRead;
-      // A direct read is short only at the end of the file (and the next offset may be unaligned).
-      if (this.direct && n < buf.length && n % DIRECT_ALIGN !== 0) break;
     }
     if (n < buf.length) this.eof = true;
     if (n === 0) {

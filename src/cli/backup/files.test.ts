@@ -9,8 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AtomicFile, FLUSH_BEHIND_BYTES, READ_BLOCK, source } from './files.js';
-import { FileBlocks } from './blocks.js';
+import { AtomicFile, FLUSH_BEHIND_BYTES } from './files.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -55,27 +54,4 @@ describe('AtomicFile', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
-});
-
-describe('message input read with O_DIRECT (FileBlocks)', () => {
-  for (const size of [0, 1234, READ_BLOCK, 2 * READ_BLOCK + 4096, 2 * READ_BLOCK + 5000]) {
-    it(`reads a ${size}-byte file whole and in order`, async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'keyhold-direct-read-'));
-      try {
-        const data = randomBytes(size);
-        writeFileSync(join(dir, 'msg'), data);
-        const src = source(join(dir, 'msg'));
-        assert.ok(src instanceof FileBlocks);
-        const got: Buffer[] = [];
-        for (let b = await src.next(); b; b = await src.next()) {
-          got.push(Buffer.from(b));
-          src.release(b);
-        }
-        await src.close();
-        assert.equal(sha256(Buffer.concat(got)), sha256(data));
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    });
-  }
 });

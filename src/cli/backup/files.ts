@@ -4,21 +4,18 @@ import { open, rename, unlink, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Sink } from './message-stream.js';
-import { alignedBuffer, DIRECT_ALIGN, FileBlocks, writeAll, type BlockSource } from './blocks.js';
+import { FileBlocks, writeAll, type BlockSource } from './blocks.js';
 
 /** Block size for reading messages to decrypt or verify (frames may straddle blocks: no copy). */
 export const READ_BLOCK = 2 << 20;
 
 /**
- * Input from a file or stdin ("-" or no path). With blockSize (encryption passes its frame length),
- * the file is read in blocks of exactly that size, through the page cache (the plaintext may well
- * be there). Without, it is a message to decrypt or verify: read in READ_BLOCK blocks with O_DIRECT
- * where possible (Keyhold writes its messages with O_DIRECT, so they are not in the page cache;
- * reading them through it would cost a copy into newly allocated pages).
+ * Input from a file (read ahead in blocks of blockSize bytes; encryption passes its frame length)
+ * or stdin ("-" or no path).
  */
-export function source(path: string | undefined, blockSize?: number): AsyncIterable<Buffer> | BlockSource {
+export function source(path: string | undefined, blockSize = READ_BLOCK): AsyncIterable<Buffer> | BlockSource {
   if (!path || path === '-') return process.stdin as AsyncIterable<Buffer>;
-  return blockSize === undefined ? new FileBlocks(path, READ_BLOCK, 0, { direct: true }) : new FileBlocks(path, blockSize);
+  return new FileBlocks(path, blockSize);
 }
 
 /** A chunk stream over a file, for callers that want a plain async iterable (the header reader). */
@@ -89,12 +86,20 @@ export const FLUSH_BEHIND_BYTES = 32 << 20;
 
 /** Bytes per O_DIRECT write of AtomicFile (two such staging buffers: one filling, one being written). */
 export const DIRECT_STAGE_BYTES = 4 << 20;
+/** File offsets and lengths of O_DIRECT writes are multiples of this (the largest common block size). */
+const DIRECT_ALIGN = 4096;
 /** Staging buffers: one filling, the others' writes in flight (the virtual disk is faster with several). */
 const DIRECT_STAGES = 4;
 
-/** The staging buffers of AtomicFile's O_DIRECT output (page-aligned; see alignedBuffer). */
+/**
+ * Two staging buffers at page-aligned addresses, as O_DIRECT wants. Node has no aligned allocator;
+ * WebAssembly memory is mapped by V8 at page-aligned addresses (64 KiB pages), and a Buffer over it
+ * starts at offset 0. If the kernel still refuses an address, AtomicFile falls back to buffered writes.
+ */
 function alignedStages(): Buffer[] {
-  const mem = alignedBuffer(DIRECT_STAGES * DIRECT_STAGE_BYTES);
+  const pages = (DIRECT_STAGES * DIRECT_STAGE_BYTES) / 65536;
+  const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
+  const mem = Buffer.from(new wasm.Memory({ initial: pages, maximum: pages }).buffer);
   return Array.from({ length: DIRECT_STAGES }, (_, i) => mem.subarray(i * DIRECT_STAGE_BYTES, (i + 1) * DIRECT_STAGE_BYTES));
 }
 
