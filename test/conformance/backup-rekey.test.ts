@@ -8,7 +8,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -205,5 +205,19 @@ describe('keyhold backup rewrap --all: re-key registered backups', () => {
     assert.match(bad.stderr, /not a keyhold rewrap state file/);
     assert.equal(readFileSync(badState, 'utf8'), 'hello');
     assert.ok(existsSync(files.b1!));
+
+    // One run per state file: a lock held by a live process refuses, one left by a dead process is taken over.
+    const lockedState = join(dir, 'locked-state.json');
+    writeFileSync(`${lockedState}.lock`, `${process.pid}\n`);
+    const busy = await cli(['backup', 'rewrap', '--all', '--from-key', keyOther, '--state', lockedState]);
+    assert.equal(busy.code, 2);
+    assert.match(busy.stderr, new RegExp(`another keyhold backup rewrap --all \\(pid ${process.pid}\\) is using`));
+    assert.equal(existsSync(lockedState), false, 'nothing was started');
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    writeFileSync(`${lockedState}.lock`, `${dead}\n`);
+    const taken = await cli(['backup', 'rewrap', '--all', '--from-key', keyOther, '--state', lockedState, '--json']);
+    assert.equal(taken.code, 0, taken.stderr);
+    assert.ok(existsSync(lockedState));
+    assert.equal(existsSync(`${lockedState}.lock`), false, 'the lock is released at the end');
   });
 });

@@ -3,7 +3,7 @@
  * still depends on an old version of K (or, with --to-key, on K at all), file by file with the
  * header-only rewrap, re-registers each, and keeps a state file so an interrupted run resumes.
  */
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -115,14 +115,59 @@ export interface RewrapTools {
 }
 
 export async function rekeyAll(settings: ClientSettings, opts: RekeyOptions, out: Out, tools: RewrapTools): Promise<number> {
-  const { readFileHeader, rewrapFile } = tools;
   const toKeys = opts.toKeys ?? [];
   // K's ARN and newest version (KeyholdService.ListKeyVersions: needs kms:ListKeyVersions on K).
   const kv = await callKeyhold<{ KeyId: string; CurrentVersion: number }>(settings, 'ListKeyVersions', { KeyId: opts.fromKey, Limit: 1 });
   const fromKeyArn = kv.KeyId;
   const targetVersion = toKeys.length ? undefined : kv.CurrentVersion;
   const statePath = opts.statePath ?? defaultStatePath(fromKeyArn, toKeys);
+  const release = await lockState(statePath);
+  try {
+    return await rekeyWithState(settings, opts, out, tools, { fromKeyArn, targetVersion, toKeys, statePath });
+  } finally {
+    await release();
+  }
+}
 
+/**
+ * One run at a time per state file: `STATE.lock`, created exclusively, holds the running process's
+ * pid. A lock whose process is gone (a crash, a kill) is taken over; a live one is an error.
+ */
+async function lockState(statePath: string): Promise<() => Promise<void>> {
+  const lock = `${statePath}.lock`;
+  await mkdir(dirname(statePath), { recursive: true, mode: 0o700 });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await writeFile(lock, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return async () => {
+        await unlink(lock).catch(() => {});
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
+      const pid = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new UsageError(`another keyhold backup rewrap --all (pid ${pid}) is using ${statePath}; wait for it to finish, or pass another --state`);
+      }
+      // Stale: its process is gone.
+      await unlink(lock).catch(() => {});
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function rekeyWithState(
+  settings: ClientSettings, opts: RekeyOptions, out: Out, tools: RewrapTools,
+  { fromKeyArn, targetVersion, toKeys, statePath }: { fromKeyArn: string; targetVersion: number | undefined; toKeys: string[]; statePath: string },
+): Promise<number> {
+  const { readFileHeader, rewrapFile } = tools;
   let state = await loadState(statePath);
   if (state && (state.fromKeyArn !== fromKeyArn || state.toKeys.join('\n') !== toKeys.join('\n'))) {
     throw new UsageError(`${statePath} belongs to a rewrap of ${state.fromKeyArn}${state.toKeys.length ? ` to ${state.toKeys.join(', ')}` : ''}; pass another --state`);
