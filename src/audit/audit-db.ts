@@ -9,7 +9,8 @@
  * BEGIN IMMEDIATE transactions: SQLite's write lock serializes every writer process sharing the
  * file, so several server processes extend one chain. synchronous=FULL: a commit is on disk
  * (the WAL is fsynced) before it returns; callers batch many events into one commit. The writer
- * thread appends with appendUnsynced instead and fsyncs the WAL itself (audit-writer.ts).
+ * thread moves events in from the intake journals with ingest() instead (intake.ts): the journal
+ * holds them durably, so those commits do not wait for the disk.
  *
  * The commit writes the event rows only (their primary key grows at the end). What the queries
  * look events up by (LookupEvents' attributes, resources, time) is indexed after the commit, in
@@ -481,26 +482,10 @@ export class AuditDb {
     for (const k of lookupKeysOf(fieldsOf(body))) del.run(k, seq);
   }
 
-  /**
-   * Appends like append(), but the commit does not wait for the disk (synchronous=NORMAL: the WAL
-   * frames are written, not fsynced). The events are durable once an fsync of the WAL file that
-   * began after this returned has completed (walFd()). Meanwhile they are visible to readers; a
-   * power cut loses them and everything committed after them together (WAL is replayed in order
-   * up to the last intact commit), never an earlier event without a later one.
-   */
-  appendUnsynced(bodies: readonly string[]): { firstSeq: number; lastSeq: number } {
-    this.db.pragma('synchronous = NORMAL');
-    try {
-      return this.append(bodies);
-    } finally {
-      this.db.pragma('synchronous = FULL');
-    }
-  }
-
   private wal: { fd: number; ino: number; dev: number } | undefined;
 
   /**
-   * A descriptor of the -wal file, to fsync appendUnsynced's commits. SQLite keeps that file (the
+   * A descriptor of the -wal file, to fsync ingest()'s commits (syncWal). SQLite keeps that file (the
    * same inode) while any connection is open, and this one is; reopened if it was replaced anyway.
    */
   walFd(): number {
