@@ -59,6 +59,14 @@ function headerSummary(h: ParsedHeader) {
   };
 }
 
+/** --threads N: worker threads for file-to-file work (0: the single-threaded stream path); default one per core. */
+function parseThreads(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 64) throw new UsageError('--threads wants an integer from 0 to 64');
+  return n;
+}
+
 async function withOutput<T>(outPath: string | undefined, run: (sink: AtomicFile | ReturnType<typeof stdoutSink>) => Promise<T>, durable = true): Promise<T> {
   if (!outPath || outPath === '-') return run(stdoutSink());
   const f = await AtomicFile.create(outPath, { durable });
@@ -77,7 +85,7 @@ async function encryptCmd(argv: string[], out: Out): Promise<number> {
     args: argv, allowPositionals: true,
     options: {
       ...COMMON, key: { type: 'string', multiple: true }, context: { type: 'string', multiple: true }, output: { type: 'string', short: 'o' }, 'frame-size': { type: 'string' },
-      signed: { type: 'boolean' }, 'no-register': { type: 'boolean' }, 'register-as': { type: 'string' }, 'no-fsync': { type: 'boolean' },
+      signed: { type: 'boolean' }, 'no-register': { type: 'boolean' }, 'register-as': { type: 'string' }, 'no-fsync': { type: 'boolean' }, threads: { type: 'string' },
     },
   });
   if (!values.key?.length) throw new UsageError('backup encrypt needs at least one --key <id|alias|arn>');
@@ -98,7 +106,8 @@ async function encryptCmd(argv: string[], out: Out): Promise<number> {
   // A regular file to a file, unsigned: frames are sealed on every core (parallel.ts). The workers
   // start now, so their start-up overlaps the KMS call.
   const toFile = !!values.output && values.output !== '-';
-  const pool = toFile && !values.signed && input && input !== '-' && parallelEncryptWorthIt(size, frameLength) ? FramePool.start() : undefined;
+  const threads = parseThreads(values.threads);
+  const pool = threads !== 0 && toFile && !values.signed && input && input !== '-' && parallelEncryptWorthIt(size, frameLength) ? FramePool.start(threads) : undefined;
   let r;
   try {
     r = await withOutput(values.output, (sink) => (pool ? encryptFileParallel(input!, sink as AtomicFile, { ...o, pool }) : encryptStream(source(input, frameLength), sink, o)), !values['no-fsync']);
@@ -120,7 +129,7 @@ async function encryptCmd(argv: string[], out: Out): Promise<number> {
 async function decryptCmd(argv: string[], out: Out, verifyOnly: boolean): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true,
-    options: { ...COMMON, key: { type: 'string', multiple: true }, context: { type: 'string', multiple: true }, output: { type: 'string', short: 'o' }, 'no-fsync': { type: 'boolean' } },
+    options: { ...COMMON, key: { type: 'string', multiple: true }, context: { type: 'string', multiple: true }, output: { type: 'string', short: 'o' }, 'no-fsync': { type: 'boolean' }, threads: { type: 'string' } },
   });
   if (positionals.length > 1) throw new UsageError(`backup ${verifyOnly ? 'verify' : 'decrypt'} takes one input (a file or -)`);
   const settings = clientSettings(values);
@@ -133,10 +142,11 @@ async function decryptCmd(argv: string[], out: Out, verifyOnly: boolean): Promis
   /** A file to a file (or verified in place): frames on every core; otherwise, or if that path declines, the stream. */
   const decrypt = async () => {
     let retry = o;
-    if (input && input !== '-' && (verifyOnly || toFile)) {
+    const threads = parseThreads(values.threads);
+    if (threads !== 0 && input && input !== '-' && (verifyOnly || toFile)) {
       const f = verifyOnly ? undefined : await AtomicFile.create(values.output!, { durable });
       try {
-        const r = await decryptFileParallel(input, f, o);
+        const r = await decryptFileParallel(input, f, { ...o, workers: threads });
         if (r) {
           await f?.commit();
           return r;
@@ -625,8 +635,10 @@ export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--c
                                  a file output appears only after the last frame verified
                                  --no-fsync: a file output is not fsynced before it is renamed into place
                                  (as age, gpg and cp do): faster, but a crash soon after can lose it
+                                 --threads N (encrypt, decrypt, verify): worker threads for file to file
+                                 (default one per core, at most 8; 0: one thread)
   keyhold backup inspect [IN|-] [--json]   header: suite, message id, frame size, context, wrapping keys
-  keyhold backup verify [IN|-] [--json]    authenticate every frame, write nothing; each key's version and state
+  keyhold backup verify [IN|-] [--json] [--threads N]   authenticate every frame, write nothing; each key's version and state
   keyhold backup rewrap FILE [--to-key K ...]   re-wrap the data key (newest version, or other keys),
                                  rewriting only the header in place
   keyhold backup rewrap --all --from-key K [--to-key K2 ...] [--state FILE] [--json]

@@ -26,7 +26,7 @@ import {
   type DecryptOptions, type DecryptResult, type EncryptOptions, type EncryptResult, type Keyring,
 } from './message-stream.js';
 import {
-  FINAL_OVERHEAD, REGULAR_OVERHEAD, SHARED_SLOTS, SLOT_PLAIN_DONE, SLOT_STOP,
+  FINAL_OVERHEAD, REGULAR_OVERHEAD, SHARED_SLOTS, SLOT_PLAIN_DONE, SLOT_STOP, SLOT_WRITE_TURN,
   type FrameJob, type FrameWorkerReply,
 } from './frame-worker.js';
 import { nullSink, source, type AtomicFile } from './files.js';
@@ -73,12 +73,14 @@ export class FramePool {
   async run(job: Omit<FrameJob, 'shared'>, onTick: (plainDone: number) => void): Promise<FrameWorkerReply> {
     const shared = new SharedArrayBuffer(8 * SHARED_SLOTS);
     const slots = new BigInt64Array(shared);
+    slots[SLOT_WRITE_TURN] = 1n;
     const replies = this.workers.map(
       (w) =>
         new Promise<FrameWorkerReply>((resolve) => {
           w.once('message', (r: FrameWorkerReply) => resolve(r));
           w.once('error', (e) => {
             Atomics.store(slots, SLOT_STOP, 1n);
+            Atomics.notify(slots, SLOT_WRITE_TURN);
             resolve({ ok: false, format: false, frame: 0, message: `frame worker failed: ${e.message}` });
           });
           w.once('exit', () => resolve({ ok: false, format: false, frame: 0, message: 'frame worker exited early' }));
