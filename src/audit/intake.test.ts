@@ -2,13 +2,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { eventHash, GENESIS_HASH } from './audit-db.js';
 import type { AuditEvent } from './event.js';
-import { intakeDirOf } from './intake.js';
+import { intakeDirOf, JOURNAL_PREFILL_BYTES } from './intake.js';
 import { SqliteAuditLog } from './sqlite-audit-log.js';
 
 function event(name: string, i: number): AuditEvent {
@@ -69,7 +69,36 @@ describe('audit intake journal', () => {
     }
   });
 
-  it('on start moves in the journals of processes that are gone, once, skipping a torn last line', async () => {
+  it('zero-fills the journal ahead of its events, and moves in only the events', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyhold-intake-'));
+    try {
+      const file = join(dir, 'audit', 'audit.db');
+      const log = await SqliteAuditLog.open(file);
+      const recorded: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const e = event('Encrypt', i);
+        recorded.push(e.requestId);
+        await log.record(e);
+      }
+      const [name] = readdirSync(intakeDirOf(file));
+      let bytes = readFileSync(join(intakeDirOf(file), name!));
+      for (let i = 0; i < 100 && bytes.length < JOURNAL_PREFILL_BYTES; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        bytes = readFileSync(join(intakeDirOf(file), name!));
+      }
+      assert.ok(bytes.length >= JOURNAL_PREFILL_BYTES, `the journal is filled ahead (${bytes.length} bytes)`);
+      const end = bytes.lastIndexOf(10) + 1;
+      assert.deepEqual(bytes.subarray(0, end).toString().split('\n').slice(0, -1).map((l) => (JSON.parse(l) as AuditEvent).requestId), recorded);
+      assert.ok(bytes.subarray(end).every((b) => b === 0), 'only zeros after the last event');
+      assert.equal((await log.lookup({ accountId: '111122223333', region: 'us-east-1', limit: 100 })).length, 3);
+      await log.close();
+      assert.deepEqual(chain(file).map((e) => e.requestId), recorded);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('on start moves in the journals of processes that are gone, once, skipping a torn last line and stopping at the zero fill', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'keyhold-intake-'));
     try {
       const file = join(dir, 'audit', 'audit.db');
@@ -84,6 +113,15 @@ describe('audit intake journal', () => {
       const orphan = join(intake, `${deadPid()}-${randomUUID()}-1.jsonl`);
       const lines = [event('Decrypt', 2), event('Decrypt', 3), event('Decrypt', 4)].map((e) => JSON.stringify(e) + '\n');
       writeFileSync(orphan, lines.join('') + JSON.stringify(event('Decrypt', 5)).slice(0, 40));
+      // Another, zero-filled ahead as journals are: two events, a line cut short, zeros, and a complete
+      // line after them (a write that was never answered, partly on disk): only the two are moved in.
+      const prefilled = join(intake, `${deadPid()}-${randomUUID()}-1.jsonl`);
+      writeFileSync(prefilled, Buffer.concat([
+        Buffer.from([event('Verify', 7), event('Verify', 8)].map((e) => JSON.stringify(e) + '\n').join('') + JSON.stringify(event('Verify', 10)).slice(0, 50)),
+        Buffer.alloc(4096),
+        Buffer.from(JSON.stringify(event('Verify', 11)) + '\n'),
+        Buffer.alloc(8192),
+      ]));
       // A journal of another live process (this test runner's parent) is left alone.
       const alive = join(intake, `${process.ppid}-${randomUUID()}-1.jsonl`);
       writeFileSync(alive, JSON.stringify(event('Sign', 9)) + '\n');
@@ -91,15 +129,21 @@ describe('audit intake journal', () => {
       log = await SqliteAuditLog.open(file);
       await log.record(event('Encrypt', 6));
       const names = (await log.lookup({ accountId: '111122223333', region: 'us-east-1', limit: 100 })).map((r) => r.event.requestId).reverse();
-      assert.deepEqual(names, ['req-CreateKey-0', 'req-CreateKey-1', 'req-Decrypt-2', 'req-Decrypt-3', 'req-Decrypt-4', 'req-Encrypt-6']);
+      // The two orphans are moved in in either order (directory order); each one's events stay together and in order.
+      const orphanEvents = names.slice(2, 7);
+      const decrypts = ['req-Decrypt-2', 'req-Decrypt-3', 'req-Decrypt-4'];
+      const verifies = ['req-Verify-7', 'req-Verify-8'];
+      assert.ok([[...decrypts, ...verifies], [...verifies, ...decrypts]].some((o) => JSON.stringify(o) === JSON.stringify(orphanEvents)), orphanEvents.join(' '));
+      assert.deepEqual([...names.slice(0, 2), ...names.slice(7)], ['req-CreateKey-0', 'req-CreateKey-1', 'req-Encrypt-6']);
       assert.equal(existsSync(orphan), false, 'a moved-in orphan journal is deleted');
+      assert.equal(existsSync(prefilled), false, 'a moved-in zero-filled orphan journal is deleted');
       assert.equal(existsSync(alive), true);
       await log.close();
       rmSync(alive);
       // Opened again: nothing is moved in twice.
       log = await SqliteAuditLog.open(file);
       await log.close();
-      assert.deepEqual(chain(file).map((e) => e.requestId), ['req-CreateKey-0', 'req-CreateKey-1', 'req-Decrypt-2', 'req-Decrypt-3', 'req-Decrypt-4', 'req-Encrypt-6']);
+      assert.deepEqual(chain(file).map((e) => e.requestId), names);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -6,7 +6,8 @@
  * DATA_DIR/audit/intake/<pid>-<instance>-<gen>.jsonl, one event JSON per line, exactly the bytes that will
  * be hashed, with one write per batch (group commit) to a file opened O_DSYNC (the write returns
  * once its data is on disk, as write + fdatasync would), and answers the batch's callers only after
- * that write. The audit writer thread (audit-writer.ts) then moves the
+ * that write. The file is zero-filled ahead of the events (JOURNAL_PREFILL_BYTES), so after the last
+ * event line come zero bytes, never part of an event. The audit writer thread (audit-writer.ts) then moves the
  * journal's events into the hash-chained audit database (audit-db.ts) in larger transactions,
  * every INGEST_EVERY_MS and before it answers any query, and deletes a journal once all its events
  * are in the database and the database's WAL is fsynced. The database stays the log of record:
@@ -29,6 +30,22 @@ import { dirname, join } from 'node:path';
 export const INGEST_EVERY_MS = 50;
 /** A journal is sealed and a new one started once it holds this many bytes. */
 export const JOURNAL_ROTATE_BYTES = 64 * 1024 * 1024;
+/**
+ * The journal is zero-filled this far ahead of its events (in the background, on libuv's thread
+ * pool), so that an event write overwrites blocks that are already allocated, written and counted
+ * in the file's size: an O_DSYNC write then flushes the data alone, where an append must also
+ * commit the file system's journal (the new size and blocks). Measured on this VM's ext4: about half
+ * the kernel CPU per write and a shorter flush. The zeros are never moved in: the writer reads only
+ * to the durable length, and a journal left by a crash is read up to its first zero byte (no event
+ * line holds one: JSON escapes control characters).
+ */
+export const JOURNAL_PREFILL_BYTES = 1024 * 1024;
+/**
+ * The zero fill runs only while the journal's file system has this much free space (statfs), so it
+ * never takes the last space of a filling disk: there events are appended, and fail closed when
+ * the disk is full, as without the fill.
+ */
+export const PREFILL_MIN_FREE_BYTES = 64 * 1024 * 1024;
 /** Bytes of journal moved in per database transaction at most. */
 export const INGEST_CHUNK_BYTES = 8 * 1024 * 1024;
 

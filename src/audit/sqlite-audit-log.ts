@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, chmodSync, closeSync, constants, fdatasyncSync, fsyncSync, openSync, rmSync, write } from 'node:fs';
+import { mkdirSync, chmodSync, closeSync, constants, fdatasyncSync, fsyncSync, openSync, rmSync, statfsSync, write } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { newEventId } from './event-id.js';
-import { intakeDirOf, journalName, JOURNAL_ROTATE_BYTES, newInstanceId, packDurable } from './intake.js';
+import { intakeDirOf, journalName, JOURNAL_PREFILL_BYTES, JOURNAL_ROTATE_BYTES, newInstanceId, packDurable, PREFILL_MIN_FREE_BYTES } from './intake.js';
 import { Worker } from 'node:worker_threads';
 import { GENESIS_HASH, type OutboxRow, type DigestBody, type DigestRow, type LastUseQuery, type LastUseRow, type LookupQuery } from './audit-db.js';
 import type { AuditEvent, AuditHealth, AuditLog, AuditSigner } from './event.js';
@@ -53,15 +53,24 @@ interface OpenJournal {
   fd: number;
   /** Bytes durably written so far. */
   size: number;
+  /** The file is zero-filled (durably, blocks allocated and written) up to here (JOURNAL_PREFILL_BYTES). */
+  prepared: number;
+  /** A zero-fill of [prepared, prepared + its length) on its way to disk; the fd is not closed before it ends. */
+  prefilling?: Promise<void>;
   /** A write to it failed: nothing more goes to it; the next batch first starts a new journal, sealing this one at `size`. */
   broken?: boolean;
+  /** A zero-fill failed (e.g. a full disk): events are appended past `prepared` from then on, as without it. */
+  prefillFailed?: boolean;
 }
 
-/** Writes all of `bytes` where the last write ended (the journal is opened O_DSYNC: durable once this resolves). */
-function writeAll(fd: number, bytes: Buffer): Promise<void> {
+/** The zeros a journal is filled with ahead of its events (one shared, never written to). */
+let zeros: Buffer | undefined;
+
+/** Writes all of `bytes` at `position` (the journal is opened O_DSYNC: durable once this resolves). */
+function writeAll(fd: number, bytes: Buffer, position: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const step = (off: number): void => {
-      write(fd, bytes, off, bytes.length - off, null, (e, n) => {
+      write(fd, bytes, off, bytes.length - off, position + off, (e, n) => {
         if (e) return reject(e);
         if (off + n >= bytes.length) return resolve();
         if (n === 0) return reject(Object.assign(new Error('no space left on the audit disk'), { code: 'ENOSPC' }));
@@ -209,10 +218,14 @@ export class SqliteAuditLog implements AuditLog {
       rmSync(path, { force: true });
       throw e;
     }
-    this.journal = { path, gen, fd, size: 0 };
+    this.journal = { path, gen, fd, size: 0, prepared: 0 };
     // The writer must not take the new journal's length for the old one's: the generation changes first.
     Atomics.store(this.durable, 0, packDurable(gen, 0));
-    if (old) closeSync(old.fd);
+    this.prefill(this.journal);
+    if (old) {
+      await old.prefilling;
+      closeSync(old.fd);
+    }
     await this.call({ kind: 'journal', journal: { path, gen, ...(old ? { sealed: { gen: old.gen, length: old.size } } : {}) } });
   }
 
@@ -234,6 +247,39 @@ export class SqliteAuditLog implements AuditLog {
     setImmediate(() => void this.flush());
   }
 
+  /**
+   * Zero-fills the journal's next JOURNAL_PREFILL_BYTES past what is prepared (intake.ts says why),
+   * once less than half a stretch is left, on libuv's thread pool. Only flush and startJournal call
+   * it, between batch writes; a batch that would reach past `prepared` while a fill is in flight
+   * waits for it (the fill writes only at or past `prepared`). A failed fill is not an audit
+   * failure: events are then appended, as before the fill; so they are on a file system with less
+   * than PREFILL_MIN_FREE_BYTES free.
+   */
+  private prefill(j: OpenJournal): void {
+    if (j.prefilling || j.broken || j.prefillFailed || j.prepared - j.size >= JOURNAL_PREFILL_BYTES / 2) return;
+    const from = Math.max(j.prepared, j.size);
+    const n = Math.min(JOURNAL_PREFILL_BYTES, this.rotateBytes - from);
+    if (n <= 0) return;
+    try {
+      const fs = statfsSync(this.intakeDir);
+      if (fs.bavail * fs.bsize < PREFILL_MIN_FREE_BYTES) return;
+    } catch {
+      return;
+    }
+    zeros ??= Buffer.alloc(JOURNAL_PREFILL_BYTES);
+    j.prefilling = writeAll(j.fd, zeros.subarray(0, n), from).then(
+      () => {
+        j.prepared = from + n;
+      },
+      (e: NodeJS.ErrnoException) => {
+        j.prefillFailed = true;
+        this.log('warn', 'audit intake journal not zero-filled ahead; events are appended to it', { error: String(e.message ?? e) });
+      },
+    ).finally(() => {
+      j.prefilling = undefined;
+    });
+  }
+
   /** Writes and fsyncs what is queued as one batch, then answers its callers. */
   private async flush(): Promise<void> {
     this.scheduled = false;
@@ -248,7 +294,8 @@ export class SqliteAuditLog implements AuditLog {
       if (!this.journal || this.journal.broken) await this.startJournal();
       const j = this.journal!;
       try {
-        await writeAll(j.fd, bytes);
+        if (j.prefilling && j.size + bytes.length > j.prepared) await j.prefilling;
+        await writeAll(j.fd, bytes, j.size);
       } catch (e) {
         // Nothing of this batch is moved in, whatever reached the file: the journal is sealed at
         // its last durable length and the next batch goes to a new one (after a failed synchronous
@@ -262,6 +309,7 @@ export class SqliteAuditLog implements AuditLog {
       this.markHealthy();
       for (const p of batch) p.resolve();
       this.onCommitted?.(batch.map((p) => p.event));
+      this.prefill(j);
       if (j.size >= this.rotateBytes) await this.startJournal().catch((e) => this.log('warn', 'audit intake journal not rotated', { error: String(e) }));
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
@@ -448,7 +496,10 @@ export class SqliteAuditLog implements AuditLog {
     this.closing = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
     await this.call({ kind: 'close' }).catch((e) => this.log('warn', 'audit events left in the intake journal are moved in at the next start', { error: String(e) }));
-    if (this.journal) closeSync(this.journal.fd);
+    if (this.journal) {
+      await this.journal.prefilling;
+      closeSync(this.journal.fd);
+    }
     this.journal = undefined;
     await this.worker.terminate();
   }
