@@ -72,10 +72,12 @@ describe('keyhold backup: AWS Encryption SDK v2 messages', () => {
     return { ...r, exists: existsSync(out), leftovers, out };
   }
 
-  for (const size of [0, 1, FRAME - 1, FRAME, 3 * FRAME, 3 * FRAME + 17]) {
+  // From 4 frames on, file to file takes the parallel path (src/cli/backup/parallel.ts).
+  for (const size of [0, 1, FRAME - 1, FRAME, 3 * FRAME, 3 * FRAME + 17, 4 * FRAME, 9 * FRAME + 5]) {
     it(`Keyhold encrypts ${size} bytes; @aws-crypto/client-node decrypts them`, async () => {
       const plain = randomBytes(size);
-      const enc = await encryptFile(plain, `k2e-${size}`, ['--context', 'purpose=backup', '--context', 'db=orders']);
+      // --no-fsync changes only durability, never the bytes: one size takes it.
+      const enc = await encryptFile(plain, `k2e-${size}`, ['--context', 'purpose=backup', '--context', 'db=orders', ...(size === 9 * FRAME + 5 ? ['--no-fsync'] : [])]);
       const { plaintext, messageHeader } = await esdk.decrypt(esdkKeyring([keyA]), readFileSync(enc));
       assert.ok(Buffer.from(plaintext).equals(plain));
       assert.equal(messageHeader.suiteId, AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY);
@@ -90,7 +92,7 @@ describe('keyhold backup: AWS Encryption SDK v2 messages', () => {
 
   // The frame size the CLI picks by default (large, for throughput: see the README's benchmark)
   // must interoperate both ways too, at sizes that end inside, at and after a frame boundary.
-  for (const size of [DEFAULT_FRAME_LENGTH, 2 * DEFAULT_FRAME_LENGTH + 123]) {
+  for (const size of [DEFAULT_FRAME_LENGTH, 2 * DEFAULT_FRAME_LENGTH + 123, 6 * DEFAULT_FRAME_LENGTH + 123]) {
     it(`default frame size (${DEFAULT_FRAME_LENGTH} bytes): ${size} bytes through Keyhold and client-node both ways`, async () => {
       const plain = randomBytes(size);
       writeFileSync(file(`dflt-${size}.plain`), plain);

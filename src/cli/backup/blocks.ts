@@ -6,8 +6,8 @@
  * (see the README's backup benchmark). Here a file is read with positional reads into a small pool
  * of reused buffers, one read always in flight on the libuv thread pool while the main thread
  * encrypts or decrypts the block before it; output goes to the sink (a file: AtomicFile in files.ts,
- * which stages it into 4 MiB O_DIRECT writes, several in flight while the next frames are processed).
- * Memory stays at a few blocks whatever the file size.
+ * one write in flight while the next frame is processed). Memory stays at a few blocks whatever the
+ * file size. File to file, unsigned messages take parallel.ts instead (frames on every core).
  */
 import { open, type FileHandle } from 'node:fs/promises';
 

@@ -12,8 +12,9 @@ import { scanTree } from './scan.js';
 import { BackupFormatError, parseHeader, IncompleteHeader, SUITES, SUITE_COMMIT_KEY, SUITE_COMMIT_KEY_ECDSA_P384, type ParsedHeader, type EncryptedDataKey } from '../../format/backup-message/index.js';
 import { clientSettings, UsageError, type ClientSettings } from '../client.js';
 import { KmsKeyring, NoDecryptableKey } from './kms-keyring.js';
-import { ByteReader, decryptStream, deriveKeys, encryptStream, readHeader, sealHeader, DEFAULT_FRAME_LENGTH } from './message-stream.js';
+import { ByteReader, decryptStream, deriveKeys, encryptStream, readHeader, sealHeader, DEFAULT_FRAME_LENGTH, type DecryptOptions } from './message-stream.js';
 import { AtomicFile, nullSink, sizeOf, source, stdoutSink, streamSource } from './files.js';
+import { decryptFileParallel, encryptFileParallel, FramePool, parallelEncryptWorthIt, ParallelMismatch, verifyFile } from './parallel.js';
 import { ProgressBar } from './progress.js';
 import { timingSafeEqual, createDecipheriv } from 'node:crypto';
 
@@ -58,9 +59,17 @@ function headerSummary(h: ParsedHeader) {
   };
 }
 
-async function withOutput<T>(outPath: string | undefined, run: (sink: AtomicFile | ReturnType<typeof stdoutSink>) => Promise<T>): Promise<T> {
+/** --threads N: worker threads for file-to-file work (0: the single-threaded stream path); default one per core. */
+function parseThreads(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 64) throw new UsageError('--threads wants an integer from 0 to 64');
+  return n;
+}
+
+async function withOutput<T>(outPath: string | undefined, run: (sink: AtomicFile | ReturnType<typeof stdoutSink>) => Promise<T>, durable = true): Promise<T> {
   if (!outPath || outPath === '-') return run(stdoutSink());
-  const f = await AtomicFile.create(outPath);
+  const f = await AtomicFile.create(outPath, { durable });
   try {
     const r = await run(f);
     await f.commit();
@@ -76,7 +85,7 @@ async function encryptCmd(argv: string[], out: Out): Promise<number> {
     args: argv, allowPositionals: true,
     options: {
       ...COMMON, key: { type: 'string', multiple: true }, context: { type: 'string', multiple: true }, output: { type: 'string', short: 'o' }, 'frame-size': { type: 'string' },
-      signed: { type: 'boolean' }, 'no-register': { type: 'boolean' }, 'register-as': { type: 'string' },
+      signed: { type: 'boolean' }, 'no-register': { type: 'boolean' }, 'register-as': { type: 'string' }, 'no-fsync': { type: 'boolean' }, threads: { type: 'string' },
     },
   });
   if (!values.key?.length) throw new UsageError('backup encrypt needs at least one --key <id|alias|arn>');
@@ -85,16 +94,26 @@ async function encryptCmd(argv: string[], out: Out): Promise<number> {
   if (!Number.isInteger(frameLength) || frameLength < 1) throw new UsageError('--frame-size wants a positive integer (bytes)');
   const settings = clientSettings(values);
   const input = positionals[0];
-  const progress = progressBar('encrypt', await sizeOf(input), values);
-  const r = await withOutput(values.output, (sink) =>
-    encryptStream(source(input, frameLength), sink, {
-      keyring: new KmsKeyring(settings, values.key!),
-      context: parseContext(values.context),
-      frameLength,
-      suiteId: values.signed ? SUITE_COMMIT_KEY_ECDSA_P384 : SUITE_COMMIT_KEY,
-      onProgress: (n) => progress.update(n),
-    }),
-  );
+  const size = await sizeOf(input);
+  const progress = progressBar('encrypt', size, values);
+  const o = {
+    keyring: new KmsKeyring(settings, values.key!),
+    context: parseContext(values.context),
+    frameLength,
+    suiteId: values.signed ? SUITE_COMMIT_KEY_ECDSA_P384 : SUITE_COMMIT_KEY,
+    onProgress: (n: number) => progress.update(n),
+  };
+  // A regular file to a file, unsigned: frames are sealed on every core (parallel.ts). The workers
+  // start now, so their start-up overlaps the KMS call.
+  const toFile = !!values.output && values.output !== '-';
+  const threads = parseThreads(values.threads);
+  const pool = threads !== 0 && toFile && !values.signed && input && input !== '-' && parallelEncryptWorthIt(size, frameLength) ? FramePool.start(threads) : undefined;
+  let r;
+  try {
+    r = await withOutput(values.output, (sink) => (pool ? encryptFileParallel(input!, sink as AtomicFile, { ...o, pool }) : encryptStream(source(input, frameLength), sink, o)), !values['no-fsync']);
+  } finally {
+    await pool?.close();
+  }
   progress.done();
   // Register with the server (lineage): a file output by its path, stdout only with --register-as.
   const location = values['register-as'] ?? (values.output && values.output !== '-' ? values.output : undefined);
@@ -110,17 +129,40 @@ async function encryptCmd(argv: string[], out: Out): Promise<number> {
 async function decryptCmd(argv: string[], out: Out, verifyOnly: boolean): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true,
-    options: { ...COMMON, key: { type: 'string', multiple: true }, context: { type: 'string', multiple: true }, output: { type: 'string', short: 'o' } },
+    options: { ...COMMON, key: { type: 'string', multiple: true }, context: { type: 'string', multiple: true }, output: { type: 'string', short: 'o' }, 'no-fsync': { type: 'boolean' }, threads: { type: 'string' } },
   });
   if (positionals.length > 1) throw new UsageError(`backup ${verifyOnly ? 'verify' : 'decrypt'} takes one input (a file or -)`);
   const settings = clientSettings(values);
   const input = positionals[0];
   const keyring = new KmsKeyring(settings, values.key ?? []);
   const progress = progressBar(verifyOnly ? 'verify' : 'decrypt', await sizeOf(input), values);
-  const run = (sink: Parameters<typeof decryptStream>[1]) =>
-    decryptStream(source(input), sink, { keyring, requiredContext: parseContext(values.context), onProgress: (n) => progress.update(n) });
+  const o: DecryptOptions = { keyring, requiredContext: parseContext(values.context), onProgress: (n: number) => progress.update(n) };
+  const durable = !values['no-fsync'];
+  const toFile = !!values.output && values.output !== '-';
+  /** A file to a file (or verified in place): frames on every core; otherwise, or if that path declines, the stream. */
+  const decrypt = async () => {
+    let retry = o;
+    const threads = parseThreads(values.threads);
+    if (threads !== 0 && input && input !== '-' && (verifyOnly || toFile)) {
+      const f = verifyOnly ? undefined : await AtomicFile.create(values.output!, { durable });
+      try {
+        const r = await decryptFileParallel(input, f, { ...o, workers: threads });
+        if (r) {
+          await f?.commit();
+          return r;
+        }
+        await f?.abort();
+      } catch (e) {
+        await f?.abort();
+        if (!(e instanceof ParallelMismatch)) throw e;
+        retry = { ...o, keyring: e.keyring };
+      }
+    }
+    const run = (sink: Parameters<typeof decryptStream>[1]) => decryptStream(source(input), sink, retry);
+    return verifyOnly ? run(nullSink) : withOutput(values.output, run, durable);
+  };
   try {
-    const r = verifyOnly ? await run(nullSink) : await withOutput(values.output, run);
+    const r = await decrypt();
     progress.done();
     if (verifyOnly) {
       const keys = await Promise.all(describeEdks(r.header.encryptedDataKeys).map(async (k) => {
@@ -367,7 +409,7 @@ async function drillCmd(argv: string[], out: Out): Promise<number> {
     let keyArn: string | undefined;
     let header: ParsedHeader | undefined;
     try {
-      const r = await decryptStream(source(b.Location), nullSink, { keyring });
+      const r = await verifyFile(b.Location, { keyring });
       if (r.header.messageId.toString('hex') !== b.MessageId) throw new BackupFormatError(`the file at ${b.Location} holds message ${r.header.messageId.toString('hex')}, not ${b.MessageId}`);
       header = r.header;
       keyArn = r.keyArn;
@@ -442,7 +484,7 @@ async function copyCmd(argv: string[], out: Out): Promise<number> {
     // Prove it at the destination, with the destination's keys only.
     const destKeys = copyHeader.encryptedDataKeys.map((e) => e.providerInfo).filter((arn) => values['to-key']!.some((k) => arn === k || arn.endsWith(k)) || arn.includes(`:${dst.region}:`));
     const verifying = progressBar('verify', await sizeOf(values.output), values);
-    const r = await decryptStream(source(values.output), nullSink, { keyring: new KmsKeyring(dst, destKeys, { [dst.region]: dst }), onProgress: (n) => verifying.update(n) });
+    const r = await verifyFile(values.output, { keyring: new KmsKeyring(dst, destKeys, { [dst.region]: dst }), onProgress: (n) => verifying.update(n) });
     verifying.done();
     const size = r.ciphertextBytes;
     if (!values['no-register']) await registerBackup(dst, r.header, values.output, size, { ok: true });
@@ -585,13 +627,18 @@ async function pgRestoreCmd(argv: string[], out: Out): Promise<number> {
   }
 }
 
-export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--context k=v ...] [--frame-size BYTES] [--signed] [IN|-] [-o OUT|-]
+export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--context k=v ...] [--frame-size BYTES] [--signed] [--no-fsync] [IN|-] [-o OUT|-]
                                  AWS Encryption SDK v2 message (suite 0x0478, or 0x0578 with --signed),
-                                 data key wrapped under every --key (a key ARN's region picks the region)
-  keyhold backup decrypt [--key ARN ...] [--context k=v ...] [IN|-] [-o OUT|-]
+                                 data key wrapped under every --key (a key ARN's region picks the region);
+                                 file to file, frames are sealed on every core
+  keyhold backup decrypt [--key ARN ...] [--context k=v ...] [--no-fsync] [IN|-] [-o OUT|-]
                                  a file output appears only after the last frame verified
+                                 --no-fsync: a file output is not fsynced before it is renamed into place
+                                 (as age, gpg and cp do): faster, but a crash soon after can lose it
+                                 --threads N (encrypt, decrypt, verify): worker threads for file to file
+                                 (default one per core, at most 8; 0: one thread)
   keyhold backup inspect [IN|-] [--json]   header: suite, message id, frame size, context, wrapping keys
-  keyhold backup verify [IN|-] [--json]    authenticate every frame, write nothing; each key's version and state
+  keyhold backup verify [IN|-] [--json] [--threads N]   authenticate every frame, write nothing; each key's version and state
   keyhold backup rewrap FILE [--to-key K ...]   re-wrap the data key (newest version, or other keys),
                                  rewriting only the header in place
   keyhold backup rewrap --all --from-key K [--to-key K2 ...] [--state FILE] [--json]

@@ -95,18 +95,21 @@ export class AtomicFile implements Sink {
     readonly target: string,
     readonly temp: string,
     private readonly fh: FileHandle,
+    /** false (--no-fsync): no fdatasync or fsync at all; the rename still happens only at commit(). */
+    readonly durable: boolean,
   ) {}
   private pending: Promise<unknown> = Promise.resolve();
   private failed: unknown;
   private unflushed = 0;
   private flushing: Promise<void> | undefined;
 
-  static async create(target: string, mode = 0o600): Promise<AtomicFile> {
+  static async create(target: string, o: { mode?: number; durable?: boolean } = {}): Promise<AtomicFile> {
+    const mode = o.mode ?? 0o600;
     const temp = join(dirname(target), `.${basename(target)}.keyhold-tmp-${randomBytes(6).toString('hex')}`);
     hookSignals();
     const fh = await open(temp, 'wx', mode);
     liveTemps.add(temp);
-    return new AtomicFile(target, temp, fh);
+    return new AtomicFile(target, temp, fh, o.durable ?? true);
   }
 
   /** Writes overlap with the caller's next frame: at most one write is in flight. */
@@ -127,8 +130,29 @@ export class AtomicFile implements Sink {
     );
   }
 
+  /** The temporary file's descriptor, for positional writes by other threads (parallel.ts). */
+  get fd(): number {
+    return this.fh.fd;
+  }
+
+  /** Writes all of b at position (header first, before the frames that other threads write after it). */
+  async writeAt(b: Buffer, position: number): Promise<void> {
+    for (let at = 0; at < b.length; ) at += (await this.fh.write(b, at, b.length - at, position + at)).bytesWritten;
+  }
+
+  /** Tells the flush-behind that n more bytes were written by other means (positional writes). */
+  noteWritten(n: number): void {
+    if (n > 0) this.flushBehind(n);
+  }
+
+  /** The first write error seen by the flush-behind, if any. */
+  get error(): unknown {
+    return this.failed;
+  }
+
   /** Starts an fdatasync of what is written so far, unless one is still running. Not awaited here. */
   private flushBehind(written: number): void {
+    if (!this.durable) return;
     this.unflushed += written;
     if (this.unflushed < FLUSH_BEHIND_BYTES || this.flushing) return;
     this.unflushed = 0;
@@ -147,10 +171,11 @@ export class AtomicFile implements Sink {
     await this.pending;
     await this.flushing;
     if (this.failed) throw this.failed;
-    await this.fh.sync();
+    if (this.durable) await this.fh.sync();
     await this.fh.close();
     await rename(this.temp, this.target);
     liveTemps.delete(this.temp);
+    if (!this.durable) return;
     try {
       const dir = await open(dirname(this.target), 'r');
       await dir.sync().catch(() => undefined);

@@ -113,6 +113,25 @@ function emitTo(sink: Sink, parts: Buffer[]): Promise<void> | void {
   return sink.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
 }
 
+/** The start of a new message: a fresh data key from the keyring, a message id, the derived key, the header. */
+export interface BegunMessage {
+  /** The frame key: the caller zeroes it when done. */
+  encKey: Buffer;
+  messageId: Buffer;
+  body: Buffer;
+  authTag: Buffer;
+}
+
+export async function beginMessage(keyring: Keyring, context: Record<string, string>, suiteId: number, frameLength: number): Promise<BegunMessage> {
+  const { dataKey, encryptedDataKeys } = await keyring.generate(context);
+  const messageId = randomBytes(MESSAGE_ID_BYTES);
+  const { encKey, commitment } = deriveKeys(dataKey, suiteId, messageId);
+  dataKey.fill(0);
+  const header: MessageHeader = { suiteId, messageId, encryptionContext: context, encryptedDataKeys, frameLength, commitment };
+  const body = encodeHeaderBody(header);
+  return { encKey, messageId, body, authTag: headerAuthTag(encKey, body) };
+}
+
 /** Reads source to the end and writes one complete message to sink. */
 export async function encryptStream(source: MessageSource, sink: Sink, o: EncryptOptions): Promise<EncryptResult> {
   const suiteId = o.suiteId ?? SUITE_COMMIT_KEY;
@@ -145,10 +164,7 @@ export async function encryptStream(source: MessageSource, sink: Sink, o: Encryp
     // The first block is read (and the next read ahead) while the data key comes from KMS.
     const firstBlock = blocks.next();
     firstBlock.catch(() => undefined); // awaited below; a failed KMS call must not leave it unhandled
-    const { dataKey, encryptedDataKeys } = await o.keyring.generate(context);
-    const messageId = randomBytes(MESSAGE_ID_BYTES);
-    const { encKey, commitment } = deriveKeys(dataKey, suiteId, messageId);
-    dataKey.fill(0);
+    const { encKey, messageId, body, authTag } = await beginMessage(o.keyring, context, suiteId, frameLength);
     let ciphertextBytes = 0;
     const emit = (parts: Buffer[]) => {
       for (const b of parts) {
@@ -158,9 +174,6 @@ export async function encryptStream(source: MessageSource, sink: Sink, o: Encryp
       return emitTo(sink, parts);
     };
     try {
-      const header: MessageHeader = { suiteId, messageId, encryptionContext: context, encryptedDataKeys, frameLength, commitment };
-      const body = encodeHeaderBody(header);
-      const authTag = headerAuthTag(encKey, body);
       await emit([Buffer.concat([body, authTag])]);
 
       let seq = 1;
@@ -324,24 +337,20 @@ export async function decryptStream(source: MessageSource, sink: Sink, o: Decryp
   }
 }
 
-async function decryptBlocks(reader: PieceReader, sink: Sink, o: DecryptOptions): Promise<DecryptResult> {
-  const header = await reader.prefix(parseHeader, (e) => e instanceof IncompleteHeader,
-    (seen) => new BackupFormatError(seen === 0 ? 'empty input: not an encrypted backup' : 'truncated: the input ends inside the message header'));
-  const suite = SUITES[header.suiteId]!;
+/** Checks a parsed header against the caller's limits and required context (before any KMS call). */
+export function checkHeader(header: ParsedHeader, o: Pick<DecryptOptions, 'maxFrameLength' | 'requiredContext'>): void {
   const maxFrame = o.maxFrameLength ?? MAX_DECRYPT_FRAME_LENGTH;
   if (header.frameLength > maxFrame) throw new BackupFormatError(`frame length ${header.frameLength} exceeds the accepted maximum ${maxFrame}`);
   for (const [k, v] of Object.entries(o.requiredContext ?? {})) {
     if (header.encryptionContext[k] !== v) throw new BackupFormatError(`encryption context mismatch: the message does not carry ${k}=${v}`);
   }
-  let verifier: Verify | undefined;
-  if (suite.signatureCurve) {
-    const pk = header.encryptionContext[PUBLIC_KEY_CONTEXT_KEY];
-    if (pk === undefined) throw new BackupFormatError(`signed suite without ${PUBLIC_KEY_CONTEXT_KEY} in the encryption context`);
-    verifier = createVerify(suite.signatureHash!);
-    verifier.update(header.body);
-    verifier.update(header.authTag);
-    reader.onConsume = (b) => verifier!.update(b);
-  }
+}
+
+/**
+ * Unwraps the data key through the keyring, checks the key commitment and the header's auth tag,
+ * and returns the frame key (the caller zeroes it). Calls onHeader once the header is authentic.
+ */
+export async function openMessage(header: ParsedHeader, o: Pick<DecryptOptions, 'keyring' | 'onHeader'>): Promise<{ encKey: Buffer; keyArn: string }> {
   const { dataKey, keyArn } = await o.keyring.decrypt(header.encryptedDataKeys, header.encryptionContext);
   const { encKey, commitment } = deriveKeys(dataKey, header.suiteId, header.messageId);
   dataKey.fill(0);
@@ -355,7 +364,30 @@ async function decryptBlocks(reader: PieceReader, sink: Sink, o: DecryptOptions)
     } catch {
       throw new BackupFormatError('message header fails authentication (altered header)');
     }
-    o.onHeader?.(header, keyArn);
+  } catch (e) {
+    encKey.fill(0);
+    throw e;
+  }
+  o.onHeader?.(header, keyArn);
+  return { encKey, keyArn };
+}
+
+async function decryptBlocks(reader: PieceReader, sink: Sink, o: DecryptOptions): Promise<DecryptResult> {
+  const header = await reader.prefix(parseHeader, (e) => e instanceof IncompleteHeader,
+    (seen) => new BackupFormatError(seen === 0 ? 'empty input: not an encrypted backup' : 'truncated: the input ends inside the message header'));
+  const suite = SUITES[header.suiteId]!;
+  checkHeader(header, o);
+  let verifier: Verify | undefined;
+  if (suite.signatureCurve) {
+    const pk = header.encryptionContext[PUBLIC_KEY_CONTEXT_KEY];
+    if (pk === undefined) throw new BackupFormatError(`signed suite without ${PUBLIC_KEY_CONTEXT_KEY} in the encryption context`);
+    verifier = createVerify(suite.signatureHash!);
+    verifier.update(header.body);
+    verifier.update(header.authTag);
+    reader.onConsume = (b) => verifier!.update(b);
+  }
+  const { encKey, keyArn } = await openMessage(header, o);
+  try {
     let seq = 1;
     let plaintextBytes = 0;
     const truncated = (where: string) => new BackupFormatError(`truncated: the input ends ${where} (frame ${seq}); no final frame`);
