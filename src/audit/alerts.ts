@@ -220,8 +220,18 @@ export class AlertEngine {
 
   private async detect(events: readonly AuditEvent[]): Promise<Alert[]> {
     const out: Alert[] = [];
-    // Account settings are read once per account and batch, not once per event.
-    const settings = new Map<string, Promise<AccountAlertSettings>>();
+    // Account settings are read once per account and batch, before the events (not once per event,
+    // and no await per event).
+    const settings = new Map<string, AccountAlertSettings>();
+    if (this.opts.alertSettings) {
+      const reads = new Map<string, Promise<AccountAlertSettings>>();
+      for (const e of events) {
+        const a = e.principal?.accountId;
+        if (a !== undefined && !reads.has(a) && isIP(e.sourceIPAddress) !== 0) reads.set(a, this.opts.alertSettings(a));
+      }
+      const read = await Promise.all(reads.values());
+      [...reads.keys()].forEach((a, i) => settings.set(a, read[i]!));
+    }
     for (const e of events) {
       if (e.principal?.isRoot && e.errorCode === undefined && (this.rootAlerted.get(e.principal.accessKeyId) ?? -Infinity) < this.now() - ROOT_ALERT_EVERY_MS) {
         this.rootAlerted.set(e.principal.accessKeyId, this.now());
@@ -255,7 +265,7 @@ export class AlertEngine {
         out.push(this.alert(e, 'high', 'key-policy-widened', `${e.principal?.arn} widened the policy of ${keyOf(e)}: ${parts.join('; ')}`));
       }
       if (e.principal && this.opts.alertSettings) {
-        const outside = await this.outsideAllowlist(e, settings);
+        const outside = this.outsideAllowlist(e, settings);
         if (outside) out.push(outside);
       }
     }
@@ -263,12 +273,10 @@ export class AlertEngine {
   }
 
   /** A call of an account that has a source CIDR allowlist, from an address outside it. */
-  private async outsideAllowlist(e: AuditEvent, settings: Map<string, Promise<AccountAlertSettings>>): Promise<Alert | undefined> {
+  private outsideAllowlist(e: AuditEvent, settings: ReadonlyMap<string, AccountAlertSettings>): Alert | undefined {
     const p = e.principal;
-    if (!p || !this.opts.alertSettings || isIP(e.sourceIPAddress) === 0) return undefined;
-    let s = settings.get(p.accountId);
-    if (!s) settings.set(p.accountId, (s = this.opts.alertSettings(p.accountId)));
-    const cidrs = (await s).sourceCidrAllowlist ?? [];
+    if (!p || isIP(e.sourceIPAddress) === 0) return undefined;
+    const cidrs = settings.get(p.accountId)?.sourceCidrAllowlist ?? [];
     if (cidrs.length === 0) return undefined;
     const text = cidrs.join(',');
     let cached = this.allowlists.get(p.accountId);

@@ -176,3 +176,37 @@ describe('audit database: lookups through the index built after the commits', ()
     }
   });
 });
+
+describe('audit database: the parsed events the writer keeps for the profile detectors', () => {
+  it('gives exactly the stored events after a position, and nothing when another writer or a gap is in between', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyhold-auditdb-'));
+    try {
+      const file = join(dir, 'audit.db');
+      const adb = AuditDb.open(file);
+      const stored = (from: number, limit: number) =>
+        (adb.db.prepare('SELECT body FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(from, limit) as { body: string }[]).map((r) => JSON.parse(r.body) as unknown);
+      const lines = (bodies: string[], start: number) => {
+        let end = start;
+        return bodies.map((body) => ({ body, end: (end += body.length + 1) }));
+      };
+      const a = events(30);
+      let end = adb.ingest('j1', lines(a, 0));
+      assert.deepEqual(adb.recentParsed(0, 1000), { events: stored(0, 1000), lastSeq: 30 });
+      assert.deepEqual(adb.recentParsed(10, 5), { events: stored(10, 5), lastSeq: 15 });
+      const b = events(20, 30);
+      end = adb.ingest('j1', lines(b, end));
+      assert.deepEqual(adb.recentParsed(15, 1000), { events: stored(15, 1000), lastSeq: 50 });
+      assert.equal(adb.recentParsed(50, 1000), undefined, 'nothing after the head');
+      // Another process's events after ours: read from the database instead.
+      adb.ingest('j1', lines(events(5, 50), end));
+      const other = AuditDb.open(file);
+      other.append(events(3, 55));
+      other.close();
+      assert.equal(adb.recentParsed(50, 1000), undefined);
+      assert.equal(stored(50, 1000).length, 8);
+      adb.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -137,7 +137,12 @@ export interface DigestBody {
 }
 
 export function fieldsOf(body: string): IndexedFields {
-  const e = JSON.parse(body) as {
+  return fieldsOfParsed(JSON.parse(body));
+}
+
+/** fieldsOf for an event body already parsed (JSON.parse of the stored text). */
+function fieldsOfParsed(parsed: unknown): IndexedFields {
+  const e = parsed as {
     eventId: string; eventTime: string; eventName: string; eventSource: string; readOnly?: boolean; errorCode?: string;
     accessKeyId?: string; principal?: { userName?: string; arn?: string; type?: string };
     resources?: { arn: string }[]; awsRegion?: string;
@@ -197,6 +202,9 @@ export function lookupKeysOf(f: IndexedFields): string[] {
   }
   return [...keys];
 }
+
+/** Parsed events the writer keeps for the profile detectors at most (recentParsed). */
+const RECENT_PARSED_MAX = 20_000;
 
 /** Events indexed per transaction after the commits (and before a query). */
 export const INDEX_CHUNK = 2000;
@@ -354,11 +362,13 @@ export class AuditDb {
     return this.db.transaction(() => this.appendInTransaction(bodies)).immediate();
   }
 
-  private appendInTransaction(bodies: readonly string[]): { firstSeq: number; lastSeq: number } {
+  private appendInTransaction(bodies: readonly string[], parsed?: unknown[]): { firstSeq: number; lastSeq: number } {
     let { seq, hash } = this.head();
     const firstSeq = seq + 1;
     for (const body of bodies) {
-      const f = fieldsOf(body);
+      const e: unknown = JSON.parse(body);
+      parsed?.push(e);
+      const f = fieldsOfParsed(e);
       seq += 1;
       const next = eventHash(seq, hash, body);
       this.insertEvent.run(seq, f.eventId, f.timeMs, f.eventName, f.eventSource, f.username, f.accessKeyId, f.readOnly ? 1 : 0, f.errorCode, f.accountId, f.region, body, hash, next);
@@ -386,16 +396,21 @@ export class AuditDb {
   ingest(name: string, lines: readonly { body: string; end: number }[]): number {
     const key = watermarkKey(name);
     this.db.pragma('synchronous = NORMAL');
+    const parsed: unknown[] = [];
+    let firstSeq = 0;
     try {
-      return this.db.transaction(() => {
+      const end = this.db.transaction(() => {
         const w = this.intakeWatermark(name);
         const fresh = w === 0 ? lines : lines.filter((l) => l.end > w);
         if (fresh.length === 0) return w;
-        this.appendInTransaction(fresh.map((l) => l.body));
+        firstSeq = this.appendInTransaction(fresh.map((l) => l.body), parsed).firstSeq;
         const end = fresh[fresh.length - 1]!.end;
         this.cached('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, String(end));
         return end;
       }).immediate();
+      // Committed: the profile detectors may take these parsed events instead of reading them back.
+      if (parsed.length > 0) this.rememberParsed(firstSeq, parsed);
+      return end;
     } finally {
       this.db.pragma('synchronous = FULL');
     }
@@ -416,6 +431,46 @@ export class AuditDb {
    * fsync of its own (the next event commit, FULL, syncs it too; lost in a power cut, index and
    * watermark go back together and the events are indexed again). Returns how many it indexed.
    */
+  /** Events this connection committed last, parsed, as a run of consecutive seqs (recentParsed). */
+  private recent: { firstSeq: number; events: unknown[] } | undefined;
+
+  private rememberParsed(firstSeq: number, events: unknown[]): void {
+    const r = this.recent;
+    if (r && r.firstSeq + r.events.length === firstSeq && r.events.length + events.length <= RECENT_PARSED_MAX) {
+      for (const e of events) r.events.push(e);
+    } else {
+      this.recent = { firstSeq, events: events.slice(-RECENT_PARSED_MAX) };
+      this.recent.firstSeq = firstSeq + events.length - this.recent.events.length;
+    }
+  }
+
+  /**
+   * The stored events after `fromSeq` (up to `limit`), parsed, if this connection committed them
+   * itself moments ago and still holds them: exactly what `SELECT seq, body FROM events WHERE seq >
+   * fromSeq ORDER BY seq LIMIT limit` and JSON.parse of each body would give (checked: the first
+   * stored seq after fromSeq is fromSeq + 1 and the newest stored seq is the last one held, so no
+   * other process's events and no removed ones are in between). Otherwise undefined, and the
+   * caller reads them. Call it inside the transaction that reads the watermark. Events up to
+   * fromSeq are dropped (examined already).
+   */
+  recentParsed(fromSeq: number, limit: number): { events: unknown[]; lastSeq: number } | undefined {
+    const r = this.recent;
+    if (!r) return undefined;
+    const held = r.firstSeq + r.events.length - 1;
+    if (fromSeq + 1 < r.firstSeq || fromSeq >= held) {
+      if (fromSeq >= held) this.recent = undefined;
+      return undefined;
+    }
+    if (fromSeq >= r.firstSeq) {
+      r.events.splice(0, fromSeq + 1 - r.firstSeq);
+      r.firstSeq = fromSeq + 1;
+    }
+    const next = this.cached('SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT 1', true).get(fromSeq) as number | undefined;
+    if (next !== fromSeq + 1 || this.head().seq !== held) return undefined;
+    const events = r.events.slice(0, limit);
+    return { events, lastSeq: fromSeq + events.length };
+  }
+
   indexPending(limit = INDEX_CHUNK): number {
     const db = this.db;
     db.pragma('synchronous = NORMAL');

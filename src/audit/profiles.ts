@@ -106,19 +106,29 @@ export class ProfileDetectors {
     const db = this.audit.db;
     return db.transaction(() => {
       const from = Number((this.audit.cached("SELECT value FROM meta WHERE key = 'profile_seq'", true).get() as string | undefined) ?? '0');
-      const rows = this.audit.cached('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(from, limit) as { seq: number; body: string }[];
-      if (rows.length === 0) return { alerts: [], more: false };
-      const events = rows.map((r) => JSON.parse(r.body) as AuditEvent);
+      // The events the writer just moved in are taken as it parsed them (the same objects
+      // JSON.parse of the stored bodies gives), instead of being read back and parsed again.
+      const recent = this.audit.recentParsed(from, limit) as { events: AuditEvent[]; lastSeq: number } | undefined;
+      let events: AuditEvent[];
+      let lastSeq: number;
+      if (recent) {
+        ({ events, lastSeq } = recent);
+      } else {
+        const rows = this.audit.cached('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(from, limit) as { seq: number; body: string }[];
+        if (rows.length === 0) return { alerts: [], more: false };
+        events = rows.map((r) => JSON.parse(r.body) as AuditEvent);
+        lastSeq = rows[rows.length - 1]!.seq;
+      }
       const alerts = this.examine(events, nowMs);
       if (alerts.length > 0) {
         this.audit.addAlerts(alerts.map((a) => ({ alertId: a.alertId, timeMs: Date.parse(a.time), accountId: a.accountId, body: JSON.stringify(a) })), webhooks, nowMs);
       }
-      this.audit.cached("UPDATE meta SET value = ? WHERE key = 'profile_seq'").run(String(rows[rows.length - 1]!.seq));
+      this.audit.cached("UPDATE meta SET value = ? WHERE key = 'profile_seq'").run(String(lastSeq));
       if (nowMs - this.lastPrune > PRUNE_EVERY_MS) {
         this.lastPrune = nowMs;
         db.prepare("DELETE FROM principal_profile WHERE kind = 'decrypt' AND CAST(value AS INTEGER) < ?").run(Math.floor(nowMs / DECRYPT_BUCKET_MS) - DECRYPT_LOOKBACK_BUCKETS - 60);
       }
-      return { alerts, more: rows.length === limit };
+      return { alerts, more: events.length === limit };
     }).immediate();
   }
 

@@ -39,11 +39,28 @@ export class AuditWriteError extends Error {
   }
 }
 
-interface Pending {
-  event: AuditEvent;
-  body: string;
+/**
+ * The events recorded while the previous batch was on its way to disk: written together, and
+ * answered together through one promise (not one per event: the request thread's cost per event
+ * is a push and a shared await).
+ */
+interface Batch {
+  events: AuditEvent[];
+  /** Each event's JSON line, the bytes that will be hashed. */
+  bodies: string[];
+  done: Promise<void>;
   resolve: () => void;
   reject: (e: Error) => void;
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (e: Error) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { events: [], bodies: [], done, resolve, reject };
 }
 
 /** The intake journal this process is appending to (intake.ts). */
@@ -100,7 +117,8 @@ export class SqliteAuditLog implements AuditLog {
   private worker!: Worker;
   private nextId = 1;
   private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  private queue: Pending[] = [];
+  /** The batch being gathered (written once the one before it is durable). */
+  private queue: Batch | undefined;
   /** A batch is being written and fsynced. */
   private writing = false;
   private scheduled = false;
@@ -234,10 +252,14 @@ export class SqliteAuditLog implements AuditLog {
     if (this.ingestFailure) return Promise.reject(new AuditWriteError(`events cannot be moved into ${this.file}: ${this.ingestFailure.error}`, this.ingestFailure.code));
     const full = event.eventId ? event : { eventId: newEventId(), ...event };
     const body = JSON.stringify(full);
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ event: full, body, resolve, reject });
+    let b = this.queue;
+    if (!b) {
+      b = this.queue = newBatch();
       this.kick();
-    });
+    }
+    b.events.push(full);
+    b.bodies.push(body);
+    return b.done;
   }
 
   private kick(): void {
@@ -283,13 +305,11 @@ export class SqliteAuditLog implements AuditLog {
   /** Writes and fsyncs what is queued as one batch, then answers its callers. */
   private async flush(): Promise<void> {
     this.scheduled = false;
-    if (this.writing || this.queue.length === 0) return;
+    if (this.writing || this.queue === undefined) return;
     const batch = this.queue;
-    this.queue = [];
+    this.queue = undefined;
     this.writing = true;
-    let text = '';
-    for (const p of batch) text += p.body + '\n';
-    const bytes = Buffer.from(text);
+    const bytes = Buffer.from(batch.bodies.join('\n') + '\n');
     try {
       if (!this.journal || this.journal.broken) await this.startJournal();
       const j = this.journal!;
@@ -307,17 +327,17 @@ export class SqliteAuditLog implements AuditLog {
       j.size += bytes.length;
       Atomics.store(this.durable, 0, packDurable(j.gen, j.size));
       this.markHealthy();
-      for (const p of batch) p.resolve();
-      this.onCommitted?.(batch.map((p) => p.event));
+      batch.resolve();
+      this.onCommitted?.(batch.events);
       this.prefill(j);
       if (j.size >= this.rotateBytes) await this.startJournal().catch((e) => this.log('warn', 'audit intake journal not rotated', { error: String(e) }));
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       this.markFailed(`events cannot be written to ${this.intakeDir}: ${err.message}`);
-      for (const p of batch) p.reject(new AuditWriteError(err.message, err.code));
+      batch.reject(new AuditWriteError(err.message, err.code));
     } finally {
       this.writing = false;
-      if (this.queue.length > 0) this.kick();
+      if (this.queue) this.kick();
     }
   }
 
@@ -487,7 +507,7 @@ export class SqliteAuditLog implements AuditLog {
 
   async close(): Promise<void> {
     // Write what is queued, then let the writer move everything in and stop.
-    while (this.queue.length > 0 || this.writing || this.scheduled) {
+    while (this.queue || this.writing || this.scheduled) {
       if (!this.writing && !this.scheduled) this.kick();
       await new Promise((r) => setTimeout(r, 5));
     }
