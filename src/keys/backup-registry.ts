@@ -1,4 +1,5 @@
-import type { Storage } from '../storage/index.js';
+import { createHash } from 'node:crypto';
+import type { Storage, StorageReader } from '../storage/index.js';
 
 /** One wrapping key of a registered backup: the key ARN and, when known, its backing-key version. */
 export interface BackupKeyRef {
@@ -25,53 +26,139 @@ export interface BackupRecord {
 }
 
 const PREFIX = 'backups/';
-const path = (accountId: string, messageId: string) => `${PREFIX}${accountId}/${messageId}`;
+/** Hex digits of SHA-256(location) in a record's storage key (128 bits: collisions are not a concern). */
+const LOCATION_HASH_HEX = 32;
+const locationHash = (location: string) => createHash('sha256').update(location, 'utf8').digest('hex').slice(0, LOCATION_HASH_HEX);
+/** Where a record is stored: one per (message id, location). */
+const recordPath = (accountId: string, messageId: string, location: string) => `${PREFIX}${accountId}/${messageId}/${locationHash(location)}`;
+/**
+ * Where records were stored before a backup was identified by its location too: one per message id.
+ * Such records are still read, listed and updated where they are; re-registering the same message id
+ * at the same location moves the record to recordPath. Message ids are fixed-length hex, so the
+ * prefix `backups/<account>/<messageId>` holds exactly that message's records, old and new.
+ */
+const legacyPath = (accountId: string, messageId: string) => `${PREFIX}${accountId}/${messageId}`;
+
+/** A backup's identity in the registry, as one string: its message id and its location. */
+export const backupIdentity = (b: { messageId: string; location: string }) => `${b.messageId}\n${b.location}`;
+
+const parse = (b: Buffer) => JSON.parse(b.toString('utf8')) as BackupRecord;
+const encode = (r: BackupRecord) => Buffer.from(JSON.stringify(r));
+
+/** A verification result, as RecordBackupVerification and RegisterBackup(Verified) record it. */
+export interface BackupVerification {
+  at: number;
+  by: string;
+  ok: boolean;
+  message?: string;
+}
+
+function applyVerification(rec: BackupRecord, v: BackupVerification): void {
+  rec.lastVerifiedAt = v.at;
+  rec.lastVerifiedBy = v.by;
+  rec.lastVerifyOk = v.ok;
+  if (v.message !== undefined) rec.lastVerifyMessage = v.message;
+  else delete rec.lastVerifyMessage;
+}
 
 /**
  * The backup registry: which backups exist, where, and which keys and versions they depend on.
- * Stored per account under `backups/<account>/<messageId>` (a backup may carry keys of several
- * regions, so the account is the scope). Re-registering a message id updates its record (a copy
- * or a rewrap keeps the id), keeping the verification history.
+ * A backup is identified by its ESDK message id AND its location: a copy (`keyhold backup copy`,
+ * which rewraps only the header) keeps the message id, so the source and the copy are two records,
+ * each with its own location and wrapping keys. Stored per account (a backup may carry keys of
+ * several regions, so the account is the scope) under `backups/<account>/<messageId>/<32 hex of
+ * SHA-256(location)>`. Re-registering the same (message id, location) updates that record (a
+ * rewrap in place), keeping its verification history and first registration time.
+ *
+ * Records written before (`backups/<account>/<messageId>`, one per message id) keep working: they
+ * are listed and verified where they are, and re-registering their message id at their location
+ * migrates them to the new key in the same transaction (history kept, the old key deleted), so a
+ * record is never lost nor listed twice.
  */
 export class BackupRegistry {
   constructor(private readonly storage: Storage) {}
 
-  async register(accountId: string, rec: BackupRecord): Promise<BackupRecord> {
+  async register(accountId: string, rec: BackupRecord, verified?: BackupVerification): Promise<BackupRecord> {
     return this.storage.transaction(async (tx) => {
-      const old = await tx.get(path(accountId, rec.messageId));
-      const prev = old ? (JSON.parse(old.toString('utf8')) as BackupRecord) : undefined;
+      const at = recordPath(accountId, rec.messageId, rec.location);
+      let prev: BackupRecord | undefined;
+      const cur = await tx.get(at);
+      if (cur) prev = parse(cur);
+      else {
+        const old = await tx.get(legacyPath(accountId, rec.messageId));
+        const legacy = old ? parse(old) : undefined;
+        if (legacy && legacy.location === rec.location) {
+          prev = legacy;
+          await tx.delete(legacyPath(accountId, rec.messageId));
+        }
+      }
       const merged: BackupRecord = {
         ...rec,
         ...(prev?.lastVerifiedAt !== undefined ? { lastVerifiedAt: prev.lastVerifiedAt, lastVerifiedBy: prev.lastVerifiedBy, lastVerifyOk: prev.lastVerifyOk, lastVerifyMessage: prev.lastVerifyMessage } : {}),
         registeredAt: prev?.registeredAt ?? rec.registeredAt,
       };
-      await tx.put(path(accountId, rec.messageId), Buffer.from(JSON.stringify(merged)));
+      if (merged.lastVerifyMessage === undefined) delete merged.lastVerifyMessage;
+      if (verified) applyVerification(merged, verified);
+      await tx.put(at, encode(merged));
       return merged;
     });
   }
 
-  async recordVerification(accountId: string, messageId: string, v: { at: number; by: string; ok: boolean; message?: string }): Promise<BackupRecord | undefined> {
+  /**
+   * Records a verification on the record of (messageId, location), or, without a location, on
+   * every record of the message id. Returns the records changed ([] when none matched).
+   */
+  async recordVerification(accountId: string, messageId: string, location: string | undefined, v: BackupVerification): Promise<BackupRecord[]> {
     return this.storage.transaction(async (tx) => {
-      const old = await tx.get(path(accountId, messageId));
-      if (!old) return undefined;
-      const rec = JSON.parse(old.toString('utf8')) as BackupRecord;
-      rec.lastVerifiedAt = v.at;
-      rec.lastVerifiedBy = v.by;
-      rec.lastVerifyOk = v.ok;
-      if (v.message !== undefined) rec.lastVerifyMessage = v.message;
-      else delete rec.lastVerifyMessage;
-      await tx.put(path(accountId, messageId), Buffer.from(JSON.stringify(rec)));
-      return rec;
+      const changed: BackupRecord[] = [];
+      for (const e of await this.entries(tx, accountId, messageId, location)) {
+        applyVerification(e.record, v);
+        await tx.put(e.key, encode(e.record));
+        changed.push(e.record);
+      }
+      return changed;
     });
   }
 
-  async get(accountId: string, messageId: string): Promise<BackupRecord | undefined> {
-    const b = await this.storage.get(path(accountId, messageId));
-    return b ? (JSON.parse(b.toString('utf8')) as BackupRecord) : undefined;
+  /** The record of (messageId, location), wherever it is stored. */
+  async get(accountId: string, messageId: string, location: string): Promise<BackupRecord | undefined> {
+    return (await this.entries(this.storage, accountId, messageId, location))[0]?.record;
+  }
+
+  /** Every record of a message id: the backup and its copies, one per location. */
+  async getAll(accountId: string, messageId: string): Promise<BackupRecord[]> {
+    return (await this.entries(this.storage, accountId, messageId, undefined)).map((e) => e.record);
   }
 
   async list(accountId: string): Promise<BackupRecord[]> {
-    const entries = await this.storage.list(`${PREFIX}${accountId}/`);
-    return entries.map((e) => JSON.parse(e.value.toString('utf8')) as BackupRecord);
+    return dedupe((await this.storage.list(`${PREFIX}${accountId}/`)).map((e) => ({ key: e.key, record: parse(e.value) }))).map((e) => e.record);
   }
+
+  private async entries(r: StorageReader, accountId: string, messageId: string, location: string | undefined): Promise<{ key: string; record: BackupRecord }[]> {
+    if (location !== undefined) {
+      const key = recordPath(accountId, messageId, location);
+      const b = await r.get(key);
+      if (b) {
+        const record = parse(b);
+        if (record.location === location) return [{ key, record }];
+      }
+      const legacyKey = legacyPath(accountId, messageId);
+      const old = await r.get(legacyKey);
+      const legacy = old ? parse(old) : undefined;
+      return legacy && legacy.location === location ? [{ key: legacyKey, record: legacy }] : [];
+    }
+    // The prefix holds the legacy record (the key equal to it) and the per-location ones (prefix + '/').
+    return dedupe((await r.list(legacyPath(accountId, messageId))).map((e) => ({ key: e.key, record: parse(e.value) })));
+  }
+}
+
+/**
+ * One entry per (message id, location). A legacy record and a per-location one for the same pair
+ * cannot both be written (register moves the legacy one in its transaction); should a store hold
+ * both anyway, the per-location one (the newer layout) is the record.
+ */
+function dedupe(entries: { key: string; record: BackupRecord }[]): { key: string; record: BackupRecord }[] {
+  const isLegacy = (e: { key: string }) => !/\/[0-9a-f]{64}\/[0-9a-f]+$/.test(e.key);
+  const current = new Set(entries.filter((e) => !isLegacy(e)).map((e) => backupIdentity(e.record)));
+  return entries.filter((e) => !isLegacy(e) || !current.has(backupIdentity(e.record)));
 }

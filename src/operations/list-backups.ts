@@ -1,4 +1,5 @@
 import type { Operation } from './context.js';
+import { backupIdentity } from '../keys/index.js';
 import { authorizeAccount } from './common.js';
 import { authorizeOnBackupKeys, backupsAtRiskWithout, wrappingKeyStatus, type WrappingKeyStatus } from './backup-common.js';
 
@@ -52,8 +53,9 @@ export const listBackups: Operation<ListBackupsInput, { backups: BackupEntry[] }
       records = records.filter((b) => b.wrappingKeys.some((k) => k.keyArn === keyArn && (input.keyVersion === undefined || k.keyVersion === input.keyVersion)));
     }
     if (riskArn !== undefined) {
-      const ids = new Set((await backupsAtRiskWithout(svc, call.accountId, riskArn)).atRisk.map((b) => b.messageId));
-      records = records.filter((b) => ids.has(b.messageId));
+      // A backup is (message id, location): a copy with the same id may have other keys.
+      const ids = new Set((await backupsAtRiskWithout(svc, call.accountId, riskArn)).atRisk.map(backupIdentity));
+      records = records.filter((b) => ids.has(backupIdentity(b)));
     }
     const backups: BackupEntry[] = [];
     for (const b of records) {

@@ -26,7 +26,9 @@ const KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
  * Keyhold's own: records a backup the CLI wrote (or verified) in the registry, so the server can
  * answer which backups depend on a key or version. The caller needs kms:RegisterBackup on every
  * wrapping key (and kms:RecordBackupVerification on each too when it records a verification); the
- * registry is per account. Re-registering a message id updates the record.
+ * registry is per account. A backup is identified by its message id and its location:
+ * re-registering the same pair updates that record (a rewrap in place); the same message id at
+ * another location (a copy) is another record.
  */
 export const registerBackup: Operation<RegisterBackupInput, RegisterBackupOutput> = {
   name: 'RegisterBackup',
@@ -48,10 +50,8 @@ export const registerBackup: Operation<RegisterBackupInput, RegisterBackupOutput
       messageId: input.messageId, location: input.location, sizeBytes: input.sizeBytes, suite: input.suite, wrappingKeys: keys,
       encryptionContext: input.encryptionContext ?? {}, registeredAt: now, registeredBy: call.principal.arn,
     };
-    const saved = await svc.backups.register(call.accountId, rec);
-    if (input.verified !== undefined) {
-      await svc.backups.recordVerification(call.accountId, input.messageId, { at: now, by: call.principal.arn, ok: input.verified, ...(input.verifyMessage !== undefined ? { message: input.verifyMessage } : {}) });
-    }
+    // The verification, when given, is recorded on this record (this location) in the same transaction.
+    const saved = await svc.backups.register(call.accountId, rec, input.verified !== undefined ? { at: now, by: call.principal.arn, ok: input.verified, ...(input.verifyMessage !== undefined ? { message: input.verifyMessage } : {}) } : undefined);
     audit.detail('messageId', input.messageId);
     audit.detail('location', input.location);
     return { messageId: saved.messageId, registeredDate: new Date(saved.registeredAt) };

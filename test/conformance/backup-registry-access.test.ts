@@ -173,4 +173,22 @@ describe('backup registry: RegisterBackup, ListBackups and RecordBackupVerificat
     await rejects(iam.attachUserPolicy({ UserName: 'ops', PolicyArn: DRILL_POLICY }), 'MalformedPolicyDocumentException', /Separation of duties.*ops/);
     await iam.attachUserPolicy({ UserName: 'ops', PolicyArn: WRITER_POLICY });
   });
+  it('RecordBackupVerification is authorized per record: with a Location on that record\'s keys; without (older clients) on the keys of every record of the message id', async () => {
+    await user('verifierA', [], policy({ Effect: 'Allow', Action: 'kms:RecordBackupVerification', Resource: keyA }));
+    const root: ClientSettings = { endpoint: server.url, region: 'us-east-1', credentials: server.credentials, caBundle: server.caFile! };
+    const MessageId = randomBytes(32).toString('hex');
+    const reg = (Location: string, KeyArn: string) => callKeyhold(root, 'RegisterBackup', { MessageId, Location, SizeBytes: 100, Suite: '0x0478 test', WrappingKeys: [{ KeyArn, KeyVersion: 1 }] });
+    // One backup and its copy: the same message id at two locations, under different keys.
+    await reg('/backups/east/x.kh', keyA);
+    await reg('/backups/west/x.kh', keyB);
+    const rowsOf = async () => (JSON.parse((await cliAs('root', ['backup', 'list', '--json'])).stdout) as { MessageId: string; Location: string; LastVerifiedBy?: string }[]).filter((b) => b.MessageId === MessageId);
+    assert.equal((await rowsOf()).length, 2);
+    const ok = await callKeyhold<{ Locations: string[] }>(settingsOf('verifierA'), 'RecordBackupVerification', { MessageId, Location: '/backups/east/x.kh', Ok: true });
+    assert.deepEqual(ok.Locations, ['/backups/east/x.kh']);
+    await rejects(callKeyhold(settingsOf('verifierA'), 'RecordBackupVerification', { MessageId, Location: '/backups/west/x.kh', Ok: true }), 'AccessDeniedException', new RegExp(`kms:RecordBackupVerification on resource: ${keyB}`));
+    // Without a Location both records are affected, so both keys must allow it: denied, nothing changed.
+    await rejects(callKeyhold(settingsOf('verifierA'), 'RecordBackupVerification', { MessageId, Ok: false }), 'AccessDeniedException', new RegExp(`kms:RecordBackupVerification on resource: ${keyB}`));
+    const verifier = `arn:aws:iam::${acct}:user/verifierA`;
+    assert.deepEqual((await rowsOf()).map((b) => [b.Location, b.LastVerifiedBy]).sort(), [['/backups/east/x.kh', verifier], ['/backups/west/x.kh', undefined]]);
+  });
 });

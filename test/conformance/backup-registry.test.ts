@@ -8,10 +8,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { copyFileSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
 import { readAuditEvents } from '../helpers/audit.js';
+import { callKeyhold } from '../../src/cli/keyhold-client.js';
 
 interface Listed {
   MessageId: string;
@@ -175,8 +176,73 @@ describe('keyhold backup: registry, dependencies, drills', () => {
     } finally {
       await server.kms().enableKey({ KeyId: keyA });
     }
-    // The copy is registered (same message id, now at the destination location, under the west key).
-    const rows = await list(['--key', keyB]);
-    assert.ok(rows.some((x) => x.Location === dest && x.LastVerifyOk === true));
+    // The copy is registered as a second backup (same message id, its own location and keys); the
+    // source's record is kept as it was: it still lives at its location and depends on keyA.
+    files.copyWest = dest;
+    const rows = await list();
+    const src = rows.find((x) => x.Location === files.onlyA)!;
+    const copy = rows.find((x) => x.Location === dest)!;
+    assert.equal(copy.MessageId, src.MessageId);
+    assert.deepEqual(copy.WrappingKeys.map((k) => k.KeyArn), [keyB]);
+    assert.equal(copy.LastVerifyOk, true);
+    assert.deepEqual(src.WrappingKeys.map((k) => k.KeyArn), [keyA]);
+    assert.deepEqual(names(rows), ['AandB', 'copyWest', 'onlyA', 'onlyA-v2', 'onlyC']);
+    // "What becomes undecryptable without the source-region key" still names the source file.
+    assert.deepEqual(names(await list(['--at-risk-without', keyA])), ['onlyA', 'onlyA-v2']);
+    assert.deepEqual(names(await list(['--key', keyB])), ['AandB', 'copyWest']);
+    assert.deepEqual(names(await list(['--at-risk-without', keyB])), ['copyWest']);
+    // A scan of the tree finds both files registered, each at its own location.
+    const scan = await cli(['backup', 'scan', '--json', dir]);
+    const findings = (JSON.parse(scan.stdout) as { findings: { path: string; registered?: boolean; problems: string[] }[] }).findings;
+    for (const f of [files.onlyA!, dest]) assert.equal(findings.find((x) => x.path === f)?.registered, true, f);
+    // keys report (keyA's region) and the DisableKey audit count the source and the copy as two backups.
+    const keysReport = JSON.parse((await cli(['keys', 'report', '--json'])).stdout) as { keyId: string; backups?: { dependent: number; undecryptableWithout: number } }[];
+    assert.deepEqual(keysReport.find((x) => keyA.endsWith(x.keyId))!.backups, { dependent: 3, undecryptableWithout: 2 });
+    await server.kms({ region: 'us-west-2' }).disableKey({ KeyId: keyB });
+    await server.kms({ region: 'us-west-2' }).enableKey({ KeyId: keyB });
+    const disable = readAuditEvents(server.dataDir).filter((e) => e.eventName === 'DisableKey').at(-1)!;
+    assert.equal(disable.details?.dependentBackups, 2);
+    assert.deepEqual((disable.details?.undecryptableBackups as { location: string }[]).map((b) => b.location), [dest]);
+  });
+
+  it('a copy of a file whose message id is registered elsewhere is flagged by scan at its own location', async () => {
+    const stray = resolve(dir, 'stray', 'onlyA-cp.kh');
+    mkdirSync(dirname(stray), { recursive: true });
+    copyFileSync(files.onlyA!, stray);
+    const scan = await cli(['backup', 'scan', '--json', dirname(stray)]);
+    assert.equal(scan.code, 3, scan.stdout + scan.stderr);
+    const f = (JSON.parse(scan.stdout) as { findings: { path: string; registered?: boolean; problems: string[] }[] }).findings[0]!;
+    assert.equal(f.registered, false);
+    assert.equal(f.problems.length, 1, JSON.stringify(f.problems));
+    assert.match(f.problems[0]!, /^not in the backup registry at this location \(its message is registered at /);
+    for (const p of [files.onlyA!, files.copyWest!]) assert.ok(f.problems[0]!.includes(p), f.problems[0]);
+  });
+
+  it('a drill records each result on the record it verified: a damaged copy does not mark its source failed', async () => {
+    const bytes = readFileSync(files.copyWest!);
+    bytes[bytes.length - 30]! ^= 1;
+    writeFileSync(files.copyWest!, bytes);
+    const r = await cli(['backup', 'drill', '--json']);
+    assert.equal(r.code, 3, r.stdout + r.stderr);
+    const rows = await list();
+    const src = rows.find((x) => x.Location === files.onlyA)!;
+    const copy = rows.find((x) => x.Location === files.copyWest)!;
+    assert.equal(copy.LastVerifyOk, false);
+    assert.match(copy.LastVerifyMessage!, /fails authentication/);
+    assert.equal(src.LastVerifyOk, true, JSON.stringify(src));
+    assert.equal(src.LastVerifyMessage, undefined);
+    // An older client (no Location) records on every record of the message id.
+    const settings = { endpoint: server.url, region: 'us-east-1', credentials: server.credentials, caBundle: server.caFile! };
+    const old = await callKeyhold<{ Locations: string[] }>(settings, 'RecordBackupVerification', { MessageId: src.MessageId, Ok: false, Message: 'old client' });
+    assert.deepEqual(old.Locations.sort(), [files.onlyA!, files.copyWest!].sort());
+    const after = (await list()).filter((x) => x.MessageId === src.MessageId);
+    assert.deepEqual(after.map((x) => [x.LastVerifyOk, x.LastVerifyMessage]), [[false, 'old client'], [false, 'old client']]);
+    // With a Location that is not registered: NotFoundException, nothing changed.
+    await assert.rejects(callKeyhold(settings, 'RecordBackupVerification', { MessageId: src.MessageId, Location: '/nowhere.kh', Ok: true }), /NotFoundException|not registered/);
+    const one = await callKeyhold<{ Locations: string[] }>(settings, 'RecordBackupVerification', { MessageId: src.MessageId, Location: files.onlyA!, Ok: true });
+    assert.deepEqual(one.Locations, [files.onlyA!]);
+    const final = await list();
+    assert.equal(final.find((x) => x.Location === files.onlyA)!.LastVerifyOk, true);
+    assert.equal(final.find((x) => x.Location === files.copyWest)!.LastVerifyOk, false);
   });
 });

@@ -220,4 +220,47 @@ describe('keyhold backup rewrap --all: re-key registered backups', () => {
     assert.ok(existsSync(lockedState));
     assert.equal(existsSync(`${lockedState}.lock`), false, 'the lock is released at the end');
   });
+  it('a backup and its same-server copy (one message id, two locations) are two backups to rewrap; an old (version 1) state file is read', async () => {
+    const keyL = (await server.kms().createKey({})).KeyMetadata!.Arn!;
+    plain.src = join(dir, 'src.sql');
+    writeFileSync(plain.src, randomBytes(40_000));
+    files.src = resolve(dir, 'src.kh');
+    files.copy = resolve(dir, 'copy.kh');
+    plain.copy = plain.src;
+    const enc = await cli(['backup', 'encrypt', '--key', keyL, '--frame-size', '16384', plain.src, '-o', files.src]);
+    assert.equal(enc.code, 0, enc.stderr);
+    const cp = await cli(['backup', 'copy', files.src, '-o', files.copy, '--to-key', keyL]);
+    assert.equal(cp.code, 0, cp.stderr);
+    const before = await list(['--key', keyL, '--key-version', '1']);
+    assert.deepEqual(before.map((b) => name(b.Location)).sort(), ['copy', 'src']);
+    const messageId = before[0]!.MessageId;
+    assert.equal(before[1]!.MessageId, messageId);
+    await server.kms().rotateKeyOnDemand({ KeyId: keyL });
+    // A state file as the previous release wrote it (version 1, keyed by message id alone), of a run
+    // toward version 2 that did one other backup.
+    const stateFile = join(dir, 'v1-state.json');
+    const other = 'ef'.repeat(32);
+    writeFileSync(stateFile, JSON.stringify({
+      version: 1, fromKeyArn: keyL, toKeys: [], targetVersion: 2, startedAt: new Date().toISOString(), updatedAt: new Date().toISOString(),
+      done: { [other]: { location: join(dir, 'gone.kh'), at: new Date().toISOString(), keys: [{ keyArn: keyL, keyVersion: 2 }], rewrapped: true } },
+      failed: { [messageId]: { location: files.src, at: new Date().toISOString(), reason: 'missing: earlier' } },
+    }));
+    const r = await cli(['backup', 'rewrap', '--all', '--from-key', keyL, '--state', stateFile, '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const s = JSON.parse(r.stdout) as Summary;
+    assert.equal(s.resumed, true);
+    assert.equal(s.candidates, 2);
+    assert.equal(s.rewrapped, 2);
+    assert.equal(s.doneInEarlierRuns, 1);
+    assert.equal(s.retirable, true);
+    assert.deepEqual(await versionsOf(files.src), [[keyL, 2]]);
+    assert.deepEqual(await versionsOf(files.copy), [[keyL, 2]]);
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { version: number; done: Record<string, { location: string }>; failed: Record<string, unknown> };
+    assert.equal(state.version, 2);
+    assert.deepEqual(Object.keys(state.done).sort(), [`${other}@${join(dir, 'gone.kh')}`, `${messageId}@${files.copy}`, `${messageId}@${files.src}`].sort());
+    assert.deepEqual(state.failed, {});
+    const after = await list(['--key', keyL]);
+    assert.deepEqual(after.map((b) => [name(b.Location), b.WrappingKeys.map((k) => k.KeyVersion)]).sort(), [['copy', [2]], ['src', [2]]]);
+    await decryptsAll(['src', 'copy']);
+  });
 });

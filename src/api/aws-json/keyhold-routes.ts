@@ -155,8 +155,8 @@ export const KEYHOLD_ROUTES = {
     ops.listBackups,
   ),
   RecordBackupVerification: route(
-    struct({ MessageId: str({ min: 64, max: 64 }), Ok: bool(), Message: str({ max: 4096 }) }, ['MessageId', 'Ok']),
-    struct({ MessageId: str(), LastVerifiedDate: timestamp() }, ['MessageId', 'LastVerifiedDate']),
+    struct({ MessageId: str({ min: 64, max: 64 }), Location: str({ min: 1, max: 4096 }), Ok: bool(), Message: str({ max: 4096 }) }, ['MessageId', 'Ok']),
+    struct({ MessageId: str(), LastVerifiedDate: timestamp(), Locations: list(str()) }, ['MessageId', 'LastVerifiedDate', 'Locations']),
     ops.recordBackupVerification,
   ),
 } satisfies Record<string, Route>;

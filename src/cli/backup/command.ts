@@ -418,7 +418,7 @@ async function drillCmd(argv: string[], out: Out): Promise<number> {
       message = `${(e as Error).name}: ${(e as Error).message}`;
     }
     // Only the result is recorded (kms:RecordBackupVerification): a restore-only identity may drill.
-    await recordVerification(settings, b.MessageId, !!header, message);
+    await recordVerification(settings, b.MessageId, b.Location, !!header, message);
     results.push({ messageId: b.MessageId, location: b.Location, ok, ...(message ? { message } : {}), ...(keyArn ? { keyArn } : {}) });
   }
   const failed = results.filter((r) => !r.ok).length;

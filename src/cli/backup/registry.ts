@@ -33,10 +33,17 @@ export async function registerBackup(settings: ClientSettings, h: ParsedHeader, 
   });
 }
 
-/** Records a drill's result on a registered backup (KeyholdService.RecordBackupVerification): nothing else of the record changes. */
-export async function recordVerification(settings: ClientSettings, messageId: string, ok: boolean, message?: string): Promise<void> {
-  await callKeyhold(settings, 'RecordBackupVerification', { MessageId: messageId, Ok: ok, ...(message !== undefined ? { Message: message.slice(0, 4000) } : {}) });
+/**
+ * Records a drill's result on a registered backup (KeyholdService.RecordBackupVerification): the
+ * record of that message id at that registered location (a copy with the same message id is
+ * another record); nothing else of the record changes.
+ */
+export async function recordVerification(settings: ClientSettings, messageId: string, location: string, ok: boolean, message?: string): Promise<void> {
+  await callKeyhold(settings, 'RecordBackupVerification', { MessageId: messageId, Location: location, Ok: ok, ...(message !== undefined ? { Message: message.slice(0, 4000) } : {}) });
 }
+
+/** A registered backup's identity: its message id and its location (a copy keeps the message id). */
+export const backupId = (b: { MessageId: string; Location: string }) => `${b.MessageId}\n${b.Location}`;
 
 export async function listBackups(settings: ClientSettings, filter: { KeyId?: string; KeyVersion?: number; AtRiskWithoutKeyId?: string } = {}): Promise<RegisteredBackup[]> {
   const r = await callKeyhold<{ Backups: RegisteredBackup[] }>(settings, 'ListBackups', filter);

@@ -42,9 +42,14 @@ interface FailedEntry {
   reason: string;
 }
 
-/** The state file (JSON, version 1). It holds message ids and locations, never key material. */
+/**
+ * The state file (JSON). It holds message ids and locations, never key material. Version 2 keys
+ * `done` and `failed` by stateKey (message id AND location: a copy keeps the message id, so two
+ * registered backups may share one); version 1 keyed them by message id alone and is read too
+ * (its entries carry their location, so they convert without loss).
+ */
 export interface RekeyState {
-  version: 1;
+  version: 2;
   fromKeyArn: string;
   /** [] = rewrap under K's newest version. */
   toKeys: string[];
@@ -53,8 +58,19 @@ export interface RekeyState {
   startedAt: string;
   updatedAt: string;
   completedAt?: string;
+  /** By stateKey(message id, location). */
   done: Record<string, DoneEntry>;
   failed: Record<string, FailedEntry>;
+}
+
+/** A registered backup in the state file: `<message id (64 hex)>@<location>`. */
+export const stateKey = (messageId: string, location: string) => `${messageId}@${location}`;
+
+/** Version 1 keyed entries by message id alone: re-key them by (message id, location). */
+function upgradeState(s: { version: number; done: Record<string, DoneEntry>; failed: Record<string, FailedEntry> }): RekeyState {
+  if (s.version === 2) return s as RekeyState;
+  const rekey = <T extends { location: string }>(m: Record<string, T>) => Object.fromEntries(Object.entries(m).map(([id, e]) => [/^[0-9a-f]{64}$/.test(id) ? stateKey(id, e.location) : id, e]));
+  return { ...(s as unknown as RekeyState), version: 2, done: rekey(s.done), failed: rekey(s.failed) };
 }
 
 /**
@@ -77,9 +93,9 @@ async function loadState(path: string): Promise<RekeyState | undefined> {
     throw e;
   }
   try {
-    const s = JSON.parse(text) as RekeyState;
-    if (s.version !== 1 || typeof s.fromKeyArn !== 'string' || typeof s.done !== 'object' || typeof s.failed !== 'object') throw new Error('not a rewrap state file');
-    return s;
+    const s = JSON.parse(text) as RekeyState | (Omit<RekeyState, 'version'> & { version: 1 });
+    if ((s.version !== 1 && s.version !== 2) || typeof s.fromKeyArn !== 'string' || typeof s.done !== 'object' || typeof s.failed !== 'object') throw new Error('not a rewrap state file');
+    return upgradeState(s);
   } catch (e) {
     throw new UsageError(`${path} is not a keyhold rewrap state file (${(e as Error).message}); move it away or pass another --state`);
   }
@@ -176,7 +192,7 @@ async function rekeyWithState(
   if (state && (state.completedAt || state.targetVersion !== targetVersion)) state = undefined;
   const resumed = !!state;
   const now = new Date().toISOString();
-  state ??= { version: 1, fromKeyArn, toKeys, ...(targetVersion !== undefined ? { targetVersion } : {}), startedAt: now, updatedAt: now, done: {}, failed: {} };
+  state ??= { version: 2, fromKeyArn, toKeys, ...(targetVersion !== undefined ? { targetVersion } : {}), startedAt: now, updatedAt: now, done: {}, failed: {} };
   await saveState(statePath, state);
 
   const all = await listBackups(settings, { KeyId: fromKeyArn });
@@ -189,6 +205,8 @@ async function rekeyWithState(
   };
   progress.update(0);
   for (const b of candidates) {
+    // Two registered backups may share a message id (a copy): each location is its own file to rewrap.
+    const id = stateKey(b.MessageId, b.Location);
     try {
       if (/^[a-z][a-z0-9+.-]*:\/\//i.test(b.Location)) throw new Error(`${b.Location} is not a local file; rewrap it where it is stored`);
       let h = await readFileHeader(b.Location);
@@ -203,14 +221,14 @@ async function rekeyWithState(
       const keys = describeEdks(h.encryptedDataKeys).filter((k) => k.provider === 'aws-kms').map((k) => ({ keyArn: k.keyArn, ...(k.keyVersion !== undefined ? { keyVersion: k.keyVersion } : {}) }));
       if (targetVersion !== undefined && dependsOn(keys, fromKeyArn, targetVersion)) throw new Error(`after the rewrap the file still has a data key under an old version of ${fromKeyArn}`);
       await registerBackup(settings, h, b.Location, (await stat(b.Location)).size);
-      state.done[b.MessageId] = { location: b.Location, at: new Date().toISOString(), keys, rewrapped };
-      delete state.failed[b.MessageId];
+      state.done[id] = { location: b.Location, at: new Date().toISOString(), keys, rewrapped };
+      delete state.failed[id];
       results.push({ messageId: b.MessageId, location: b.Location, status: rewrapped ? 'rewrapped' : 'registered', keys });
       await saveState(statePath, state);
       if (!opts.json) say(`${rewrapped ? 'rewrapped ' : 'registered'}  ${b.Location}  (message ${b.MessageId.slice(0, 16)}): ${keys.map((k) => `${k.keyArn} v${k.keyVersion ?? '?'}`).join(', ')}`);
     } catch (e) {
       const reason = reasonOf(e);
-      state.failed[b.MessageId] = { location: b.Location, at: new Date().toISOString(), reason };
+      state.failed[id] = { location: b.Location, at: new Date().toISOString(), reason };
       results.push({ messageId: b.MessageId, location: b.Location, status: 'failed', reason });
       await saveState(statePath, state);
       if (!opts.json) say(`FAILED     ${b.Location}  (message ${b.MessageId.slice(0, 16)}): ${reason}`);
@@ -222,7 +240,7 @@ async function rekeyWithState(
   // What the registry says now: does anything still depend on K's old versions (or on K)?
   const remaining = (await listBackups(settings, { KeyId: fromKeyArn })).filter((b) => dependsOn(registeredKeys(b), fromKeyArn, targetVersion));
   const failed = results.filter((r) => r.status === 'failed');
-  const doneBefore = Object.keys(state.done).filter((id) => !results.some((r) => r.messageId === id)).length;
+  const doneBefore = Object.keys(state.done).filter((id) => !results.some((r) => stateKey(r.messageId, r.location) === id)).length;
   if (!failed.length && !remaining.length) state.completedAt = new Date().toISOString();
   await saveState(statePath, state);
 

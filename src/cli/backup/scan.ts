@@ -11,7 +11,7 @@ import { BackupFormatError, IncompleteHeader, parseHeader, type ParsedHeader } f
 import type { ClientSettings } from '../client.js';
 import { describeEdks } from './edks.js';
 import { KmsKeyring } from './kms-keyring.js';
-import { listBackups } from './registry.js';
+import { backupId, listBackups } from './registry.js';
 
 const SNIFF_BYTES = 64 * 1024;
 
@@ -128,7 +128,11 @@ async function keyInfo(kms: KMS, arn: string): Promise<KeyInfo> {
 export async function scanTree(root: string, settings: ClientSettings, opts: { registry: boolean }): Promise<ScanFinding[]> {
   const keyring = new KmsKeyring(settings);
   const keys = new Map<string, Promise<KeyInfo>>();
-  const registered = opts.registry ? new Set((await listBackups(settings)).map((b) => b.MessageId)) : undefined;
+  // A registered backup is a message id at a location: a copy elsewhere (same message id) is not this file.
+  const rows = opts.registry ? await listBackups(settings) : undefined;
+  const registered = rows ? new Set(rows.map(backupId)) : undefined;
+  const elsewhere = new Map<string, string[]>();
+  for (const b of rows ?? []) elsewhere.set(b.MessageId, [...(elsewhere.get(b.MessageId) ?? []), b.Location]);
   const findings: ScanFinding[] = [];
   const st = await lstat(root);
   const paths = st.isDirectory() ? walk(root) : (async function* () { yield root; })();
@@ -163,8 +167,11 @@ export async function scanTree(root: string, settings: ClientSettings, opts: { r
         }
         if (!f.wrappingKeys.length) f.problems.push('no KMS wrapping key');
         if (registered) {
-          f.registered = registered.has(f.messageId);
-          if (!f.registered) f.problems.push('not in the backup registry');
+          f.registered = registered.has(backupId({ MessageId: f.messageId, Location: f.path }));
+          if (!f.registered) {
+            const others = elsewhere.get(f.messageId);
+            f.problems.push(others ? `not in the backup registry at this location (its message is registered at ${others.join(', ')})` : 'not in the backup registry');
+          }
         }
       }
     } else if (PLAINTEXT_KINDS.has(kind)) {
