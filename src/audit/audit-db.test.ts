@@ -204,6 +204,12 @@ describe('audit database: the parsed events the writer keeps for the profile det
       other.close();
       assert.equal(adb.recentParsed(50, 1000), undefined);
       assert.equal(stored(50, 1000).length, 8);
+      // More than it keeps at once: the newest are kept; what is before them is read from the database.
+      const many = events(5000, 58);
+      adb.ingest('j2', lines(many, 0));
+      assert.equal(adb.recentParsed(58, 100), undefined);
+      const kept = 58 + 5000 - 4096;
+      assert.deepEqual(adb.recentParsed(kept, 100), { events: stored(kept, 100), lastSeq: kept + 100 });
       adb.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

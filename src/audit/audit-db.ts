@@ -203,8 +203,11 @@ export function lookupKeysOf(f: IndexedFields): string[] {
   return [...keys];
 }
 
-/** Parsed events the writer keeps for the profile detectors at most (recentParsed). */
-const RECENT_PARSED_MAX = 20_000;
+/**
+ * Parsed events the writer keeps for the profile detectors at most (recentParsed): a few MB. The
+ * detectors run every 100 ms and take up to 2000 events a run; past this they read the log.
+ */
+const RECENT_PARSED_MAX = 4096;
 
 /** Events indexed per transaction after the commits (and before a query). */
 export const INDEX_CHUNK = 2000;
