@@ -245,4 +245,37 @@ describe('keyhold backup: registry, dependencies, drills', () => {
     assert.equal(final.find((x) => x.Location === files.onlyA)!.LastVerifyOk, true);
     assert.equal(final.find((x) => x.Location === files.copyWest)!.LastVerifyOk, false);
   });
+
+  it('backup register records an existing replica where it is (--verify proves it first); a non-message is refused', async () => {
+    const replica = resolve(dir, 'replicas', 'onlyA-rsync.kh');
+    mkdirSync(dirname(replica), { recursive: true });
+    copyFileSync(files.onlyA!, replica);
+    const junk = resolve(dir, 'junk', 'notes.txt');
+    mkdirSync(dirname(junk), { recursive: true });
+    writeFileSync(junk, 'not a backup\n');
+    const before = await cli(['backup', 'scan', '--json', dirname(replica)]);
+    assert.equal(before.code, 3, before.stdout + before.stderr);
+    const r = await cli(['backup', 'register', '--verify', '--json', replica, junk]);
+    assert.equal(r.code, 3, r.stdout + r.stderr); // the junk file
+    const out = JSON.parse(r.stdout) as { registered: number; results: { location: string; ok: boolean; verified?: boolean; error?: string }[] };
+    assert.equal(out.registered, 1);
+    assert.deepEqual(out.results.map((x) => [x.location, x.ok]), [[replica, true], [junk, false]]);
+    const rec = (await list()).find((x) => x.Location === replica);
+    assert.ok(rec, 'the replica is registered at its own location');
+    assert.equal(rec.LastVerifyOk, true);
+    assert.equal((await list()).some((x) => x.Location === junk), false);
+    const after = await cli(['backup', 'scan', '--json', dirname(replica)]);
+    const f = (JSON.parse(after.stdout) as { findings: { path: string; registered?: boolean; problems: string[] }[] }).findings[0]!;
+    assert.equal(f.registered, true, JSON.stringify(f));
+    assert.deepEqual(f.problems, []);
+    // A damaged replica is not registered with --verify.
+    const bad = resolve(dir, 'junk', 'onlyA-bad.kh');
+    const bytes = readFileSync(files.onlyA!);
+    bytes[bytes.length - 30]! ^= 1;
+    writeFileSync(bad, bytes);
+    const b = await cli(['backup', 'register', '--verify', bad]);
+    assert.equal(b.code, 3, b.stdout + b.stderr);
+    assert.match(b.stderr, /fails authentication.*not registered/);
+    assert.equal((await list()).some((x) => x.Location === bad), false);
+  });
 });

@@ -241,6 +241,40 @@ async function inspectCmd(argv: string[], out: Out): Promise<number> {
   return 0;
 }
 
+/**
+ * `backup register FILE...`: registers existing encrypted files at their paths (replicas made by cp
+ * or rsync, files written with --no-register). The header is read and registered; with --verify
+ * every frame is authenticated first (which needs kms:Decrypt) and the result recorded with it.
+ * A file that is not a readable message is reported and skipped; the exit status is then 3.
+ */
+async function registerCmd(argv: string[], out: Out): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...COMMON, verify: { type: 'boolean' }, threads: { type: 'string' } } });
+  if (!positionals.length || positionals.includes('-')) throw new UsageError('backup register takes one or more FILEs (not stdin: a registered backup has a location)');
+  const settings = clientSettings(values);
+  const threads = parseThreads(values.threads);
+  const results: { location: string; messageId?: string; ok: boolean; verified?: boolean; error?: string }[] = [];
+  for (const file of positionals) {
+    try {
+      const size = await sizeOf(file);
+      if (size === undefined) throw new BackupFormatError(`${file} is not a regular file`);
+      let h = await readFileHeader(file);
+      if (values.verify) {
+        const r = await verifyFile(file, { keyring: new KmsKeyring(settings, []), workers: threads });
+        h = r.header;
+      }
+      await registerBackup(settings, h, file, size, values.verify ? { ok: true } : undefined);
+      results.push({ location: file, messageId: h.messageId.toString('hex'), ok: true, ...(values.verify ? { verified: true } : {}) });
+      if (!values.json) out(`registered ${file} (message ${h.messageId.toString('hex').slice(0, 16)}${values.verify ? ', every frame verified' : ''})`);
+    } catch (e) {
+      if (!(e instanceof BackupFormatError) && !(e instanceof NoDecryptableKey)) throw e;
+      results.push({ location: file, ok: false, error: e.message });
+      if (!values.json) process.stderr.write(`keyhold: ${file}: ${e.message}; not registered\n`);
+    }
+  }
+  if (values.json) out(JSON.stringify({ registered: results.filter((r) => r.ok).length, results }, null, 2));
+  return results.every((r) => r.ok) ? 0 : EXIT_INTEGRITY;
+}
+
 /** The journal that makes an in-place header rewrite recoverable: the new header, written first. */
 function journalPath(file: string): string {
   return join(dirname(file), `.${basename(file)}.keyhold-rewrap`);
@@ -647,6 +681,9 @@ export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--c
   keyhold backup list [--key K [--key-version V]] [--at-risk-without K] [--json]
                                  registered backups (encrypt -o FILE registers; --no-register, --register-as LOC),
                                  each wrapping key's version and state, decryptable now, last proven decryptable
+  keyhold backup register FILE [FILE ...] [--verify] [--json]
+                                 register existing encrypted files where they are (cp or rsync replicas,
+                                 files written with --no-register); --verify authenticates every frame first
   keyhold backup drill [--sample N] [--json]  fully verify N random registered backups, record the results
   keyhold backup copy FILE -o DEST --to-key K [--to-key ...] [--to-region R] [--to-endpoint URL] [--keep-source-keys]
                                  re-wrap for the destination, write DEST, verify it there with its keys alone
@@ -669,6 +706,7 @@ export async function backupCommand(argv: string[], out: Out): Promise<number> {
     case 'decrypt': return decryptCmd(rest, out, false);
     case 'verify': return decryptCmd(rest, out, true);
     case 'inspect': return inspectCmd(rest, out);
+    case 'register': return registerCmd(rest, out);
     case 'rewrap': return rewrapCmd(rest, out);
     case 'list': return listCmd(rest, out);
     case 'drill': return drillCmd(rest, out);

@@ -229,10 +229,11 @@ async function readFileHeaderAt(fh: FileHandle, size: number): Promise<ParsedHea
 /**
  * Decrypts (out given) or verifies (out undefined) the regular file at inPath. Returns undefined
  * when the message is not one this path takes (signed, small, not a regular file, a size no layout
- * fits), before any KMS call; throws ParallelMismatch when a frame does not verify or sits where
+ * fits, or workers: 0), before any KMS call; throws ParallelMismatch when a frame does not verify or sits where
  * the layout does not expect it. In both cases the caller runs the stream path.
  */
 export async function decryptFileParallel(inPath: string, out: AtomicFile | undefined, o: DecryptOptions & { workers?: number }): Promise<DecryptResult | undefined> {
+  if (o.workers === 0) return undefined;
   const input = await regularFile(inPath);
   if (!input) return undefined;
   let pool: FramePool | undefined;
