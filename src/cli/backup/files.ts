@@ -145,11 +145,6 @@ export class AtomicFile implements Sink {
     if (n > 0) this.flushBehind(n);
   }
 
-  /** The first write error seen by the flush-behind, if any. */
-  get error(): unknown {
-    return this.failed;
-  }
-
   /** Starts an fdatasync of what is written so far, unless one is still running. Not awaited here. */
   private flushBehind(written: number): void {
     if (!this.durable) return;
