@@ -4,9 +4,10 @@
  * In an unsigned framed message every frame has a fixed place: frame i of a message with header
  * length H and frame length F starts at H + (i-1)(F + 32) and holds plaintext bytes (i-1)F onwards.
  * So when both ends are regular files, worker threads (frame-worker.ts) can each claim the next
- * frame, read it with a positional read, seal or open it, and write it at its place: no frame waits
- * for the one before, and the crypto of one core overlaps the reads and writes of another. The
- * main thread only reports progress and starts the flush-behind fdatasyncs of the output.
+ * frame, read it with a positional read, seal or open it, and write it at its place: the crypto of
+ * one core overlaps the reads and writes of another. Only the writes keep frame order, one at a
+ * time (frame-worker.ts says why). The main thread only reports progress and starts the
+ * flush-behind fdatasyncs of the output.
  *
  * The stream path (message-stream.ts) stays the reference and handles everything else: stdin and
  * stdout, signed messages (their signature hashes every byte in order), small files. When a message
