@@ -14,7 +14,7 @@ import { clientSettings, UsageError, type ClientSettings } from '../client.js';
 import { KmsKeyring, NoDecryptableKey } from './kms-keyring.js';
 import { ByteReader, decryptStream, deriveKeys, encryptStream, readHeader, sealHeader, DEFAULT_FRAME_LENGTH, type DecryptOptions } from './message-stream.js';
 import { AtomicFile, nullSink, sizeOf, source, stdoutSink, streamSource } from './files.js';
-import { decryptFileParallel, encryptFileParallel, FramePool, parallelEncryptWorthIt, ParallelMismatch, verifyFile } from './parallel.js';
+import { decryptFile, encryptFileParallel, FramePool, parallelEncryptWorthIt, verifyFile } from './parallel.js';
 import { ProgressBar } from './progress.js';
 import { timingSafeEqual, createDecipheriv } from 'node:crypto';
 
@@ -139,26 +139,13 @@ async function decryptCmd(argv: string[], out: Out, verifyOnly: boolean): Promis
   const o: DecryptOptions = { keyring, requiredContext: parseContext(values.context), onProgress: (n: number) => progress.update(n) };
   const durable = !values['no-fsync'];
   const toFile = !!values.output && values.output !== '-';
-  /** A file to a file (or verified in place): frames on every core; otherwise, or if that path declines, the stream. */
-  const decrypt = async () => {
-    let retry = o;
-    const threads = parseThreads(values.threads);
-    if (threads !== 0 && input && input !== '-' && (verifyOnly || toFile)) {
-      const f = verifyOnly ? undefined : await AtomicFile.create(values.output!, { durable });
-      try {
-        const r = await decryptFileParallel(input, f, { ...o, workers: threads });
-        if (r) {
-          await f?.commit();
-          return r;
-        }
-        await f?.abort();
-      } catch (e) {
-        await f?.abort();
-        if (!(e instanceof ParallelMismatch)) throw e;
-        retry = { ...o, keyring: e.keyring };
-      }
+  const threads = parseThreads(values.threads);
+  /** A file to a file, or verified in place: decryptFile (every core when it can); otherwise the stream. */
+  const decrypt = () => {
+    if (input && input !== '-' && (verifyOnly || toFile)) {
+      return decryptFile(input, { ...o, workers: threads }, verifyOnly ? undefined : { path: values.output!, durable });
     }
-    const run = (sink: Parameters<typeof decryptStream>[1]) => decryptStream(source(input), sink, retry);
+    const run = (sink: Parameters<typeof decryptStream>[1]) => decryptStream(source(input), sink, o);
     return verifyOnly ? run(nullSink) : withOutput(values.output, run, durable);
   };
   try {

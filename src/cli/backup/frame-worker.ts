@@ -2,14 +2,15 @@
  * A worker thread of the parallel file-to-file path (parallel.ts): it waits for one job, then
  * claims frames one at a time from a shared counter until none are left. Each frame is read with a
  * positional read, sealed or opened with AES-256-GCM, and written with a positional write at the
- * place the message layout fixes for it, so several workers fill one file without coordinating.
+ * place the message layout fixes for it; the writes go in frame order, one at a time (takeTurn).
  * A decrypted frame is written only after its tag verifies (into the caller's temporary file,
  * which is renamed only after every frame verified).
  */
 import { parentPort } from 'node:worker_threads';
 import { readSync, writeSync, writevSync } from 'node:fs';
-import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { FINAL_FRAME_MARKER, finalFramePrefix, frameAad, frameIv, IV_BYTES, regularFramePrefix, TAG_BYTES } from '../../format/backup-message/index.js';
+import { createDecipheriv } from 'node:crypto';
+import { FINAL_FRAME_MARKER, frameAad, frameIv, IV_BYTES, TAG_BYTES } from '../../format/backup-message/index.js';
+import { CRYPTO_SLICE, sealFrame } from './message-stream.js';
 
 /** What a worker is given (shared memory and file descriptors are process-wide). */
 export interface FrameJob {
@@ -17,6 +18,7 @@ export interface FrameJob {
   inFd: number;
   /** -1: decrypt only to verify, nothing written. */
   outFd: number;
+  /** The frame key. Each worker receives its own copy (structured clone) and zeroes it when done. */
   encKey: Uint8Array;
   messageId: Uint8Array;
   frameLength: number;
@@ -26,7 +28,7 @@ export interface FrameJob {
   lastLength: number;
   /** Where frame 1 starts in the ciphertext (the header length); plaintext starts at 0. */
   headerLength: number;
-  /** Int32 slots: see SLOT_*. Float64 view at FLOAT_OFFSET: bytes done. */
+  /** BigInt64 slots: see SLOT_*. */
   shared: SharedArrayBuffer;
 }
 
@@ -68,13 +70,6 @@ function passTurn(slots: BigInt64Array, seq: number): void {
 
 class FrameFormatError extends Error {}
 
-/**
- * Bytes per cipher update() call. Each call returns a fresh buffer; a whole 1 MiB frame at once
- * would be a fresh mapping per frame in this thread's malloc arena, page-faulted in and given back
- * again (measured: 4 times the CPU of the AES itself); 16 KiB pieces are recycled by malloc.
- */
-const SLICE = 16 << 10;
-
 function readFully(fd: number, buf: Buffer, len: number, position: number): void {
   let got = 0;
   while (got < len) {
@@ -97,7 +92,8 @@ function writeFully(fd: number, parts: Buffer[], position: number): void {
 
 function run(job: FrameJob): FrameWorkerReply {
   const slots = new BigInt64Array(job.shared);
-  const key = Buffer.from(job.encKey);
+  // A view of this worker's copy of the key, not another copy: zeroed in finally.
+  const key = Buffer.from(job.encKey.buffer, job.encKey.byteOffset, job.encKey.byteLength);
   const messageId = Buffer.from(job.messageId);
   const F = job.frameLength;
   const buf = Buffer.allocUnsafeSlow(F + FINAL_OVERHEAD);
@@ -111,12 +107,7 @@ function run(job: FrameJob): FrameWorkerReply {
       const len = final ? job.lastLength : F;
       if (job.mode === 'encrypt') {
         readFully(job.inFd, buf, len, (seq - 1) * F);
-        const c = createCipheriv('aes-256-gcm', key, frameIv(seq));
-        c.setAAD(frameAad(messageId, final, seq, len));
-        const parts = [final ? finalFramePrefix(seq, len) : regularFramePrefix(seq)];
-        for (let at = 0; at < len; at += SLICE) parts.push(c.update(buf.subarray(at, Math.min(len, at + SLICE))));
-        c.final();
-        parts.push(c.getAuthTag());
+        const parts = sealFrame(key, messageId, seq, buf.subarray(0, len), final);
         if (!takeTurn(slots, seq)) return { ok: true };
         writeFully(job.outFd, parts, job.headerLength + (seq - 1) * (F + REGULAR_OVERHEAD));
         passTurn(slots, seq);
@@ -142,7 +133,7 @@ function run(job: FrameJob): FrameWorkerReply {
         d.setAAD(frameAad(messageId, final, seq, len));
         d.setAuthTag(buf.subarray(p + len, p + len + TAG_BYTES));
         const plain: Buffer[] = [];
-        for (let at = p; at < p + len; at += SLICE) plain.push(d.update(buf.subarray(at, Math.min(p + len, at + SLICE))));
+        for (let at = p; at < p + len; at += CRYPTO_SLICE) plain.push(d.update(buf.subarray(at, Math.min(p + len, at + CRYPTO_SLICE))));
         try {
           d.final();
         } catch {
@@ -150,7 +141,10 @@ function run(job: FrameJob): FrameWorkerReply {
           throw new FrameFormatError('frame fails authentication');
         }
         if (job.outFd >= 0) {
-          if (!takeTurn(slots, seq)) return { ok: true };
+          if (!takeTurn(slots, seq)) {
+            for (const b of plain) b.fill(0);
+            return { ok: true };
+          }
           if (len > 0) writeFully(job.outFd, plain, (seq - 1) * F);
           passTurn(slots, seq);
         }

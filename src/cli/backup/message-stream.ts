@@ -105,6 +105,20 @@ export interface EncryptResult {
  */
 export const CRYPTO_SLICE = 16 << 10;
 
+/**
+ * One frame, sealed: its prefix, its ciphertext in CRYPTO_SLICE pieces and its tag, all fresh
+ * buffers (plain may be reused at once). Used by encryptStream and by the parallel path's workers.
+ */
+export function sealFrame(encKey: Buffer, messageId: Buffer, seq: number, plain: Buffer, final: boolean): Buffer[] {
+  const c = createCipheriv('aes-256-gcm', encKey, frameIv(seq));
+  c.setAAD(frameAad(messageId, final, seq, plain.length));
+  const parts: Buffer[] = [final ? finalFramePrefix(seq, plain.length) : regularFramePrefix(seq)];
+  for (let at = 0; at < plain.length; at += CRYPTO_SLICE) parts.push(c.update(plain.subarray(at, at + CRYPTO_SLICE)));
+  c.final();
+  parts.push(c.getAuthTag());
+  return parts;
+}
+
 /** Input of encryptStream and decryptStream: a chunk stream, or blocks (files: see FileBlocks). */
 export type MessageSource = AsyncIterable<Buffer | Uint8Array> | BlockSource;
 
@@ -179,14 +193,9 @@ export async function encryptStream(source: MessageSource, sink: Sink, o: Encryp
       let seq = 1;
       let plaintextBytes = 0;
       /** Encrypts one frame synchronously; its parts are fresh buffers, so plain may be reused at once. */
-      const sealFrame = (plain: Buffer, final: boolean): Buffer[] => {
+      const nextFrame = (plain: Buffer, final: boolean): Buffer[] => {
         if (seq > MAX_SEQUENCE_NUMBER) throw new BackupFormatError('message too long: frame sequence numbers exhausted');
-        const c = createCipheriv('aes-256-gcm', encKey, frameIv(seq));
-        c.setAAD(frameAad(messageId, final, seq, plain.length));
-        const parts: Buffer[] = [final ? finalFramePrefix(seq, plain.length) : regularFramePrefix(seq)];
-        for (let at = 0; at < plain.length; at += CRYPTO_SLICE) parts.push(c.update(plain.subarray(at, at + CRYPTO_SLICE)));
-        c.final();
-        parts.push(c.getAuthTag());
+        const parts = sealFrame(encKey, messageId, seq, plain, final);
         plaintextBytes += plain.length;
         seq++;
         return parts;
@@ -194,10 +203,10 @@ export async function encryptStream(source: MessageSource, sink: Sink, o: Encryp
       // A full block is held until the next one arrives (already read ahead), so we know whether it is
       // the final frame before its associated data is fixed. An empty input is one empty final frame.
       let cur = await firstBlock;
-      if (!cur) await emit(sealFrame(Buffer.alloc(0), true));
+      if (!cur) await emit(nextFrame(Buffer.alloc(0), true));
       while (cur) {
         const next = cur.length === frameLength ? await blocks.next() : undefined;
-        const parts = sealFrame(cur, !next);
+        const parts = nextFrame(cur, !next);
         blocks.release(cur);
         await emit(parts);
         o.onProgress?.(plaintextBytes);

@@ -30,7 +30,7 @@ import {
   FINAL_OVERHEAD, REGULAR_OVERHEAD, SHARED_SLOTS, SLOT_PLAIN_DONE, SLOT_STOP, SLOT_WRITE_TURN,
   type FrameJob, type FrameWorkerReply,
 } from './frame-worker.js';
-import { nullSink, source, type AtomicFile } from './files.js';
+import { AtomicFile, nullSink, source } from './files.js';
 
 /** Files of fewer frames than this take the stream path (starting workers would cost more than it saves). */
 export const PARALLEL_MIN_FRAMES = 4;
@@ -61,10 +61,6 @@ export class FramePool {
 
   static start(n?: number): FramePool {
     return new FramePool(n ?? Math.min(MAX_WORKERS, Math.max(1, availableParallelism())));
-  }
-
-  get size(): number {
-    return this.workers.length;
   }
 
   /**
@@ -104,7 +100,7 @@ export class FramePool {
   }
 }
 
-/** How an unsigned message of a given size splits into frames; undefined when no layout fits. */
+/** How a plaintext of a given size splits into frames (an empty one is one empty final frame). */
 export function frameLayout(plainBytes: number, frameLength: number): { frames: number; lastLength: number } {
   if (plainBytes === 0) return { frames: 1, lastLength: 0 };
   const frames = Math.ceil(plainBytes / frameLength);
@@ -230,8 +226,8 @@ async function readFileHeaderAt(fh: FileHandle, size: number): Promise<ParsedHea
 /**
  * Decrypts (out given) or verifies (out undefined) the regular file at inPath. Returns undefined
  * when the message is not one this path takes (signed, small, not a regular file, a size no layout
- * fits, or workers: 0), before any KMS call; throws ParallelMismatch when a frame does not verify or sits where
- * the layout does not expect it. In both cases the caller runs the stream path.
+ * fits, or workers: 0), before any KMS call; throws ParallelMismatch when a frame does not verify
+ * or sits where the layout does not expect it. In both cases the caller runs the stream path.
  */
 export async function decryptFileParallel(inPath: string, out: AtomicFile | undefined, o: DecryptOptions & { workers?: number }): Promise<DecryptResult | undefined> {
   if (o.workers === 0) return undefined;
@@ -279,15 +275,40 @@ export async function decryptFileParallel(inPath: string, out: AtomicFile | unde
   }
 }
 
-/** Verifies the message in a file without writing plaintext: on every core when it can, else the stream path. */
-export async function verifyFile(path: string, o: DecryptOptions & { workers?: number }): Promise<DecryptResult> {
-  let retry = o;
-  try {
-    const r = await decryptFileParallel(path, undefined, o);
-    if (r) return r;
-  } catch (e) {
-    if (!(e instanceof ParallelMismatch)) throw e;
-    retry = { ...o, keyring: e.keyring };
+/**
+ * Decrypts the message in a file to a file (output given) or verifies it without writing plaintext:
+ * on every core when it can, else, or when that attempt gives up, on the stream path, which then
+ * names the fault. The output appears only after the last frame verified; a dropped attempt's
+ * temporary file is removed before the stream path starts its own.
+ */
+export async function decryptFile(inPath: string, o: DecryptOptions & { workers?: number }, output?: { path: string; durable: boolean }): Promise<DecryptResult> {
+  const toFile = async (run: (f: AtomicFile | undefined) => Promise<DecryptResult | undefined>): Promise<DecryptResult | undefined> => {
+    if (!output) return run(undefined);
+    const f = await AtomicFile.create(output.path, { durable: output.durable });
+    try {
+      const r = await run(f);
+      if (r) await f.commit();
+      else await f.abort();
+      return r;
+    } catch (e) {
+      await f.abort();
+      throw e;
+    }
+  };
+  let retry: DecryptOptions = o;
+  if (o.workers !== 0) {
+    try {
+      const r = await toFile((f) => decryptFileParallel(inPath, f, o));
+      if (r) return r;
+    } catch (e) {
+      if (!(e instanceof ParallelMismatch)) throw e;
+      retry = { ...o, keyring: e.keyring };
+    }
   }
-  return decryptStream(source(path), nullSink, retry);
+  return (await toFile((f) => decryptStream(source(inPath), f ?? nullSink, retry)))!;
+}
+
+/** Verifies the message in a file without writing plaintext (decryptFile without an output). */
+export function verifyFile(path: string, o: DecryptOptions & { workers?: number }): Promise<DecryptResult> {
+  return decryptFile(path, o);
 }
