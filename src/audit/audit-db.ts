@@ -429,11 +429,6 @@ export class AuditDb {
     fdatasyncSync(this.walFd());
   }
 
-  /**
-   * Indexes up to `limit` committed events after the watermark, in one transaction without an
-   * fsync of its own (the next event commit, FULL, syncs it too; lost in a power cut, index and
-   * watermark go back together and the events are indexed again). Returns how many it indexed.
-   */
   /** Events this connection committed last, parsed, as a run of consecutive seqs (recentParsed). */
   private recent: { firstSeq: number; events: unknown[] } | undefined;
 
@@ -474,6 +469,11 @@ export class AuditDb {
     return { events, lastSeq: fromSeq + events.length };
   }
 
+  /**
+   * Indexes up to `limit` committed events after the watermark, in one transaction without an
+   * fsync of its own (the next event commit, FULL, syncs it too; lost in a power cut, index and
+   * watermark go back together and the events are indexed again). Returns how many it indexed.
+   */
   indexPending(limit = INDEX_CHUNK): number {
     const db = this.db;
     db.pragma('synchronous = NORMAL');

@@ -148,8 +148,8 @@ function ingestAll(): void {
       }
       // The journal is zero-filled ahead of its events (intake.ts): an orphan's events end at its
       // first zero byte (none is in an event line; anything after it was never answered).
-      const zero = buf.indexOf(0);
-      if (zero !== -1 && zero < got) got = zero;
+      const zero = buf.subarray(0, got).indexOf(0);
+      if (zero !== -1) got = zero;
       const lines: { body: string; end: number }[] = [];
       let start = 0;
       for (let nl = buf.indexOf(10, 0); nl !== -1 && nl < got; nl = buf.indexOf(10, start)) {
