@@ -216,3 +216,22 @@ describe('audit database: the parsed events the writer keeps for the profile det
     }
   });
 });
+
+describe('audit database: alerts', () => {
+  it('stores and queues an alert once, when it is added again (a request repeated after the writer thread exited)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyhold-auditdb-'));
+    const db = AuditDb.open(join(dir, 'audit.db'));
+    try {
+      const alert = { alertId: randomUUID(), timeMs: T0, accountId: ACCOUNTS[0]!, body: '{}' };
+      const hooks = ['https://a.example/hook', 'https://b.example/hook'];
+      db.addAlerts([alert], hooks, T0);
+      db.addAlerts([alert], hooks, T0);
+      assert.equal(db.listAlerts({ accountId: ACCOUNTS[0]!, includeAcknowledged: true, limit: 10 }).length, 1);
+      // One row per server webhook and one account placeholder, not twice that.
+      assert.deepEqual(db.claimDeliveries(T0, 60_000, 100).map((r) => r.url).sort(), [...hooks, `account-webhooks:${ACCOUNTS[0]}`].sort());
+    } finally {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

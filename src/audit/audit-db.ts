@@ -679,14 +679,15 @@ export class AuditDb {
 
   /**
    * Stores alerts and queues each for every server webhook and, as one placeholder row
-   * (`account-webhooks:<account>`), for its account's webhooks, in one transaction.
+   * (`account-webhooks:<account>`), for its account's webhooks, in one transaction. Idempotent: an
+   * alert already stored is not queued again (a request repeated after the writer thread exited).
    */
   addAlerts(alerts: { alertId: string; timeMs: number; accountId: string | null; body: string }[], webhooks: readonly string[], nowMs: number): void {
     this.db.transaction(() => {
       const a = this.db.prepare('INSERT OR IGNORE INTO alerts (alert_id, time_ms, account_id, body) VALUES (?, ?, ?, ?)');
       const o = this.db.prepare('INSERT INTO alert_outbox (alert_id, url, next_at) VALUES (?, ?, ?)');
       for (const x of alerts) {
-        a.run(x.alertId, x.timeMs, x.accountId, x.body);
+        if (a.run(x.alertId, x.timeMs, x.accountId, x.body).changes === 0) continue;
         for (const url of webhooks) o.run(x.alertId, url, nowMs);
         // The account's own webhooks are looked up when this row is delivered (expandDelivery).
         if (x.accountId) o.run(x.alertId, ACCOUNT_WEBHOOKS_PREFIX + x.accountId, nowMs);
