@@ -21,9 +21,9 @@ import { parentPort, Worker, workerData } from 'node:worker_threads';
 import { AuditDb, INDEX_CHUNK } from './audit-db.js';
 import { INGEST_CHUNK_BYTES, INGEST_EVERY_MS, intakeDirOf, parseJournalName, unpackDurable, type JournalAnnouncement } from './intake.js';
 import { lowerThreadPriority } from './thread-priority.js';
-import { handleAuditRequest, type WriterRequest, type WriterReply, type WriterNotice } from './writer-protocol.js';
+import { handleAuditRequest, type WriterData, type WriterRequest, type WriterReply, type WriterNotice } from './writer-protocol.js';
 
-const { file, durable: durableBuffer, instance } = workerData as { file: string; durable: SharedArrayBuffer; instance: string };
+const { file, durable: durableBuffer, instance, journals: known, failing: failingBefore } = workerData as WriterData;
 const durable = new BigInt64Array(durableBuffer);
 const intakeDir = intakeDirOf(file);
 /** Nice value of this thread and the checkpointer's: below the request thread's (thread-priority.ts). */
@@ -77,10 +77,16 @@ interface Journal {
   offset?: number;
 }
 
-/** This process's journals (the last one current) and orphaned ones, in the order they are moved in. */
-const journals: Journal[] = [];
+/**
+ * This process's journals (the last one current) and orphaned ones, in the order they are moved in.
+ * A thread started again after the previous one exited begins with every journal of this instance
+ * that is still on disk (WriterData.journals): the sealed ones its predecessor had not finished are
+ * moved in from their watermarks, then deleted, as any other.
+ */
+const journals: Journal[] = known.map((j) => ({ path: j.path, name: basename(j.path), gen: j.gen, sealedLength: j.sealedLength }));
 let lastOrphanScan = 0;
-let failing = false;
+/** Started as failing when the previous thread had reported so: the first move that works says so. */
+let failing = failingBefore;
 
 function notice(n: WriterNotice): void {
   parentPort!.postMessage(n);
@@ -134,7 +140,18 @@ function ingestAll(): void {
   let moved = false;
   for (let i = 0; i < journals.length; ) {
     const j = journals[i]!;
-    j.fd ??= openSync(j.path, 'r');
+    if (j.fd === undefined) {
+      try {
+        j.fd = openSync(j.path, 'r');
+      } catch (e) {
+        // A journal nobody writes to any more, already moved in and deleted (by another process, for
+        // an orphan; by an earlier writer thread that exited before forgetting it): nothing is left.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || (j.gen !== undefined && j.sealedLength === undefined)) throw e;
+        d.forgetIntake(j.name);
+        journals.splice(i, 1);
+        continue;
+      }
+    }
     j.offset ??= d.intakeWatermark(j.name);
     const limit = limitOf(j);
     while (limit !== undefined && j.offset < limit) {
@@ -204,12 +221,13 @@ const ingestTimer = setInterval(() => {
   }
 }, INGEST_EVERY_MS);
 
+/** Idempotent: a thread started again may learn of a journal both from WriterData and from an announcement. */
 function announce(a: JournalAnnouncement): void {
   if (a.sealed) {
     const old = journals.find((j) => j.gen === a.sealed!.gen);
     if (old) old.sealedLength = a.sealed.length;
   }
-  journals.push({ path: a.path, name: basename(a.path), gen: a.gen });
+  if (!journals.some((j) => j.gen === a.gen)) journals.push({ path: a.path, name: basename(a.path), gen: a.gen });
 }
 
 parentPort!.on('message', (m: WriterRequest) => {

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { eventHash, GENESIS_HASH } from './audit-db.js';
 import type { AuditEvent } from './event.js';
@@ -144,6 +145,89 @@ describe('audit intake journal', () => {
       log = await SqliteAuditLog.open(file);
       await log.close();
       assert.deepEqual(chain(file).map((e) => e.requestId), names);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a writer thread that exits mid-run is replaced by one that moves in every journal of this log still on disk, the sealed ones too, once, deletes them, and answers the requests left pending', { timeout: 30_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyhold-intake-'));
+    try {
+      const file = join(dir, 'audit', 'audit.db');
+      const intake = intakeDirOf(file);
+      const log = await SqliteAuditLog.open(file, { journalRotateBytes: 2000 });
+      const recorded: string[] = [];
+      const record = (n: number): Promise<void[]> => Promise.all(Array.from({ length: n }, () => {
+        const e = event('Encrypt', recorded.length);
+        recorded.push(e.requestId);
+        return log.record(e);
+      }));
+      const all = async (): Promise<string[]> => (await log.lookup({ accountId: '111122223333', region: 'us-east-1', limit: 1000 })).map((r) => r.event.requestId).reverse();
+      // Three events, moved in: the first journal's watermark is past them.
+      await record(3);
+      assert.equal((await all()).length, 3);
+      // While another connection holds the database's write lock, the writer thread can move nothing in.
+      const lock = new Database(file);
+      lock.exec('BEGIN IMMEDIATE');
+      // One batch of ~3000 bytes: answered (it is in the journal), and the journal is sealed for a new one.
+      await record(10);
+      const before = readdirSync(intake);
+      assert.equal(before.length, 2, `a sealed journal and the current one: ${before.join(' ')}`);
+      // A query and a batch that reach the writer thread before it exits (or the new one after).
+      const query = all();
+      const more = record(8);
+      // The thread exits (terminated as a crash would end it), then the write lock is released.
+      const stopped = (log as unknown as { worker: Worker }).worker.terminate();
+      lock.exec('ROLLBACK');
+      lock.close();
+      await stopped;
+      await more;
+      assert.ok((await query).length >= 3, 'the query pending at the exit is answered');
+      assert.deepEqual(await all(), recorded, 'every answered event is in the log, in order, once');
+      const left = readdirSync(intake);
+      assert.deepEqual(left.filter((n) => before.includes(n)), [], 'the sealed journals are deleted once moved in');
+      assert.equal(left.length, 1, `only the current journal is left: ${left.join(' ')}`);
+      for (let i = 0; i < 100 && !log.health().healthy; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(log.health(), { healthy: true, problems: [] });
+      await log.close();
+      assert.deepEqual(chain(file).map((e) => e.requestId), recorded);
+      assert.deepEqual(readdirSync(intake), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a writer thread that exits while moving events in fails is replaced by one that lifts the refusal once it can move them', { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyhold-intake-'));
+    try {
+      const file = join(dir, 'audit', 'audit.db');
+      const log = await SqliteAuditLog.open(file);
+      const recorded: string[] = [];
+      const record = (): Promise<void> => {
+        const e = event('Decrypt', recorded.length);
+        return log.record(e).then(() => void recorded.push(e.requestId));
+      };
+      await record();
+      const lock = new Database(file);
+      lock.exec('BEGIN IMMEDIATE');
+      await record();
+      // The writer gives up on the lock after the database's busy timeout (10 s) and reports it.
+      for (let i = 0; i < 300 && log.health().healthy; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(log.health().problems.join(' '), /cannot be moved into/);
+      await assert.rejects(record(), /cannot be moved into/, 'refused while events cannot be moved in');
+      const stopped = (log as unknown as { worker: Worker }).worker.terminate();
+      lock.exec('ROLLBACK');
+      lock.close();
+      await stopped;
+      let accepted = false;
+      for (let i = 0; i < 100 && !accepted; i++) {
+        accepted = await record().then(() => true, () => false);
+        if (!accepted) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(accepted, 'events are accepted again once the new thread moves them in');
+      await log.close();
+      assert.deepEqual(chain(file).map((e) => e.requestId), recorded);
+      assert.deepEqual(readdirSync(intakeDirOf(file)), []);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, chmodSync, closeSync, constants, fdatasyncSync, fsyncSync, openSync, rmSync, statfsSync, write } from 'node:fs';
+import { mkdirSync, chmodSync, closeSync, constants, existsSync, fdatasyncSync, fsyncSync, openSync, rmSync, statfsSync, write } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { newEventId } from './event-id.js';
 import { intakeDirOf, journalName, JOURNAL_PREFILL_BYTES, JOURNAL_ROTATE_BYTES, newInstanceId, packDurable, PREFILL_MIN_FREE_BYTES } from './intake.js';
@@ -8,7 +8,7 @@ import { GENESIS_HASH, type OutboxRow, type DigestBody, type DigestRow, type Las
 import type { AuditEvent, AuditHealth, AuditLog, AuditSigner } from './event.js';
 import type { AuditVerification } from './verify.js';
 import type { Alert, StoredAlert } from './event.js';
-import type { WriterNotice, WriterReply, WriterRequest } from './writer-protocol.js';
+import type { WriterData, WriterNotice, WriterReply, WriterRequest } from './writer-protocol.js';
 import type { ExportPage, ExportQuery } from './export-query.js';
 import type { RetentionPlan } from './retention.js';
 
@@ -80,6 +80,15 @@ interface OpenJournal {
   prefillFailed?: boolean;
 }
 
+/** A request to the writer thread not answered yet. */
+interface PendingCall {
+  req: RequestBody;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  /** Sent again to a thread started after the one it was sent to exited. */
+  resent?: boolean;
+}
+
 /** The zeros a journal is filled with ahead of its events (one shared, never written to). */
 let zeros: Buffer | undefined;
 
@@ -116,7 +125,7 @@ function writeAll(fd: number, bytes: Buffer, position: number): Promise<void> {
 export class SqliteAuditLog implements AuditLog {
   private worker!: Worker;
   private nextId = 1;
-  private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly calls = new Map<number, PendingCall>();
   /** The batch being gathered (written once the one before it is durable). */
   private queue: Batch | undefined;
   /** A batch is being written and fsynced. */
@@ -137,6 +146,8 @@ export class SqliteAuditLog implements AuditLog {
   /** The durable length of the current journal, shared with the writer thread (packDurable). */
   private readonly durable = new BigInt64Array(new SharedArrayBuffer(8));
   private journal: OpenJournal | undefined;
+  /** Journals this instance sealed, with their sealed lengths, until the writer deletes them (a restarted writer resumes them). */
+  private sealedJournals: { path: string; gen: number; length: number }[] = [];
   private journalGen = 0;
   private readonly intakeDir: string;
   private readonly rotateBytes: number;
@@ -160,6 +171,7 @@ export class SqliteAuditLog implements AuditLog {
       await l.call({ kind: 'probe' });
       await l.startJournal();
     } catch (e) {
+      l.closing = true;
       await l.worker.terminate();
       throw new Error(`cannot open the audit log ${file}: ${(e as Error).message}`);
     }
@@ -171,7 +183,14 @@ export class SqliteAuditLog implements AuditLog {
   }
 
   private startWorker(): void {
-    this.worker = new Worker(new URL('./audit-writer.js', import.meta.url), { workerData: { file: this.file, durable: this.durable.buffer, instance: this.instance } });
+    // A thread started again resumes every journal of this instance still on disk, sealed ones
+    // included, and whether moving events in was failing (the new thread says when it works again).
+    this.sealedJournals = this.sealedJournals.filter((j) => existsSync(j.path));
+    const data: WriterData = {
+      file: this.file, durable: this.durable.buffer as SharedArrayBuffer, instance: this.instance, failing: this.ingestFailure !== undefined,
+      journals: [...this.sealedJournals.map((j) => ({ path: j.path, gen: j.gen, sealedLength: j.length })), ...(this.journal ? [{ path: this.journal.path, gen: this.journal.gen }] : [])],
+    };
+    this.worker = new Worker(new URL('./audit-writer.js', import.meta.url), { workerData: data });
     this.worker.on('message', (r: WriterReply | WriterNotice) => {
       if ('notice' in r) {
         if (r.ok) {
@@ -191,13 +210,25 @@ export class SqliteAuditLog implements AuditLog {
     });
     this.worker.on('error', (e) => this.log('error', 'audit writer thread failed', { error: String(e) }));
     this.worker.on('exit', () => {
-      for (const c of this.calls.values()) c.reject(new AuditWriteError('the audit writer thread exited'));
+      const pending = [...this.calls];
       this.calls.clear();
-      if (!this.closing) {
-        this.markFailed('the audit writer thread exited; restarting it');
-        this.startWorker();
-        // The new thread learns of the current journal again; what the old one moved in is in the watermark.
-        if (this.journal) void this.call({ kind: 'journal', journal: { path: this.journal.path, gen: this.journal.gen } }).catch(() => {});
+      if (this.closing) {
+        for (const [, c] of pending) c.reject(new AuditWriteError('the audit writer thread exited'));
+        return;
+      }
+      this.markFailed('the audit writer thread exited; restarting it');
+      this.startWorker();
+      // Requests the old thread had not answered go to the new one, once: each is safe to repeat
+      // (a query, or a write that the database makes idempotent). One pending at a second exit is
+      // refused, in case it is what stops the thread.
+      for (const [id, c] of pending) {
+        if (c.resent) {
+          c.reject(new AuditWriteError('the audit writer thread exited twice during this request'));
+        } else {
+          c.resent = true;
+          this.calls.set(id, c);
+          this.worker.postMessage({ ...c.req, id } as WriterRequest);
+        }
       }
     });
   }
@@ -206,7 +237,7 @@ export class SqliteAuditLog implements AuditLog {
   call<T = unknown>(req: RequestBody): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.calls.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.calls.set(id, { req, resolve: resolve as (v: unknown) => void, reject });
       this.worker.postMessage({ ...req, id } as WriterRequest);
     });
   }
@@ -237,6 +268,7 @@ export class SqliteAuditLog implements AuditLog {
       throw e;
     }
     this.journal = { path, gen, fd, size: 0, prepared: 0 };
+    if (old) this.sealedJournals = [...this.sealedJournals.filter((j) => existsSync(j.path)), { path: old.path, gen: old.gen, length: old.size }];
     // The writer must not take the new journal's length for the old one's: the generation changes first.
     Atomics.store(this.durable, 0, packDurable(gen, 0));
     this.prefill(this.journal);
@@ -244,7 +276,9 @@ export class SqliteAuditLog implements AuditLog {
       await old.prefilling;
       closeSync(old.fd);
     }
-    await this.call({ kind: 'journal', journal: { path, gen, ...(old ? { sealed: { gen: old.gen, length: old.size } } : {}) } });
+    // Refused only when the writer thread exited twice meanwhile; the thread started after that
+    // learned of both journals when it started (startWorker).
+    await this.call({ kind: 'journal', journal: { path, gen, ...(old ? { sealed: { gen: old.gen, length: old.size } } : {}) } }).catch(() => {});
   }
 
   record(event: AuditEvent): Promise<void> {

@@ -4,6 +4,21 @@ import { planRetention, pruneEvents } from './retention.js';
 import { ProfileDetectors } from './profiles.js';
 import type { JournalAnnouncement } from './intake.js';
 
+/** What the audit writer thread (audit-writer.ts) starts with. */
+export interface WriterData {
+  file: string;
+  /** The current journal's generation and durable length (packDurable), written by the request thread. */
+  durable: SharedArrayBuffer;
+  instance: string;
+  /**
+   * This instance's journals still on disk, oldest first: sealed ones (with their sealed length) and
+   * the current one last. Empty at the first start; a thread started after one exited resumes them.
+   */
+  journals: { path: string; gen: number; sealedLength?: number }[];
+  /** The previous thread had reported that moving events in fails (the request thread refuses events). */
+  failing: boolean;
+}
+
 /** Requests the request thread sends to the audit writer thread (audit-writer.ts). */
 export type WriterRequest =
   | { id: number; kind: 'journal'; journal: JournalAnnouncement }
