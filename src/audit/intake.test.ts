@@ -43,6 +43,18 @@ function deadPid(): number {
   return r.pid!;
 }
 
+/**
+ * Ends the log's writer thread as a crash would (it is stopped, not asked to close), while `lock`
+ * holds the database's write lock so that it moved nothing in since the lock was taken; then
+ * releases the lock.
+ */
+async function endWriter(log: SqliteAuditLog, lock: Database.Database): Promise<void> {
+  const stopped = (log as unknown as { worker: Worker }).worker.terminate();
+  lock.exec('ROLLBACK');
+  lock.close();
+  await stopped;
+}
+
 describe('audit intake journal', () => {
   it('answers only after the journal fsync, moves every event into the chain in order, and seals full journals for new ones', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'keyhold-intake-'));
@@ -176,11 +188,7 @@ describe('audit intake journal', () => {
       // A query and a batch that reach the writer thread before it exits (or the new one after).
       const query = all();
       const more = record(8);
-      // The thread exits (terminated as a crash would end it), then the write lock is released.
-      const stopped = (log as unknown as { worker: Worker }).worker.terminate();
-      lock.exec('ROLLBACK');
-      lock.close();
-      await stopped;
+      await endWriter(log, lock);
       await more;
       assert.ok((await query).length >= 3, 'the query pending at the exit is answered');
       assert.deepEqual(await all(), recorded, 'every answered event is in the log, in order, once');
@@ -215,10 +223,7 @@ describe('audit intake journal', () => {
       for (let i = 0; i < 300 && log.health().healthy; i++) await new Promise((r) => setTimeout(r, 50));
       assert.match(log.health().problems.join(' '), /cannot be moved into/);
       await assert.rejects(record(), /cannot be moved into/, 'refused while events cannot be moved in');
-      const stopped = (log as unknown as { worker: Worker }).worker.terminate();
-      lock.exec('ROLLBACK');
-      lock.close();
-      await stopped;
+      await endWriter(log, lock);
       let accepted = false;
       for (let i = 0; i < 100 && !accepted; i++) {
         accepted = await record().then(() => true, () => false);
