@@ -454,17 +454,22 @@ async function drillCmd(argv: string[], out: Out): Promise<number> {
 async function scanCmd(argv: string[], out: Out): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...COMMON, 'no-registry': { type: 'boolean' } } });
   if (positionals.length !== 1) throw new UsageError('backup scan takes one DIR');
-  const findings = await scanTree(positionals[0]!, clientSettings(values), { registry: !values['no-registry'] });
+  const { findings, registry } = await scanTree(positionals[0]!, clientSettings(values), { registry: !values['no-registry'] });
   const atRisk = findings.filter((f) => f.problems.length);
-  if (values.json) out(JSON.stringify({ files: findings.length, atRisk: atRisk.length, findings }, null, 2));
+  const missing = registry.filter((r) => r.risk === 'missing').length;
+  if (values.json) out(JSON.stringify({ files: findings.length, atRisk: atRisk.length, registeredMissing: missing, registeredReplaced: registry.length - missing, findings, registry }, null, 2));
   else {
     for (const f of findings) {
       out(`${f.problems.length ? 'AT RISK' : 'ok     '}  ${f.path}  (${f.kind}${f.messageId ? ` ${f.messageId.slice(0, 16)}` : ''})`);
       for (const p of f.problems) out(`           - ${p}`);
     }
-    out(`scan: ${findings.length} files, ${atRisk.length} at risk`);
+    for (const r of registry) {
+      out(`${r.risk === 'missing' ? 'MISSING' : 'REPLACED'}  ${r.location}  (registered message ${r.messageId.slice(0, 16)})`);
+      for (const p of r.problems) out(`           - ${p}`);
+    }
+    out(`scan: ${findings.length} files, ${atRisk.length} at risk${values['no-registry'] ? '' : `; registered backups: ${missing} missing, ${registry.length - missing} replaced`}`);
   }
-  return atRisk.length ? EXIT_INTEGRITY : 0;
+  return atRisk.length || registry.length ? EXIT_INTEGRITY : 0;
 }
 
 /**
@@ -681,7 +686,8 @@ export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--c
   keyhold backup scan DIR [--json] [--no-registry]
                                  every file not encrypted (by content: SQL, pg_dump, tar, gzip, zip, ...),
                                  encrypted with keys disabled/pending deletion/unknown/without rotation,
-                                 or not in the registry; exit 3 when anything is at risk
+                                 or not in the registry; registered backups inside DIR whose file is
+                                 missing or replaced; exit 3 when anything is at risk
   Long jobs draw a progress bar on stderr when it is a terminal (--no-progress or --quiet: none).
   Exit status: 0 ok, 1 error, 2 usage, 3 the message is malformed or fails authentication.
 `;
