@@ -141,7 +141,7 @@ describe('keyhold backup scan', () => {
     assert.doesNotMatch(text.stdout, /MISSING|REPLACED/);
     const all = await cli(['backup', 'scan', dir]);
     assert.match(all.stdout, new RegExp(`MISSING  ${loc('deleted.kh')}`));
-    assert.match(all.stdout, new RegExp(`moved to ${loc('sub/moved.kh')}\\?`));
+    assert.match(all.stdout, new RegExp(`moved to ${loc('sub/moved.kh')}\\? \\(keyhold backup relocate ${loc('moved.kh')} ${loc('sub/moved.kh')}\\)`));
     assert.match(all.stdout, /registered backups: 2 missing, 2 replaced/);
   });
 

@@ -85,7 +85,7 @@ export interface ScanFinding {
 /**
  * A registered backup whose location is inside the scanned tree but whose file is gone ("missing":
  * moved with mv, or deleted) or holds something else ("replaced": another message, or not a
- * message at all). The registry still lists it there.
+ * message at all). The registry lists it there until `keyhold backup relocate` or `forget`.
  */
 export interface RegistryFinding {
   messageId: string;
@@ -246,8 +246,8 @@ async function registeredGone(root: string, isDir: boolean, rows: { MessageId: s
       out.push({
         messageId: b.MessageId, location: b.Location, risk: 'missing', ...(foundAt.length ? { foundAt } : {}),
         problems: [foundAt.length
-          ? `registered backup missing: moved to ${foundAt.join(', ')}?`
-          : 'registered backup missing: the file is gone'],
+          ? `registered backup missing: moved to ${foundAt.join(', ')}? (keyhold backup relocate ${b.Location} ${foundAt[0]})`
+          : 'registered backup missing: the file is gone (keyhold backup forget, or relocate if it was moved)'],
       });
     } else {
       const holds = held.messageId ?? held.kind;
