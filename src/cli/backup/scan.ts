@@ -253,7 +253,7 @@ async function registeredGone(root: string, isDir: boolean, rows: { MessageId: s
       const holds = held.messageId ?? held.kind;
       out.push({
         messageId: b.MessageId, location: b.Location, risk: 'replaced', holds,
-        problems: [`registered backup replaced: the file holds ${held.messageId ? `message ${held.messageId}` : held.kind}, not message ${b.MessageId}`],
+        problems: [`registered backup replaced: the file holds ${held.messageId ? `message ${held.messageId}` : held.kind}, not message ${b.MessageId} (keyhold backup forget ${b.Location} --message-id ${b.MessageId})`],
       });
     }
   }
