@@ -1,5 +1,5 @@
 import { NotFoundException } from '../errors/index.js';
-import { authorizeOnBackupKeys, checkMessageId } from './backup-common.js';
+import { authorizeOnRecords, checkMessageId } from './backup-common.js';
 import type { Operation } from './context.js';
 
 export interface DeregisterBackupInput {
@@ -36,8 +36,7 @@ export const deregisterBackup: Operation<DeregisterBackupInput, DeregisterBackup
       ? [await svc.backups.get(call.accountId, input.messageId, input.location)].filter((r) => r !== undefined)
       : await svc.backups.atLocation(call.accountId, input.location);
     if (!recs.length) throw new NotFoundException(input.messageId !== undefined ? `Backup ${input.messageId} at ${input.location} is not registered.` : `No backup is registered at ${input.location}.`);
-    for (const r of recs) for (const k of r.wrappingKeys) audit.key(k.keyArn, k.keyVersion);
-    await authorizeOnBackupKeys(svc, call, recs.flatMap((r) => r.wrappingKeys.map((k) => k.keyArn)), 'DeregisterBackup', audit);
+    await authorizeOnRecords(svc, call, recs, 'DeregisterBackup', audit);
     // Only the records authorized above: one registered at the location meanwhile is left alone.
     const removed = await svc.backups.deregister(call.accountId, recs.map((r) => ({ messageId: r.messageId, location: r.location })));
     if (!removed.length) throw new NotFoundException(`No backup is registered at ${input.location}.`);

@@ -1,6 +1,6 @@
 import { AlreadyExistsException, NotFoundException, validationError } from '../errors/index.js';
 import { RecordExists } from '../keys/index.js';
-import { authorizeOnBackupKeys, checkMessageId } from './backup-common.js';
+import { authorizeOnRecords, checkMessageId } from './backup-common.js';
 import type { Operation } from './context.js';
 
 export interface RelocateBackupInput {
@@ -38,8 +38,7 @@ export const relocateBackup: Operation<RelocateBackupInput, RelocateBackupOutput
     if (input.newLocation === input.location) throw validationError([`Value at 'newLocation' failed to satisfy constraint: Member must differ from location`]);
     const rec = await svc.backups.get(call.accountId, input.messageId, input.location);
     if (!rec) throw new NotFoundException(`Backup ${input.messageId} at ${input.location} is not registered.`);
-    for (const k of rec.wrappingKeys) audit.key(k.keyArn, k.keyVersion);
-    await authorizeOnBackupKeys(svc, call, rec.wrappingKeys.map((k) => k.keyArn), 'RelocateBackup', audit);
+    await authorizeOnRecords(svc, call, [rec], 'RelocateBackup', audit);
     let moved;
     try {
       moved = await svc.backups.relocate(call.accountId, input.messageId, input.location, input.newLocation);

@@ -12,7 +12,7 @@ import { copyFileSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import type { IAM } from '@aws-sdk/client-iam';
 import { readAuditEvents } from '../helpers/audit.js';
-import { iamClient } from '../helpers/iam.js';
+import { createUserWithKey, iamClient } from '../helpers/iam.js';
 import { cliEnv, runCli, startServer, tempDir, type Credentials, type TestServer } from '../helpers/server.js';
 
 const ACCT = '111122223333';
@@ -37,12 +37,6 @@ describe('keyhold backup relocate and forget', () => {
     assert.equal(r.code, 0, r.stderr);
   };
 
-  async function user(name: string, policyArn: string): Promise<void> {
-    await iam.createUser({ UserName: name });
-    await iam.attachUserPolicy({ UserName: name, PolicyArn: policyArn });
-    const { AccessKey: k } = await iam.createAccessKey({ UserName: name });
-    creds[name] = { accessKeyId: k!.AccessKeyId!, secretAccessKey: k!.SecretAccessKey! };
-  }
 
   before(async () => {
     server = await startServer({ accountId: ACCT });
@@ -52,9 +46,9 @@ describe('keyhold backup relocate and forget', () => {
     plain = p('dump.sql');
     writeFileSync(plain, randomBytes(20_000));
     key = (await server.kms().createKey({})).KeyMetadata!.Arn!;
-    await user('keyuser', 'arn:aws:iam::aws:policy/KeyholdKeyUser');
-    await user('writer', 'arn:aws:iam::aws:policy/KeyholdBackupWriter');
-    await user('driller', 'arn:aws:iam::aws:policy/KeyholdBackupRestoreDrill');
+    for (const [name, policyName] of [['keyuser', 'KeyholdKeyUser'], ['writer', 'KeyholdBackupWriter'], ['driller', 'KeyholdBackupRestoreDrill']] as const) {
+      creds[name] = await createUserWithKey(iam, name, [`arn:aws:iam::aws:policy/${policyName}`]);
+    }
     for (const n of ['a.kh', 'b.kh', 'c.kh']) await enc(p(n));
     const d = await cli(['backup', 'drill', '--json']);
     assert.equal(d.code, 0, d.stdout + d.stderr);

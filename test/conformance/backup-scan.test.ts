@@ -143,6 +143,7 @@ describe('keyhold backup scan', () => {
     assert.match(all.stdout, new RegExp(`MISSING  ${loc('deleted.kh')}`));
     assert.match(all.stdout, new RegExp(`moved to ${loc('sub/moved.kh')}\\? \\(keyhold backup relocate ${loc('moved.kh')} ${loc('sub/moved.kh')}\\)`));
     assert.match(all.stdout, /registered backups: 2 missing, 2 replaced/);
+    assert.ok(all.stdout.includes(`(keyhold backup forget ${loc('plain.kh')} --message-id ${ids.get(loc('plain.kh'))})`), all.stdout);
   });
 
   it('a key scheduled for deletion, or gone from the server, is flagged', async () => {

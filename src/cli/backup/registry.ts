@@ -59,9 +59,6 @@ export async function relocateBackup(settings: ClientSettings, messageId: string
   await callKeyhold(settings, 'RelocateBackup', { MessageId: messageId, Location: location, NewLocation: newLocation });
 }
 
-/** A registered backup's identity: its message id and its location (a copy keeps the message id). */
-export const backupId = (b: { MessageId: string; Location: string }) => `${b.MessageId}\n${b.Location}`;
-
 export async function listBackups(settings: ClientSettings, filter: { KeyId?: string; KeyVersion?: number; AtRiskWithoutKeyId?: string } = {}): Promise<RegisteredBackup[]> {
   const r = await callKeyhold<{ Backups: RegisteredBackup[] }>(settings, 'ListBackups', filter);
   return r.Backups;

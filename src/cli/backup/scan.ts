@@ -11,7 +11,7 @@ import { BackupFormatError, IncompleteHeader, parseHeader, type ParsedHeader } f
 import type { ClientSettings } from '../client.js';
 import { describeEdks } from './edks.js';
 import { KmsKeyring } from './kms-keyring.js';
-import { backupId, listBackups } from './registry.js';
+import { listBackups } from './registry.js';
 
 const SNIFF_BYTES = 64 * 1024;
 
@@ -152,9 +152,9 @@ export async function scanTree(root: string, settings: ClientSettings, opts: { r
   const keys = new Map<string, Promise<KeyInfo>>();
   // A registered backup is a message id at a location: a copy elsewhere (same message id) is not this file.
   const rows = opts.registry ? await listBackups(settings) : undefined;
-  const registered = rows ? new Set(rows.map(backupId)) : undefined;
-  const elsewhere = new Map<string, string[]>();
-  for (const b of rows ?? []) elsewhere.set(b.MessageId, [...(elsewhere.get(b.MessageId) ?? []), b.Location]);
+  // Every registered location of each message id.
+  const locationsOf = new Map<string, string[]>();
+  for (const b of rows ?? []) locationsOf.set(b.MessageId, [...(locationsOf.get(b.MessageId) ?? []), b.Location]);
   const findings: ScanFinding[] = [];
   const st = await lstat(root);
   const paths = st.isDirectory() ? walk(root) : (async function* () { yield root; })();
@@ -188,10 +188,10 @@ export async function scanTree(root: string, settings: ClientSettings, opts: { r
           if (info.rotation === 'off') f.problems.push(`key without rotation: ${k.keyArn}`);
         }
         if (!f.wrappingKeys.length) f.problems.push('no KMS wrapping key');
-        if (registered) {
-          f.registered = registered.has(backupId({ MessageId: f.messageId, Location: f.path }));
+        if (rows) {
+          const others = locationsOf.get(f.messageId);
+          f.registered = !!others?.includes(f.path);
           if (!f.registered) {
-            const others = elsewhere.get(f.messageId);
             f.problems.push(others ? `not in the backup registry at this location (its message is registered at ${others.join(', ')})` : 'not in the backup registry');
           }
         }
@@ -253,7 +253,7 @@ async function registeredGone(root: string, isDir: boolean, rows: { MessageId: s
       const holds = held.messageId ?? held.kind;
       out.push({
         messageId: b.MessageId, location: b.Location, risk: 'replaced', holds,
-        problems: [`registered backup replaced: the file holds ${held.messageId ? `message ${held.messageId}` : held.kind}, not message ${b.MessageId}`],
+        problems: [`registered backup replaced: the file holds ${held.messageId ? `message ${held.messageId}` : held.kind}, not message ${b.MessageId} (keyhold backup forget ${b.Location} --message-id ${b.MessageId})`],
       });
     }
   }
