@@ -109,7 +109,7 @@ describe('alerts: per-account webhooks through the API', () => {
     }
   });
 
-  it('without --account-webhook-allow: literal loopback, metadata and mapped addresses are refused at add; http://localhost is accepted but never reached (refusal logged and recorded, retried with backoff, no spin) while the operator\'s --alert-webhook on 127.0.0.1 is; allowed after a restart, it is delivered', async () => {
+  it('without --account-webhook-allow: literal loopback, metadata and mapped addresses are refused at add; http://localhost is accepted but never reached (refusal logged and recorded, retried with backoff, no spin) while the operator\'s --alert-webhook on 127.0.0.1 is; allowed after a restart, it is delivered; a literal loopback URL stored while allowed is refused at delivery once the option is gone', async () => {
     const root = tempDir();
     const dataDir = join(root, 'data');
     const server = await webhookReceiver();
@@ -168,8 +168,20 @@ describe('alerts: per-account webhooks through the API', () => {
       assert.equal(hit.path, '/account-hook');
       assert.ok(account.signedWith(hit, secret));
       // And a literal loopback address is accepted at add now.
-      const literal = await runCli(['alerts', 'webhooks', 'add', `http://127.0.0.1:${account.port}/x`], cliEnv(s));
+      const literal = await runCli(['alerts', 'webhooks', 'add', `http://127.0.0.1:${account.port}/literal`], cliEnv(s));
       assert.equal(literal.code, 0, literal.stderr);
+      assert.equal(await s.stop(), 0);
+
+      // Stored while allowed, then the operator takes the option away: a literal address is checked
+      // at delivery too (node resolves no name for it), so neither webhook gets the next alert.
+      s = await startServer({ dataDir, credentials: creds, args: ['--alert-webhook', server.url] });
+      const before = account.got.length;
+      await s.kms().describeKey({ KeyId: decoy.KeyId! });
+      await server.waitFor('honey-key-touched', 5000, (r) => r.alert.alertId !== first.alert.alertId);
+      for (let i = 0; i < 50 && !/127\.0\.0\.1 is a loopback address/.test(s.stderr); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.match(s.stderr, /alert webhook delivery refused.*127\.0\.0\.1 is a loopback address, which account webhooks may not reach/);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(account.got.length, before, 'nothing reached the account receiver');
     } finally {
       await s.stop();
       await server.close();
