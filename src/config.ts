@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseCidr } from './audit/webhook-guard.js';
 
 /** Everything `keyhold server` can be told, from flags first, then KEYHOLD_* environment variables. */
 export interface ServerConfig {
@@ -26,6 +27,8 @@ export interface ServerConfig {
   auditRetentionDays?: number;
   /** Where alerts are POSTed (signed with HMAC-SHA256), from a persistent outbox. */
   alertWebhooks: string[];
+  /** Networks account webhooks (PutAlertWebhook) may deliver to although loopback, link-local, unspecified or multicast; canonical CIDRs. */
+  accountWebhookAllow: string[];
   logLevel: 'error' | 'warn' | 'info';
   /** Server processes sharing the port and the data dir (cluster.ts); 'auto' is one per CPU. */
   workers: number | 'auto';
@@ -128,6 +131,8 @@ export const SERVER_FLAGS = [
     description: 'remove audit events older than N days (1 to 36500), at start and hourly, together with a signed digest that keeps the rest verifiable' },
   { name: 'alert-webhook', value: 'URL', env: 'KEYHOLD_ALERT_WEBHOOKS', multiple: true,
     description: 'POST every alert there as JSON, signed (X-Keyhold-Signature: sha256=HMAC-SHA256 of "<X-Keyhold-Timestamp>.<body>" under DATA_DIR/alert-webhook-secret or KEYHOLD_ALERT_WEBHOOK_SECRET); repeatable (comma-separated in the environment); retried with backoff across restarts' },
+  { name: 'account-webhook-allow', value: 'CIDR', env: 'KEYHOLD_ACCOUNT_WEBHOOK_ALLOW', multiple: true,
+    description: 'lets account webhooks (keyhold alerts webhooks add) deliver into this network although it is loopback, link-local, unspecified or multicast, which they may not reach otherwise (SSRF); repeatable (comma-separated in the environment); the --alert-webhook URLs are not checked' },
   { name: 'workers', value: 'N|auto', env: 'KEYHOLD_WORKERS', default: '1',
     description: 'server processes sharing the port and the data dir (auto: one per CPU); more than 1 needs --storage sqlite' },
   { name: 'audit-log', value: 'durable|none', default: 'durable',
@@ -341,6 +346,11 @@ function fromValues(values: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEn
       }
       if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError(`--alert-webhook ${u} must be an http(s) URL`);
       return url.toString();
+    }),
+    accountWebhookAllow: (values['account-webhook-allow'] ?? (env.KEYHOLD_ACCOUNT_WEBHOOK_ALLOW ? env.KEYHOLD_ACCOUNT_WEBHOOK_ALLOW.split(',') : [])).map((c) => {
+      const cidr = parseCidr(c);
+      if (!cidr) throw new ConfigError(`--account-webhook-allow ${c} is not an IPv4 or IPv6 CIDR block`);
+      return cidr;
     }),
     auditDigestIntervalMs: (int(values['audit-digest-seconds'] ?? env.KEYHOLD_AUDIT_DIGEST_SECONDS, '--audit-digest-seconds', 1, 86400) ?? 10) * 1000,
     auditRetentionDays: int(values['audit-retention-days'] ?? env.KEYHOLD_AUDIT_RETENTION_DAYS, '--audit-retention-days', 1, 36500),

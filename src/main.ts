@@ -17,7 +17,7 @@ import { AuditContextKey, AuditSigningKey, GuardedKeyStore, ImportParameterStore
 import { HsmPool, HsmSeal } from './keystore/pkcs11/index.js';
 import { BackupRegistry, CustomKeyStoreRepository, KeyRepository, UsageCounter } from './keys/index.js';
 import { IdentityStore } from './identity/index.js';
-import { AlertEngine, AuditDb, DiscardingAuditLog, readExportPage, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
+import { AlertEngine, AuditDb, WebhookAddressGuard, DiscardingAuditLog, readExportPage, SqliteAuditLog, verifyAuditDb } from './audit/index.js';
 import { printVerification } from './cli/audit.js';
 import { UsageError } from './cli/client.js';
 import { EXPORT_OPTIONS, EXPORT_USAGE, exportOptions, printExportSummary, runExport, type ExportOptions, type ExportSource } from './cli/audit-export.js';
@@ -121,6 +121,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     return hsms.keyStore(name);
   }));
   let audit: SqliteAuditLog | DiscardingAuditLog;
+  const accountWebhookGuard = new WebhookAddressGuard(config.accountWebhookAllow);
   let alerts: AlertEngine | undefined;
   /** Set once the services exist: the alert response acts through them. */
   let servicesForAlerts: Services | undefined;
@@ -142,6 +143,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       alertSettings: async (accountId) => ({ sourceCidrAllowlist: (await identity.accountSettings(accountId)).alertSourceCidrs }),
       accountWebhooks: (accountId) => identity.listAlertWebhooks(accountId),
       accountWebhookSecret: (accountId, webhookId) => identity.alertWebhookSecret(accountId, webhookId),
+      accountWebhookGuard,
       respond: (alert) => (servicesForAlerts ? respondToAlert(servicesForAlerts, alert) : Promise.resolve()),
     });
     audit.onCommitted = (events) => engine.examine(events);
@@ -169,6 +171,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     auditContextKey: await AuditContextKey.loadOrCreate(barrier, storage),
     usage: new UsageCounter(storage),
     backups: new BackupRegistry(storage),
+    accountWebhookGuard,
     clock: opts.clock ?? systemClock,
     log,
   };

@@ -1,9 +1,10 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { BlockList, isIP } from 'node:net';
+import { isIP, type BlockList } from 'node:net';
 import type { Alert, AuditEvent, Severity } from './event.js';
 import { ACCOUNT_WEBHOOKS_PREFIX, type OutboxRow } from './audit-db.js';
+import { cidrList, WebhookAddressGuard, WebhookAddressRefused } from './webhook-guard.js';
 
 export type { Alert, Severity };
 
@@ -29,6 +30,8 @@ export interface AlertOptions {
   /** An account's webhooks (set through the API) with their HMAC secrets; main.ts reads them from identity. */
   accountWebhooks?: (accountId: string) => Promise<{ webhookId: string; url: string }[]>;
   accountWebhookSecret?: (accountId: string, webhookId: string) => Promise<Buffer | undefined>;
+  /** Where account webhooks may deliver (--account-webhook-allow); default: nowhere forbidden. The server's own webhooks are not checked. */
+  accountWebhookGuard?: WebhookAddressGuard;
   /** The optional response to a stored critical alert (deactivating the access key; operations/alert-response.ts). */
   respond?: (alert: Alert) => Promise<void>;
   /** An account's alert settings (main.ts reads them from identity); none when absent. */
@@ -49,17 +52,6 @@ const REFUSED_ALERT_EVERY_MS = 60_000;
 const OUTSIDE_ALLOWLIST_EVERY_MS = 600_000;
 /** Events the profile detectors examine per writer call. */
 const PROFILE_CHUNK = 2000;
-
-/** A CIDR allowlist as a node:net BlockList (matching is node's); invalid entries were refused when set. */
-export function cidrList(cidrs: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const c of cidrs) {
-    const [addr, bits] = c.split('/') as [string, string | undefined];
-    const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
-    list.addSubnet(addr, bits === undefined ? (type === 'ipv6' ? 128 : 32) : Number(bits), type);
-  }
-  return list;
-}
 
 /** The audit detail the transport adds when it refuses a credential it knows (api/refused-credential.ts). */
 interface RefusedCredentialInfo {
@@ -112,9 +104,11 @@ export class AlertEngine {
   private profileTimer: NodeJS.Timeout | undefined;
   private delivering = false;
   private readonly now: () => number;
+  private readonly guard: WebhookAddressGuard;
 
   constructor(private readonly store: AlertStore, private readonly opts: AlertOptions) {
     this.now = opts.now ?? Date.now;
+    this.guard = opts.accountWebhookGuard ?? new WebhookAddressGuard();
   }
 
   start(): void {
@@ -309,7 +303,9 @@ export class AlertEngine {
           return;
         }
         let secret = this.opts.webhookSecret;
+        let guard: WebhookAddressGuard | undefined;
         if (d.webhookId !== null) {
+          guard = this.guard;
           const s = d.accountId && this.opts.accountWebhookSecret ? await this.opts.accountWebhookSecret(d.accountId, d.webhookId) : undefined;
           if (!s) {
             await this.store.expandDelivery(d.id, [], 'the webhook was deleted before delivery');
@@ -318,11 +314,16 @@ export class AlertEngine {
           secret = s;
         }
         try {
-          await this.post(d.url, d.body, secret);
+          await this.post(d.url, d.body, secret, guard);
           await this.store.deliveryResult(d.id, true, 0, null);
         } catch (e) {
+          // A refused address is a failed delivery like any other: retried with the same backoff
+          // (the operator may allow the network and restart), never in a loop.
           const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** d.attempts);
-          this.opts.log('warn', 'alert webhook delivery failed; will retry', { webhook: d.webhookId ?? 'server', target: webhookTarget(d.url), attempt: d.attempts + 1, retryInMs: backoff, error: String(e) });
+          const msg = e instanceof WebhookAddressRefused
+            ? 'alert webhook delivery refused: the account webhook points at a forbidden address; will retry'
+            : 'alert webhook delivery failed; will retry';
+          this.opts.log('warn', msg, { webhook: d.webhookId ?? 'server', target: webhookTarget(d.url), attempt: d.attempts + 1, retryInMs: backoff, error: String(e) });
           await this.store.deliveryResult(d.id, false, this.now() + backoff, String(e));
         }
       }));
@@ -344,8 +345,12 @@ export class AlertEngine {
     }
   }
 
-  private post(url: string, body: string, secret: Buffer): Promise<void> {
+  /** Posts one alert; with `guard` (account webhooks), only to addresses it allows. */
+  private post(url: string, body: string, secret: Buffer, guard?: WebhookAddressGuard): Promise<void> {
     const u = new URL(url);
+    // Node calls `lookup` only for names, so a literal IP is checked here.
+    const forbidden = guard?.literalForbidden(u);
+    if (forbidden) return Promise.reject(new WebhookAddressRefused(WebhookAddressGuard.refusal(forbidden.address, forbidden.why)));
     const timestamp = String(Math.floor(this.now() / 1000));
     const signature = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
     const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -353,6 +358,7 @@ export class AlertEngine {
       const req = send(u, {
         method: 'POST',
         timeout: DELIVERY_TIMEOUT_MS,
+        ...(guard ? { lookup: guard.lookup } : {}),
         headers: {
           'content-type': 'application/json', 'content-length': Buffer.byteLength(body),
           'x-keyhold-timestamp': timestamp, 'x-keyhold-signature': `sha256=${signature}`,

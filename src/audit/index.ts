@@ -1,5 +1,6 @@
 export type { AuditEvent, AuditHealth, AuditLog, AuditSigner, StoredAlert } from './event.js';
 export { AlertEngine, type Alert } from './alerts.js';
+export { ACCOUNT_WEBHOOK_ALLOW_HINT, parseCidr, WebhookAddressGuard } from './webhook-guard.js';
 export type { AuditVerification } from './verify.js';
 export { verifyAuditDb, publicKeyFingerprint } from './verify.js';
 export { MemoryAuditLog } from './memory-audit-log.js';

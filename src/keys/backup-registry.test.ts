@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryStorage, SqliteStorage, type Storage } from '../storage/index.js';
-import { BackupRegistry, type BackupRecord } from './backup-registry.js';
+import { BackupRegistry, RecordExists, type BackupRecord } from './backup-registry.js';
 
 const ACCT = '111122223333';
 const MID = 'ab'.repeat(32);
@@ -86,6 +86,39 @@ function suite(name: string, open: () => { storage: Storage; done: () => Promise
         const all = await reg.list(ACCT);
         assert.deepEqual(all.map((r) => r.location).sort(), ['/b/copy.kh', '/b/other.kh', '/b/src.kh'], 'nothing lost, nothing twice');
         assert.equal((await reg.getAll(ACCT, MID)).length, 2);
+      } finally {
+        await done();
+      }
+    });
+
+    it('relocate moves a record (old-style too) with its history in one step; deregister removes records; refusals change nothing', async () => {
+      const { storage, done } = open();
+      try {
+        const reg = new BackupRegistry(storage);
+        const legacy: BackupRecord = { ...rec(MID, '/b/old.kh', [EAST], 1000), lastVerifiedAt: 1500, lastVerifiedBy: 'drill', lastVerifyOk: true };
+        await storage.put(`backups/${ACCT}/${MID}`, Buffer.from(JSON.stringify(legacy)));
+        await reg.register(ACCT, rec(MID, '/b/copy.kh', [WEST], 2000));
+        await reg.register(ACCT, rec(OTHER, '/b/old.kh', [EAST], 3000));
+        assert.deepEqual((await reg.atLocation(ACCT, '/b/old.kh')).map((r) => r.messageId).sort(), [MID, OTHER].sort());
+        // Unknown pair, and a destination already registered: refused, nothing changed.
+        assert.equal(await reg.relocate(ACCT, MID, '/b/nowhere.kh', '/b/new.kh'), undefined);
+        await assert.rejects(reg.relocate(ACCT, MID, '/b/old.kh', '/b/copy.kh'), RecordExists);
+        assert.equal((await reg.list(ACCT)).length, 3);
+        const moved = await reg.relocate(ACCT, MID, '/b/old.kh', '/b/new.kh');
+        assert.deepEqual(moved, { ...legacy, location: '/b/new.kh' });
+        assert.equal(await storage.get(`backups/${ACCT}/${MID}`), undefined, 'the old key is gone');
+        assert.equal(await reg.get(ACCT, MID, '/b/old.kh'), undefined);
+        assert.deepEqual(await reg.get(ACCT, MID, '/b/new.kh'), moved);
+        assert.equal((await reg.get(ACCT, OTHER, '/b/old.kh'))!.registeredAt, 3000, 'another message at the old location is left alone');
+        assert.equal((await reg.list(ACCT)).length, 3);
+        // Deregister: only the pairs named; a pair not registered is skipped.
+        const removed = await reg.deregister(ACCT, [{ messageId: MID, location: '/b/new.kh' }, { messageId: MID, location: '/b/nowhere.kh' }]);
+        assert.deepEqual(removed.map((r) => r.location), ['/b/new.kh']);
+        assert.deepEqual((await reg.list(ACCT)).map((r) => r.location).sort(), ['/b/copy.kh', '/b/old.kh']);
+        // A store holding both layouts for one pair: deregister removes both, so nothing reappears.
+        await storage.put(`backups/${ACCT}/${MID}`, Buffer.from(JSON.stringify(rec(MID, '/b/copy.kh', [EAST], 1000))));
+        assert.equal((await reg.deregister(ACCT, [{ messageId: MID, location: '/b/copy.kh' }])).length, 1);
+        assert.deepEqual((await reg.list(ACCT)).map((r) => [r.messageId, r.location]), [[OTHER, '/b/old.kh']]);
       } finally {
         await done();
       }

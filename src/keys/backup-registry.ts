@@ -120,6 +120,45 @@ export class BackupRegistry {
     });
   }
 
+  /**
+   * Removes the records of the given (message id, location) pairs (a backup deleted for good), in
+   * one transaction. Returns the records removed: a pair no longer registered is skipped.
+   */
+  async deregister(accountId: string, ids: readonly { messageId: string; location: string }[]): Promise<BackupRecord[]> {
+    return this.storage.transaction(async (tx) => {
+      const removed: BackupRecord[] = [];
+      for (const id of ids) {
+        const stored = await this.storedAt(tx, accountId, id.messageId, id.location);
+        for (const e of stored) await tx.delete(e.key);
+        if (stored[0]) removed.push(stored[0].record);
+      }
+      return removed;
+    });
+  }
+
+  /**
+   * Moves the record of (messageId, from) to the location `to` (the file was moved), with its keys,
+   * registration and verification history, in one transaction. Returns the moved record, undefined
+   * when (messageId, from) is not registered; throws RecordExists when (messageId, to) already is.
+   */
+  async relocate(accountId: string, messageId: string, from: string, to: string): Promise<BackupRecord | undefined> {
+    return this.storage.transaction(async (tx) => {
+      const stored = await this.storedAt(tx, accountId, messageId, from);
+      const e = stored[0];
+      if (!e) return undefined;
+      if ((await this.entries(tx, accountId, messageId, to)).length) throw new RecordExists(messageId, to);
+      for (const old of stored) await tx.delete(old.key);
+      const moved: BackupRecord = { ...e.record, location: to };
+      await tx.put(recordPath(accountId, messageId, to), encode(moved));
+      return moved;
+    });
+  }
+
+  /** Every record at a location, of any message id (a location may have held several backups in turn). */
+  async atLocation(accountId: string, location: string): Promise<BackupRecord[]> {
+    return (await this.list(accountId)).filter((r) => r.location === location);
+  }
+
   /** The record of (messageId, location), wherever it is stored. */
   async get(accountId: string, messageId: string, location: string): Promise<BackupRecord | undefined> {
     return (await this.entries(this.storage, accountId, messageId, location))[0]?.record;
@@ -132,6 +171,20 @@ export class BackupRegistry {
 
   async list(accountId: string): Promise<BackupRecord[]> {
     return dedupe((await this.storage.list(`${PREFIX}${accountId}/`)).map((e) => ({ key: e.key, record: parse(e.value) }))).map((e) => e.record);
+  }
+
+  /**
+   * Every stored copy of the record of (messageId, location), the current one first: the
+   * per-location key and, should the store still hold one for the same location, the legacy key.
+   */
+  private async storedAt(r: StorageReader, accountId: string, messageId: string, location: string): Promise<{ key: string; record: BackupRecord }[]> {
+    const found: { key: string; record: BackupRecord }[] = [];
+    for (const key of [recordPath(accountId, messageId, location), legacyPath(accountId, messageId)]) {
+      const b = await r.get(key);
+      const record = b ? parse(b) : undefined;
+      if (record && record.location === location) found.push({ key, record });
+    }
+    return found;
   }
 
   private async entries(r: StorageReader, accountId: string, messageId: string, location: string | undefined): Promise<{ key: string; record: BackupRecord }[]> {
@@ -149,6 +202,14 @@ export class BackupRegistry {
     }
     // The prefix holds the legacy record (the key equal to it) and the per-location ones (prefix + '/').
     return dedupe((await r.list(legacyPath(accountId, messageId))).map((e) => ({ key: e.key, record: parse(e.value) })));
+  }
+}
+
+/** relocate's refusal: the message id is already registered at the new location. */
+export class RecordExists extends Error {
+  constructor(readonly messageId: string, readonly location: string) {
+    super(`Backup ${messageId} is already registered at ${location}.`);
+    this.name = 'RecordExists';
   }
 }
 

@@ -1,8 +1,10 @@
-import { isIP } from 'node:net';
+import { parseCidr } from '../audit/index.js';
 import { validationError } from '../errors/index.js';
 import { authorizeAccount } from './common.js';
 import type { Operation } from './context.js';
 import { KEYHOLD_EVENT_SOURCE } from './verify-audit-log.js';
+
+export { parseCidr };
 
 /** At most this many CIDR blocks in an account's allowlist. */
 export const MAX_SOURCE_CIDRS = 100;
@@ -11,18 +13,6 @@ export interface AlertSettingsOutput {
   accountId: string;
   sourceCidrAllowlist: string[];
   autoDeactivateOnCritical: boolean;
-}
-
-/** A CIDR block in canonical form, or undefined when it is not one (`10.0.0.0/8`, `2001:db8::/32`, or a bare address). */
-export function parseCidr(text: string): string | undefined {
-  const [addr, bits, extra] = text.trim().split('/');
-  if (extra !== undefined || !addr) return undefined;
-  const v = isIP(addr);
-  if (v === 0) return undefined;
-  const max = v === 4 ? 32 : 128;
-  if (bits === undefined) return `${addr}/${max}`;
-  if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) return undefined;
-  return `${addr}/${Number(bits)}`;
 }
 
 /** GetAlertSettings (Keyhold's own): the account's alert settings. */

@@ -1,3 +1,4 @@
+import { ACCOUNT_WEBHOOK_ALLOW_HINT } from '../audit/index.js';
 import { NotFoundException, validationError } from '../errors/index.js';
 import { authorizeAccount } from './common.js';
 import type { Operation } from './context.js';
@@ -26,6 +27,12 @@ export const putAlertWebhook: Operation<{ url: string }, { webhookId: string; ur
       throw validationError([`Value '${input.url}' at 'url' failed to satisfy constraint: Member must be an absolute http(s) URL`]);
     }
     if (url.username || url.password) throw validationError(["Value at 'url' failed to satisfy constraint: Member must not carry credentials"]);
+    // A literal IP is refused here; a name is checked on the addresses it resolves to at each delivery.
+    const forbidden = svc.accountWebhookGuard.literalForbidden(url);
+    if (forbidden) {
+      throw validationError([`Value '${input.url}' at 'url' failed to satisfy constraint: Member must not point at a loopback, link-local, unspecified or multicast address `
+        + `(${forbidden.address} is ${forbidden.why}; ${ACCOUNT_WEBHOOK_ALLOW_HINT})`]);
+    }
     const w = await svc.identity.addAlertWebhook(call.principal.accountId, url.href, svc.clock.now());
     audit.detail('webhookId', w.webhookId);
     // Scheme, host and port only: a webhook's path and query often carry its own bearer token

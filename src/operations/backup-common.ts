@@ -25,6 +25,15 @@ export async function authorizeOnBackupKeys(svc: Services, call: CallContext, ke
   }
 }
 
+/**
+ * Authorizes an action on registered records (verify, relocate, deregister): every wrapping key of
+ * every record must allow it (authorizeOnBackupKeys); each key goes into the audit event.
+ */
+export async function authorizeOnRecords(svc: Services, call: CallContext, records: readonly BackupRecord[], action: string, audit: AuditDraft): Promise<void> {
+  for (const r of records) for (const k of r.wrappingKeys) audit.key(k.keyArn, k.keyVersion);
+  await authorizeOnBackupKeys(svc, call, records.flatMap((r) => r.wrappingKeys.map((k) => k.keyArn)), action, audit);
+}
+
 /** A wrapping key of a backup as it stands now: unknown, its state, and whether its version is retired. */
 export interface WrappingKeyStatus extends BackupKeyRef {
   keyState: string;

@@ -2,7 +2,7 @@ import type { Principal } from '../types/index.js';
 import type { BackupRegistry, CustomKeyStoreRepository, KeyRepository, UsageCounter } from '../keys/index.js';
 import type { AuditContextKey, HsmDirectory, ImportParameterStore, KeyStore } from '../keystore/index.js';
 import type { IdentityStore } from '../identity/index.js';
-import type { AuditEvent, AuditLog } from '../audit/index.js';
+import type { AuditEvent, AuditLog, WebhookAddressGuard } from '../audit/index.js';
 
 export interface Clock {
   /** epoch milliseconds */
@@ -28,6 +28,8 @@ export interface Services {
   readonly usage: UsageCounter;
   /** Registered backups and the keys they depend on (RegisterBackup, ListBackups). */
   readonly backups: BackupRegistry;
+  /** Where account webhooks may point (the operator's --account-webhook-allow widens it); PutAlertWebhook checks literal IPs. */
+  readonly accountWebhookGuard: WebhookAddressGuard;
   readonly clock: Clock;
   /** Logs internal failures with the request id; never sent to clients. */
   readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;

@@ -63,4 +63,6 @@ export { getAccountSettings, updateAccountSettings } from './account-settings.js
 export { registerBackup } from './register-backup.js';
 export { listBackups } from './list-backups.js';
 export { recordBackupVerification } from './record-backup-verification.js';
+export { deregisterBackup } from './deregister-backup.js';
+export { relocateBackup } from './relocate-backup.js';
 export { createGrant, listGrants, listRetirableGrants, revokeGrant, retireGrant } from './grants.js';

@@ -1,5 +1,5 @@
 import { NotFoundException } from '../errors/index.js';
-import { authorizeOnBackupKeys, checkMessageId } from './backup-common.js';
+import { authorizeOnRecords, checkMessageId } from './backup-common.js';
 import type { Operation } from './context.js';
 import type { BackupRecord } from '../keys/index.js';
 
@@ -44,8 +44,7 @@ export const recordBackupVerification: Operation<RecordBackupVerificationInput, 
       : await svc.backups.getAll(call.accountId, input.messageId);
     if (!recs.length) throw new NotFoundException(`${what} is not registered.`);
     // Every wrapping key of every record the result goes on must allow it.
-    for (const r of recs) for (const k of r.wrappingKeys) audit.key(k.keyArn, k.keyVersion);
-    await authorizeOnBackupKeys(svc, call, recs.flatMap((r) => r.wrappingKeys.map((k) => k.keyArn)), 'RecordBackupVerification', audit);
+    await authorizeOnRecords(svc, call, recs, 'RecordBackupVerification', audit);
     const at = svc.clock.now();
     const locations = recs.map((r) => r.location);
     // Only the records authorized above: one registered meanwhile (another location) is left alone.

@@ -16,7 +16,9 @@ export const KEY_ADMIN_ACTIONS = [
 ] as const;
 
 /** The backup registry (Keyhold's own): bookkeeping, neither administration nor use of a key. */
-export const BACKUP_REGISTRY_ACTIONS = ['kms:RegisterBackup', 'kms:ListBackups', 'kms:RecordBackupVerification'] as const;
+export const BACKUP_REGISTRY_ACTIONS = [
+  'kms:RegisterBackup', 'kms:ListBackups', 'kms:RecordBackupVerification', 'kms:RelocateBackup', 'kms:DeregisterBackup',
+] as const;
 
 /**
  * Key use: the cryptographic operations, DescribeKey, the backup registry (a user writes, rewraps
@@ -27,8 +29,11 @@ export const KEY_USER_ACTIONS = [
   'kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey', 'kms:ListKeyVersions', ...BACKUP_REGISTRY_ACTIONS,
 ] as const;
 
-/** A backup writer: new data keys, wrapping under further keys, registering; it cannot decrypt older backups. */
-export const BACKUP_WRITER_ACTIONS = ['kms:GenerateDataKey', 'kms:Encrypt', 'kms:DescribeKey', 'kms:RegisterBackup', 'kms:ListBackups'] as const;
+/**
+ * A backup writer: new data keys, wrapping under further keys, registering, and following a file it
+ * moved (relocate); it cannot decrypt older backups, nor make the registry forget one.
+ */
+export const BACKUP_WRITER_ACTIONS = ['kms:GenerateDataKey', 'kms:Encrypt', 'kms:DescribeKey', 'kms:RegisterBackup', 'kms:RelocateBackup', 'kms:ListBackups'] as const;
 
 /** A restore drill: decrypt to prove backups readable, list them, record the result; it cannot register or move backups. */
 export const BACKUP_RESTORE_DRILL_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:ListBackups', 'kms:RecordBackupVerification'] as const;
@@ -70,13 +75,13 @@ export const MANAGED_POLICIES: ReadonlyMap<string, ManagedPolicy> = new Map(
     {
       arn: KEYHOLD_KEY_USER_ARN,
       name: 'KeyholdKeyUser',
-      description: 'Use KMS keys: Encrypt, Decrypt, ReEncrypt*, GenerateDataKey*, DescribeKey, ListKeyVersions; register, list and verify backups.',
+      description: 'Use KMS keys: Encrypt, Decrypt, ReEncrypt*, GenerateDataKey*, DescribeKey, ListKeyVersions; register, list, verify, relocate and deregister backups.',
       document: doc('KeyUse', KEY_USER_ACTIONS),
     },
     {
       arn: KEYHOLD_BACKUP_WRITER_ARN,
       name: 'KeyholdBackupWriter',
-      description: 'Write and register encrypted backups (GenerateDataKey, Encrypt, DescribeKey, RegisterBackup, ListBackups); no Decrypt.',
+      description: 'Write and register encrypted backups (GenerateDataKey, Encrypt, DescribeKey, RegisterBackup, RelocateBackup, ListBackups); no Decrypt, no DeregisterBackup.',
       document: doc('BackupWrite', BACKUP_WRITER_ACTIONS),
     },
     {

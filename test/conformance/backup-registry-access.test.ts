@@ -14,7 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IAM } from '@aws-sdk/client-iam';
 import { rejects } from '../helpers/assert.js';
-import { iamClient, policy } from '../helpers/iam.js';
+import { createUserWithKey, iamClient, policy } from '../helpers/iam.js';
 import { cliEnv, runCli, startServer, tempDir, type Credentials, type TestServer } from '../helpers/server.js';
 import { callKeyhold } from '../../src/cli/keyhold-client.js';
 import type { ClientSettings } from '../../src/cli/client.js';
@@ -44,11 +44,7 @@ describe('backup registry: RegisterBackup, ListBackups and RecordBackupVerificat
     });
 
   async function user(name: string, attach: string[] = [], inline?: string): Promise<void> {
-    await iam.createUser({ UserName: name });
-    for (const p of attach) await iam.attachUserPolicy({ UserName: name, PolicyArn: p });
-    if (inline) await iam.putUserPolicy({ UserName: name, PolicyName: 'inline', PolicyDocument: inline });
-    const { AccessKey: k } = await iam.createAccessKey({ UserName: name });
-    creds[name] = { accessKeyId: k!.AccessKeyId!, secretAccessKey: k!.SecretAccessKey! };
+    creds[name] = await createUserWithKey(iam, name, attach, inline);
   }
 
   before(async () => {

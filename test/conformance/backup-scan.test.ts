@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
@@ -103,6 +103,47 @@ describe('keyhold backup scan', () => {
     assert.equal(text.code, 3);
     assert.match(text.stdout, /AT RISK .*orders-2026-12-01\.sql\.enc/);
     assert.match(text.stdout, /scan: 9 files, 8 at risk/);
+  });
+
+  it('reports registered backups inside DIR whose file was moved, deleted or replaced (exit 3, in --json)', async () => {
+    const dir = join(root, 'lineage');
+    mkdirSync(join(dir, 'sub'), { recursive: true });
+    const loc = (n: string) => join(dir, n);
+    for (const n of ['kept.kh', 'moved.kh', 'deleted.kh', 'overwritten.kh', 'plain.kh']) await enc(keyOk, loc(n));
+    const before = await cli(['backup', 'scan', '--json', dir]);
+    assert.equal(before.code, 0, before.stdout + before.stderr);
+    const ids = new Map((JSON.parse(before.stdout) as { findings: (Finding & { messageId: string })[] }).findings.map((f) => [f.path, f.messageId]));
+    renameSync(loc('moved.kh'), loc('sub/moved.kh'));
+    rmSync(loc('deleted.kh'));
+    await enc(keyOk, loc('overwritten.kh')); // a new backup (and registration) at the same path
+    writeFileSync(loc('plain.kh'), 'CREATE TABLE t (id int);\n');
+    const r = await cli(['backup', 'scan', '--json', dir]);
+    assert.equal(r.code, 3, r.stdout + r.stderr);
+    interface Gone { messageId: string; location: string; risk: string; holds?: string; foundAt?: string[]; problems: string[] }
+    const report = JSON.parse(r.stdout) as { registeredMissing: number; registeredReplaced: number; registry: Gone[]; findings: Finding[] };
+    const gone = (n: string) => report.registry.find((g) => g.location === loc(n));
+    assert.equal(gone('kept.kh'), undefined);
+    assert.deepEqual({ ...gone('moved.kh'), problems: undefined }, { messageId: ids.get(loc('moved.kh')), location: loc('moved.kh'), risk: 'missing', foundAt: [loc('sub/moved.kh')], problems: undefined });
+    assert.equal(gone('deleted.kh')?.risk, 'missing');
+    assert.equal(gone('deleted.kh')?.foundAt, undefined);
+    assert.equal(gone('overwritten.kh')?.risk, 'replaced');
+    assert.equal(gone('overwritten.kh')?.messageId, ids.get(loc('overwritten.kh')));
+    assert.match(gone('overwritten.kh')!.holds!, /^[0-9a-f]{64}$/);
+    assert.notEqual(gone('overwritten.kh')!.holds, ids.get(loc('overwritten.kh')));
+    assert.deepEqual({ risk: gone('plain.kh')?.risk, holds: gone('plain.kh')?.holds }, { risk: 'replaced', holds: 'sql-text' });
+    assert.equal(report.registry.length, 4);
+    assert.equal(report.registeredMissing, 2);
+    assert.equal(report.registeredReplaced, 2);
+    // Records elsewhere (other trees of this test) are not reported for this DIR.
+    assert.ok(report.registry.every((g) => g.location.startsWith(dir + '/')));
+    const text = await cli(['backup', 'scan', join(dir, 'sub')]);
+    assert.equal(text.code, 3, text.stdout);
+    assert.doesNotMatch(text.stdout, /MISSING|REPLACED/);
+    const all = await cli(['backup', 'scan', dir]);
+    assert.match(all.stdout, new RegExp(`MISSING  ${loc('deleted.kh')}`));
+    assert.match(all.stdout, new RegExp(`moved to ${loc('sub/moved.kh')}\\? \\(keyhold backup relocate ${loc('moved.kh')} ${loc('sub/moved.kh')}\\)`));
+    assert.match(all.stdout, /registered backups: 2 missing, 2 replaced/);
+    assert.ok(all.stdout.includes(`(keyhold backup forget ${loc('plain.kh')} --message-id ${ids.get(loc('plain.kh'))})`), all.stdout);
   });
 
   it('a key scheduled for deletion, or gone from the server, is flagged', async () => {

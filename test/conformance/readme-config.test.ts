@@ -119,6 +119,7 @@ describe('README Configuration table, --help and SERVER_FLAGS agree', () => {
         'audit-digest-seconds': '7',
         'audit-retention-days': '7',
         'alert-webhook': 'https://example.test/hook',
+        'account-webhook-allow': '127.0.0.0/8',
         workers: '2',
       };
       for (const f of FLAGS.filter((f) => f.env)) {
@@ -142,6 +143,16 @@ describe('README Configuration table, --help and SERVER_FLAGS agree', () => {
         assert.deepEqual(parseServerConfig([`--${f.name}`, f.default!], {}), parseServerConfig([], {}), `--${f.name} defaults to ${f.default}`);
       }
       assert.equal(parseServerConfig([], {}).auditRetentionDays, undefined, 'no --audit-retention-days keeps everything');
+      // --account-webhook-allow: repeatable, a list in the config file, comma-separated in the environment; CIDRs only.
+      const allowFile = join(dir, 'allow.json');
+      writeFileSync(allowFile, JSON.stringify({ 'account-webhook-allow': ['127.0.0.1', 'fe80::/10'] }));
+      for (const c of [
+        parseServerConfig(['--account-webhook-allow', '127.0.0.1', '--account-webhook-allow', 'fe80::/10'], {}),
+        parseServerConfig(['--config', allowFile], {}),
+        parseServerConfig([], { KEYHOLD_ACCOUNT_WEBHOOK_ALLOW: '127.0.0.1,fe80::/10' }),
+      ]) assert.deepEqual(c.accountWebhookAllow, ['127.0.0.1/32', 'fe80::/10']);
+      assert.deepEqual(parseServerConfig([], {}).accountWebhookAllow, []);
+      assert.throws(() => parseServerConfig(['--account-webhook-allow', 'localhost'], {}), /--account-webhook-allow localhost is not an IPv4 or IPv6 CIDR block/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -21,3 +21,12 @@ export function stsClient(server: TestServer, credentials: Credentials = server.
 }
 
 export const policy = (...Statement: object[]) => JSON.stringify({ Version: '2012-10-17', Statement });
+
+/** Creates an IAM user with the managed policies attached (and an inline one), and returns an access key of it. */
+export async function createUserWithKey(iam: IAM, name: string, attach: string[] = [], inline?: string): Promise<Credentials> {
+  await iam.createUser({ UserName: name });
+  for (const p of attach) await iam.attachUserPolicy({ UserName: name, PolicyArn: p });
+  if (inline) await iam.putUserPolicy({ UserName: name, PolicyName: 'inline', PolicyDocument: inline });
+  const { AccessKey: k } = await iam.createAccessKey({ UserName: name });
+  return { accessKeyId: k!.AccessKeyId!, secretAccessKey: k!.SecretAccessKey! };
+}

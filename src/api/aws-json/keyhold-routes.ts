@@ -159,6 +159,16 @@ export const KEYHOLD_ROUTES = {
     struct({ MessageId: str(), LastVerifiedDate: timestamp(), Locations: list(str()) }, ['MessageId', 'LastVerifiedDate', 'Locations']),
     ops.recordBackupVerification,
   ),
+  DeregisterBackup: route(
+    struct({ MessageId: str({ min: 64, max: 64 }), Location: str({ min: 1, max: 4096 }) }, ['Location']),
+    struct({ Backups: list(struct({ MessageId: str(), Location: str() }, ['MessageId', 'Location'])) }, ['Backups']),
+    ops.deregisterBackup,
+  ),
+  RelocateBackup: route(
+    struct({ MessageId: str({ min: 64, max: 64 }), Location: str({ min: 1, max: 4096 }), NewLocation: str({ min: 1, max: 4096 }) }, ['MessageId', 'Location', 'NewLocation']),
+    struct({ MessageId: str(), Location: str(), PreviousLocation: str() }, ['MessageId', 'Location', 'PreviousLocation']),
+    ops.relocateBackup,
+  ),
 } satisfies Record<string, Route>;
 
 export const KEYHOLD_TARGET_PREFIX = 'KeyholdService.';

@@ -7,7 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { describeEdks, type EdkDescription } from './edks.js';
-import { listBackups, recordVerification, registerBackup } from './registry.js';
+import { deregisterBackup, listBackups, recordVerification, registerBackup, registryLocation, relocateBackup } from './registry.js';
+import { KeyholdServiceError } from '../keyhold-client.js';
 import { scanTree } from './scan.js';
 import { BackupFormatError, parseHeader, IncompleteHeader, SUITES, SUITE_COMMIT_KEY, SUITE_COMMIT_KEY_ECDSA_P384, type ParsedHeader, type EncryptedDataKey } from '../../format/backup-message/index.js';
 import { clientSettings, UsageError, type ClientSettings } from '../client.js';
@@ -262,6 +263,92 @@ async function registerCmd(argv: string[], out: Out): Promise<number> {
   return results.every((r) => r.ok) ? 0 : EXIT_INTEGRITY;
 }
 
+/**
+ * The message id the file at a registered location holds now: undefined when the location is a
+ * URL, or nothing is there, or what is there is not a message.
+ */
+async function heldMessageId(location: string): Promise<string | undefined> {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) return undefined;
+  try {
+    return (await readFileHeader(location)).messageId.toString('hex');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (e instanceof BackupFormatError || e instanceof IncompleteHeader || code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * `backup forget LOCATION...`: removes the registry's records of backups deleted for good
+ * (KeyholdService.DeregisterBackup), so the registry, drills and `rewrap --all` stop counting them.
+ * Without --message-id, every record at each location; a location whose file still holds a message
+ * is then refused (it would forget a live backup): --message-id says which record to forget.
+ */
+async function forgetCmd(argv: string[], out: Out): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...COMMON, 'message-id': { type: 'string' } } });
+  if (!positionals.length || positionals.includes('-')) throw new UsageError('backup forget takes one or more registered LOCATIONs');
+  const messageId = values['message-id']?.toLowerCase();
+  if (messageId !== undefined && !/^[0-9a-f]{64}$/.test(messageId)) throw new UsageError('--message-id wants a message id: 64 hex digits (backup list --json shows them)');
+  const settings = clientSettings(values);
+  const results: { location: string; forgotten: { messageId: string; location: string }[]; error?: string }[] = [];
+  for (const location of positionals.map(registryLocation)) {
+    let error: string | undefined;
+    const held = messageId === undefined ? await heldMessageId(location) : undefined;
+    if (held !== undefined) error = `the file still holds message ${held}: give --message-id to say which record to forget`;
+    else {
+      try {
+        const removed = await deregisterBackup(settings, location, messageId);
+        results.push({ location, forgotten: removed.map((r) => ({ messageId: r.MessageId, location: r.Location })) });
+        if (!values.json) for (const r of removed) out(`forgot ${r.Location} (message ${r.MessageId.slice(0, 16)})`);
+      } catch (e) {
+        if (!(e instanceof KeyholdServiceError)) throw e;
+        error = `${e.name}: ${e.message}`;
+      }
+    }
+    if (error !== undefined) {
+      results.push({ location, forgotten: [], error });
+      if (!values.json) process.stderr.write(`keyhold: ${location}: ${error}; nothing forgotten\n`);
+    }
+  }
+  if (values.json) out(JSON.stringify({ forgotten: results.reduce((n, r) => n + r.forgotten.length, 0), results }, null, 2));
+  return results.some((r) => r.error !== undefined) ? 1 : 0;
+}
+
+/**
+ * `backup relocate OLD NEW`: the file was moved; its record follows (KeyholdService.RelocateBackup,
+ * one transaction, verification history kept). NEW must hold a message, and the record at OLD must
+ * be of that message id; a file still at OLD holding it means NEW is a copy (`backup register`).
+ */
+async function relocateCmd(argv: string[], out: Out): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...COMMON } });
+  if (positionals.length !== 2 || positionals.includes('-')) throw new UsageError('backup relocate takes OLD NEW: the registered location and where the file is now');
+  const [from, to] = positionals.map(registryLocation) as [string, string];
+  if (from === to) throw new UsageError('backup relocate: OLD and NEW are the same location');
+  let h: ParsedHeader;
+  try {
+    h = await readFileHeader(to);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${to} does not exist: relocate the record to where the file is now`);
+    return integrityExit(e, ` (${to} must hold the registered backup)`);
+  }
+  const messageId = h.messageId.toString('hex');
+  if ((await heldMessageId(from)) === messageId) {
+    process.stderr.write(`keyhold: ${from} still holds message ${messageId}: ${to} is a copy; register it with keyhold backup register ${to}\n`);
+    return 1;
+  }
+  try {
+    await relocateBackup(clientSettings(values), messageId, from, to);
+  } catch (e) {
+    if (!(e instanceof KeyholdServiceError)) throw e;
+    const hint = e.name === 'NotFoundException' ? ` (${to} holds message ${messageId}: the record at ${from} must be of that message)` : '';
+    process.stderr.write(`keyhold: ${e.name}: ${e.message}${hint}\n`);
+    return 1;
+  }
+  if (values.json) out(JSON.stringify({ messageId, location: to, previousLocation: from }, null, 2));
+  else out(`relocated message ${messageId.slice(0, 16)}: ${from} -> ${to}`);
+  return 0;
+}
+
 /** The journal that makes an in-place header rewrite recoverable: the new header, written first. */
 function journalPath(file: string): string {
   return join(dirname(file), `.${basename(file)}.keyhold-rewrap`);
@@ -454,17 +541,22 @@ async function drillCmd(argv: string[], out: Out): Promise<number> {
 async function scanCmd(argv: string[], out: Out): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...COMMON, 'no-registry': { type: 'boolean' } } });
   if (positionals.length !== 1) throw new UsageError('backup scan takes one DIR');
-  const findings = await scanTree(positionals[0]!, clientSettings(values), { registry: !values['no-registry'] });
+  const { findings, registry } = await scanTree(positionals[0]!, clientSettings(values), { registry: !values['no-registry'] });
   const atRisk = findings.filter((f) => f.problems.length);
-  if (values.json) out(JSON.stringify({ files: findings.length, atRisk: atRisk.length, findings }, null, 2));
+  const missing = registry.filter((r) => r.risk === 'missing').length;
+  if (values.json) out(JSON.stringify({ files: findings.length, atRisk: atRisk.length, registeredMissing: missing, registeredReplaced: registry.length - missing, findings, registry }, null, 2));
   else {
     for (const f of findings) {
       out(`${f.problems.length ? 'AT RISK' : 'ok     '}  ${f.path}  (${f.kind}${f.messageId ? ` ${f.messageId.slice(0, 16)}` : ''})`);
       for (const p of f.problems) out(`           - ${p}`);
     }
-    out(`scan: ${findings.length} files, ${atRisk.length} at risk`);
+    for (const r of registry) {
+      out(`${r.risk === 'missing' ? 'MISSING' : 'REPLACED'}  ${r.location}  (registered message ${r.messageId.slice(0, 16)})`);
+      for (const p of r.problems) out(`           - ${p}`);
+    }
+    out(`scan: ${findings.length} files, ${atRisk.length} at risk${values['no-registry'] ? '' : `; registered backups: ${missing} missing, ${registry.length - missing} replaced`}`);
   }
-  return atRisk.length ? EXIT_INTEGRITY : 0;
+  return atRisk.length || registry.length ? EXIT_INTEGRITY : 0;
 }
 
 /**
@@ -671,6 +763,11 @@ export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--c
   keyhold backup register FILE [FILE ...] [--verify] [--json]
                                  register existing encrypted files where they are (cp or rsync replicas,
                                  files written with --no-register); --verify authenticates every frame first
+  keyhold backup relocate OLD NEW [--json]   the file was moved: its record (and verification history)
+                                 follows; NEW must hold the message registered at OLD
+  keyhold backup forget LOCATION [LOCATION ...] [--message-id ID] [--json]
+                                 remove the records of backups deleted for good (every record at the
+                                 location, or that message's; a location still holding a message needs --message-id)
   keyhold backup drill [--sample N] [--json]  fully verify N random registered backups, record the results
   keyhold backup copy FILE -o DEST --to-key K [--to-key ...] [--to-region R] [--to-endpoint URL] [--keep-source-keys]
                                  re-wrap for the destination, write DEST, verify it there with its keys alone
@@ -681,7 +778,8 @@ export const BACKUP_HELP = `  keyhold backup encrypt --key K [--key K2 ...] [--c
   keyhold backup scan DIR [--json] [--no-registry]
                                  every file not encrypted (by content: SQL, pg_dump, tar, gzip, zip, ...),
                                  encrypted with keys disabled/pending deletion/unknown/without rotation,
-                                 or not in the registry; exit 3 when anything is at risk
+                                 or not in the registry; registered backups inside DIR whose file is
+                                 missing or replaced; exit 3 when anything is at risk
   Long jobs draw a progress bar on stderr when it is a terminal (--no-progress or --quiet: none).
   Exit status: 0 ok, 1 error, 2 usage, 3 the message is malformed or fails authentication.
 `;
@@ -694,6 +792,8 @@ export async function backupCommand(argv: string[], out: Out): Promise<number> {
     case 'verify': return decryptCmd(rest, out, true);
     case 'inspect': return inspectCmd(rest, out);
     case 'register': return registerCmd(rest, out);
+    case 'forget': return forgetCmd(rest, out);
+    case 'relocate': return relocateCmd(rest, out);
     case 'rewrap': return rewrapCmd(rest, out);
     case 'list': return listCmd(rest, out);
     case 'drill': return drillCmd(rest, out);

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { BackupFormatError, SUITE_COMMIT_KEY, type EncryptedDataKey } from '../../format/backup-message/index.js';
 import { decryptStream, encryptStream, type Keyring, type Sink } from './message-stream.js';
 import { AtomicFile, nullSink, source } from './files.js';
-import { decryptFileParallel, encryptFileParallel, FramePool, frameLayout, messageLayout, ParallelMismatch, PARALLEL_MIN_FRAMES, verifyFile } from './parallel.js';
+import { decryptFile, decryptFileParallel, encryptFileParallel, FramePool, frameLayout, messageLayout, ParallelMismatch, PARALLEL_MIN_FRAMES, verifyFile } from './parallel.js';
 import { FINAL_OVERHEAD, REGULAR_OVERHEAD } from './frame-worker.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'keyhold-parallel-'));
@@ -33,6 +33,17 @@ class CountingKeyring implements Keyring {
     return { dataKey: Buffer.from(this.key), keyArn: 'test/k' };
   }
 }
+
+/** A CountingKeyring that remembers every data key buffer it handed out (to see that each gets zeroed). */
+class RecordingKeyring extends CountingKeyring {
+  readonly given: Buffer[] = [];
+  override async decrypt(edks: EncryptedDataKey[]) {
+    const r = await super.decrypt(edks);
+    this.given.push(r.dataKey);
+    return r;
+  }
+}
+const zeroed = (b: Buffer) => b.every((x) => x === 0);
 
 async function streamDecryptFile(path: string, keyring: Keyring): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -157,5 +168,43 @@ describe('parallel backup path', () => {
     const unwraps = keyring.unwraps;
     await assert.rejects(decryptStream(source(enc), nullSink, { keyring: e.keyring }), /frame 16 fails authentication/);
     assert.equal(keyring.unwraps, unwraps);
+    e.keyring.forget();
+  });
+
+  it('the data key kept for the retry is zeroed on every path: handed out and used, or the retry failing before it takes it', async () => {
+    const enc = file('z.enc');
+    const plain = randomBytes(20 * F);
+    await streamEncryptFile(plain, enc, new CountingKeyring(Buffer.alloc(32, 7)), F);
+    const original = readFileSync(enc);
+    // A frame fails: the retry takes the kept key (no second unwrap) and names the frame.
+    const tampered = Buffer.from(original);
+    tampered[tampered.length - 5 * (F + REGULAR_OVERHEAD) + 100]! ^= 0x80;
+    writeFileSync(enc, tampered);
+    const handed = new RecordingKeyring(Buffer.alloc(32, 7));
+    await assert.rejects(decryptFile(enc, { keyring: handed }, { path: file('z1.dec'), durable: false }), /frame 16 fails authentication/);
+    assert.equal(handed.unwraps, 1);
+    assert.ok(handed.given.every(zeroed), 'the kept key, used by the retry, is zeroed');
+    // The file is emptied while the parallel attempt reads it: the attempt gives up, and the retry
+    // fails on the header before it takes the kept key; the key is zeroed all the same.
+    writeFileSync(enc, original);
+    const unused = new RecordingKeyring(Buffer.alloc(32, 7));
+    let emptied = false;
+    const onProgress = () => {
+      if (!emptied) writeFileSync(enc, '');
+      emptied = true;
+    };
+    await assert.rejects(decryptFile(enc, { keyring: unused, onProgress }, { path: file('z2.dec'), durable: false }), /empty input/);
+    assert.ok(emptied);
+    assert.equal(unused.unwraps, 1);
+    assert.equal(unused.given.length, 1);
+    assert.ok(zeroed(unused.given[0]!), 'the kept key, never used by the retry, is zeroed');
+    assert.equal(existsSync(file('z2.dec')), false);
+    // The same when the attempt succeeds.
+    writeFileSync(enc, original);
+    const ok = new RecordingKeyring(Buffer.alloc(32, 7));
+    const r = await decryptFile(enc, { keyring: ok }, { path: file('z3.dec'), durable: false });
+    assert.equal(r.frames, 20);
+    assert.ok(readFileSync(file('z3.dec')).equals(plain));
+    assert.ok(ok.given.every(zeroed));
   });
 });

@@ -39,12 +39,21 @@ const MAX_WORKERS = 8;
 /** How often the main thread reports progress and starts flush-behind fdatasyncs. */
 const TICK_MS = 50;
 
+/**
+ * The keyring for the stream path's retry: hands out the data key the failed attempt already
+ * unwrapped, once. forget() zeroes it if it was never handed out (the retry failed before using
+ * it); whoever catches a ParallelMismatch must call forget() once the retry is over, whatever its end.
+ */
+export interface RetryKeyring extends Keyring {
+  forget(): void;
+}
+
 /** The parallel path could not be taken or did not match the message: run the stream path instead. */
 export class ParallelMismatch extends Error {
   constructor(
     message: string,
-    /** A keyring that hands out the data key already unwrapped (no second KMS call), or the caller's. */
-    readonly keyring: Keyring,
+    /** A keyring that hands out the data key already unwrapped (no second KMS call), then the caller's. */
+    readonly keyring: RetryKeyring,
   ) {
     super(message);
   }
@@ -175,23 +184,26 @@ export async function encryptFileParallel(inPath: string, out: AtomicFile, o: En
 }
 
 /**
- * Wraps the caller's keyring for the parallel attempt: keeps a copy of the data key it unwraps, so
- * that if the attempt fails the stream path can start again without a second KMS call (and a second
- * Decrypt in the audit log). The copy is zeroed by whoever ends up with it.
+ * Wraps the caller's keyring for the parallel attempt: keeps the data key it unwraps (the attempt
+ * gets a copy, which openMessage zeroes), so that if the attempt fails the stream path can start
+ * again without a second KMS call (and a second Decrypt in the audit log). The kept key is zeroed
+ * by forget() (the attempt succeeded or failed otherwise), or passes to handOver()'s keyring, which
+ * either hands it to the retry (whose openMessage zeroes it) or zeroes it in its own forget().
  */
 class KeepingKeyring implements Keyring {
-  kept: { dataKey: Buffer; keyArn: string } | undefined;
+  private kept: { dataKey: Buffer; keyArn: string } | undefined;
   constructor(private readonly inner: Keyring) {}
   generate(context: Record<string, string>) {
     return this.inner.generate(context);
   }
   async decrypt(edks: EncryptedDataKey[], context: Record<string, string>) {
     const r = await this.inner.decrypt(edks, context);
-    this.kept = { dataKey: Buffer.from(r.dataKey), keyArn: r.keyArn };
-    return r;
+    this.forget();
+    this.kept = { dataKey: r.dataKey, keyArn: r.keyArn };
+    return { dataKey: Buffer.from(r.dataKey), keyArn: r.keyArn };
   }
   /** A keyring for the retry that hands out the kept data key once, then defers to the caller's. */
-  handOver(): Keyring {
+  handOver(): RetryKeyring {
     let kept = this.kept;
     this.kept = undefined;
     const inner = this.inner;
@@ -201,6 +213,10 @@ class KeepingKeyring implements Keyring {
         const k = kept;
         kept = undefined;
         return k ?? inner.decrypt(edks, context);
+      },
+      forget: () => {
+        kept?.dataKey.fill(0);
+        kept = undefined;
       },
     };
   }
@@ -227,7 +243,8 @@ async function readFileHeaderAt(fh: FileHandle, size: number): Promise<ParsedHea
  * Decrypts (out given) or verifies (out undefined) the regular file at inPath. Returns undefined
  * when the message is not one this path takes (signed, small, not a regular file, a size no layout
  * fits, or workers: 0), before any KMS call; throws ParallelMismatch when a frame does not verify
- * or sits where the layout does not expect it. In both cases the caller runs the stream path.
+ * or sits where the layout does not expect it. In both cases the caller runs the stream path
+ * (with the ParallelMismatch's keyring, then calling its forget()).
  */
 export async function decryptFileParallel(inPath: string, out: AtomicFile | undefined, o: DecryptOptions & { workers?: number }): Promise<DecryptResult | undefined> {
   if (o.workers === 0) return undefined;
@@ -291,21 +308,32 @@ export async function decryptFile(inPath: string, o: DecryptOptions & { workers?
       else await f.abort();
       return r;
     } catch (e) {
-      await f.abort();
+      try {
+        await f.abort();
+      } catch (abortError) {
+        if (e instanceof ParallelMismatch) e.keyring.forget(); // no retry then
+        throw abortError;
+      }
       throw e;
     }
   };
-  let retry: DecryptOptions = o;
+  let retryKeyring: RetryKeyring | undefined;
   if (o.workers !== 0) {
     try {
       const r = await toFile((f) => decryptFileParallel(inPath, f, o));
       if (r) return r;
     } catch (e) {
       if (!(e instanceof ParallelMismatch)) throw e;
-      retry = { ...o, keyring: e.keyring };
+      retryKeyring = e.keyring;
     }
   }
-  return (await toFile((f) => decryptStream(source(inPath), f ?? nullSink, retry)))!;
+  try {
+    return (await toFile((f) => decryptStream(source(inPath), f ?? nullSink, retryKeyring ? { ...o, keyring: retryKeyring } : o)))!;
+  } finally {
+    // The retry may fail before it takes the kept data key (its output cannot be created, the file
+    // changed and its header no longer parses or checks): zero it then.
+    retryKeyring?.forget();
+  }
 }
 
 /** Verifies the message in a file without writing plaintext (decryptFile without an output). */

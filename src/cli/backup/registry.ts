@@ -1,4 +1,4 @@
-/** The server's backup registry from the CLI (KeyholdService.RegisterBackup / ListBackups). */
+/** The server's backup registry from the CLI (KeyholdService.RegisterBackup, ListBackups, DeregisterBackup, RelocateBackup, ...). */
 import { resolve } from 'node:path';
 import { SUITES, type ParsedHeader } from '../../format/backup-message/index.js';
 import type { ClientSettings } from '../client.js';
@@ -21,10 +21,13 @@ export interface RegisteredBackup {
   LastVerifyMessage?: string;
 }
 
+/** A location as the registry keys it: a URL as given, a path made absolute. */
+export const registryLocation = (location: string) => (/^[a-z][a-z0-9+.-]*:\/\//i.test(location) ? location : resolve(location));
+
 export async function registerBackup(settings: ClientSettings, h: ParsedHeader, location: string, sizeBytes: number, verified?: { ok: boolean; message?: string }): Promise<void> {
   await callKeyhold(settings, 'RegisterBackup', {
     MessageId: h.messageId.toString('hex'),
-    Location: /^[a-z][a-z0-9+.-]*:\/\//i.test(location) ? location : resolve(location),
+    Location: registryLocation(location),
     SizeBytes: sizeBytes,
     Suite: `0x${h.suiteId.toString(16).padStart(4, '0')} ${SUITES[h.suiteId]!.name}`,
     WrappingKeys: describeEdks(h.encryptedDataKeys).filter((k) => k.provider === 'aws-kms').map((k) => ({ KeyArn: k.keyArn, ...(k.keyVersion !== undefined ? { KeyVersion: k.keyVersion } : {}) })),
@@ -42,8 +45,19 @@ export async function recordVerification(settings: ClientSettings, messageId: st
   await callKeyhold(settings, 'RecordBackupVerification', { MessageId: messageId, Location: location, Ok: ok, ...(message !== undefined ? { Message: message.slice(0, 4000) } : {}) });
 }
 
-/** A registered backup's identity: its message id and its location (a copy keeps the message id). */
-export const backupId = (b: { MessageId: string; Location: string }) => `${b.MessageId}\n${b.Location}`;
+/**
+ * Removes registered backups from the registry (KeyholdService.DeregisterBackup): the record of
+ * that message id at the location, or without one every record at the location. Returns what was removed.
+ */
+export async function deregisterBackup(settings: ClientSettings, location: string, messageId?: string): Promise<{ MessageId: string; Location: string }[]> {
+  const r = await callKeyhold<{ Backups: { MessageId: string; Location: string }[] }>(settings, 'DeregisterBackup', { Location: location, ...(messageId !== undefined ? { MessageId: messageId } : {}) });
+  return r.Backups;
+}
+
+/** Moves a registered backup's record, with its history, to a new location (KeyholdService.RelocateBackup). */
+export async function relocateBackup(settings: ClientSettings, messageId: string, location: string, newLocation: string): Promise<void> {
+  await callKeyhold(settings, 'RelocateBackup', { MessageId: messageId, Location: location, NewLocation: newLocation });
+}
 
 export async function listBackups(settings: ClientSettings, filter: { KeyId?: string; KeyVersion?: number; AtRiskWithoutKeyId?: string } = {}): Promise<RegisteredBackup[]> {
   const r = await callKeyhold<{ Backups: RegisteredBackup[] }>(settings, 'ListBackups', filter);

@@ -4,14 +4,14 @@
  * wrapping keys are disabled, pending deletion, unknown or without rotation, and files the registry
  * does not know.
  */
-import { open, readdir, lstat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { open, readdir, lstat, stat } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
 import type { KMS } from '@aws-sdk/client-kms';
 import { BackupFormatError, IncompleteHeader, parseHeader, type ParsedHeader } from '../../format/backup-message/index.js';
 import type { ClientSettings } from '../client.js';
 import { describeEdks } from './edks.js';
 import { KmsKeyring } from './kms-keyring.js';
-import { backupId, listBackups } from './registry.js';
+import { listBackups } from './registry.js';
 
 const SNIFF_BYTES = 64 * 1024;
 
@@ -82,6 +82,28 @@ export interface ScanFinding {
   problems: string[];
 }
 
+/**
+ * A registered backup whose location is inside the scanned tree but whose file is gone ("missing":
+ * moved with mv, or deleted) or holds something else ("replaced": another message, or not a
+ * message at all). The registry lists it there until `keyhold backup relocate` or `forget`.
+ */
+export interface RegistryFinding {
+  messageId: string;
+  location: string;
+  risk: 'missing' | 'replaced';
+  /** replaced: what the file holds now (another message id, or the content kind). */
+  holds?: string;
+  /** missing: files of this scan that hold the same message id (where it may have been moved). */
+  foundAt?: string[];
+  problems: string[];
+}
+
+export interface ScanReport {
+  findings: ScanFinding[];
+  /** Registered backups inside the tree whose file is missing or replaced (empty with --no-registry). */
+  registry: RegistryFinding[];
+}
+
 async function* walk(dir: string): AsyncGenerator<string> {
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
@@ -125,14 +147,14 @@ async function keyInfo(kms: KMS, arn: string): Promise<KeyInfo> {
   }
 }
 
-export async function scanTree(root: string, settings: ClientSettings, opts: { registry: boolean }): Promise<ScanFinding[]> {
+export async function scanTree(root: string, settings: ClientSettings, opts: { registry: boolean }): Promise<ScanReport> {
   const keyring = new KmsKeyring(settings);
   const keys = new Map<string, Promise<KeyInfo>>();
   // A registered backup is a message id at a location: a copy elsewhere (same message id) is not this file.
   const rows = opts.registry ? await listBackups(settings) : undefined;
-  const registered = rows ? new Set(rows.map(backupId)) : undefined;
-  const elsewhere = new Map<string, string[]>();
-  for (const b of rows ?? []) elsewhere.set(b.MessageId, [...(elsewhere.get(b.MessageId) ?? []), b.Location]);
+  // Every registered location of each message id.
+  const locationsOf = new Map<string, string[]>();
+  for (const b of rows ?? []) locationsOf.set(b.MessageId, [...(locationsOf.get(b.MessageId) ?? []), b.Location]);
   const findings: ScanFinding[] = [];
   const st = await lstat(root);
   const paths = st.isDirectory() ? walk(root) : (async function* () { yield root; })();
@@ -166,10 +188,10 @@ export async function scanTree(root: string, settings: ClientSettings, opts: { r
           if (info.rotation === 'off') f.problems.push(`key without rotation: ${k.keyArn}`);
         }
         if (!f.wrappingKeys.length) f.problems.push('no KMS wrapping key');
-        if (registered) {
-          f.registered = registered.has(backupId({ MessageId: f.messageId, Location: f.path }));
+        if (rows) {
+          const others = locationsOf.get(f.messageId);
+          f.registered = !!others?.includes(f.path);
           if (!f.registered) {
-            const others = elsewhere.get(f.messageId);
             f.problems.push(others ? `not in the backup registry at this location (its message is registered at ${others.join(', ')})` : 'not in the backup registry');
           }
         }
@@ -183,5 +205,57 @@ export async function scanTree(root: string, settings: ClientSettings, opts: { r
     }
     findings.push(f);
   }
-  return findings;
+  const gone = rows ? await registeredGone(resolve(root), st.isDirectory(), rows, findings) : [];
+  return { findings, registry: gone };
+}
+
+/** What a file holds, for comparing with a registered message id: its message id, or its kind. */
+async function holdsAt(path: string): Promise<{ messageId?: string; kind: string } | undefined> {
+  let head: Buffer;
+  try {
+    if (!(await stat(path)).isFile()) return { kind: 'not a regular file' };
+    head = await readHead(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw e;
+  }
+  const kind = sniff(head);
+  try {
+    return kind === 'keyhold-backup' ? { messageId: parseHeader(head).messageId.toString('hex'), kind } : { kind };
+  } catch {
+    return { kind };
+  }
+}
+
+/**
+ * The registered backups (message id at a location inside root) whose file this scan did not find
+ * holding that message: deleted or moved away ("missing"), or overwritten ("replaced"). A location
+ * the walk did not reach (a symlink) is looked at directly.
+ */
+async function registeredGone(root: string, isDir: boolean, rows: { MessageId: string; Location: string }[], findings: ScanFinding[]): Promise<RegistryFinding[]> {
+  const byPath = new Map(findings.map((f) => [f.path, f]));
+  const inside = (loc: string) => loc === root || (isDir && loc.startsWith(root.endsWith(sep) ? root : root + sep));
+  const out: RegistryFinding[] = [];
+  for (const b of rows) {
+    if (!inside(b.Location)) continue;
+    const f = byPath.get(b.Location);
+    const held = f ? { ...(f.messageId ? { messageId: f.messageId } : {}), kind: f.kind } : await holdsAt(b.Location);
+    if (held?.messageId === b.MessageId) continue;
+    if (!held) {
+      const foundAt = findings.filter((x) => x.messageId === b.MessageId).map((x) => x.path);
+      out.push({
+        messageId: b.MessageId, location: b.Location, risk: 'missing', ...(foundAt.length ? { foundAt } : {}),
+        problems: [foundAt.length
+          ? `registered backup missing: moved to ${foundAt.join(', ')}? (keyhold backup relocate ${b.Location} ${foundAt[0]})`
+          : 'registered backup missing: the file is gone (keyhold backup forget, or relocate if it was moved)'],
+      });
+    } else {
+      const holds = held.messageId ?? held.kind;
+      out.push({
+        messageId: b.MessageId, location: b.Location, risk: 'replaced', holds,
+        problems: [`registered backup replaced: the file holds ${held.messageId ? `message ${held.messageId}` : held.kind}, not message ${b.MessageId} (keyhold backup forget ${b.Location} --message-id ${b.MessageId})`],
+      });
+    }
+  }
+  return out;
 }
