@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { rejects } from '../helpers/assert.js';
-import { runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
+import { cliEnv, runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
 
 const SECRET = 'webhook-test-secret';
 
@@ -43,10 +43,6 @@ function receiver(port = 0): Promise<{ server: Server; url: string; port: number
       },
     });
   }));
-}
-
-function cliEnv(s: TestServer): Record<string, string> {
-  return { AWS_ENDPOINT_URL: s.url, AWS_CA_BUNDLE: s.caFile!, AWS_ACCESS_KEY_ID: s.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey, AWS_REGION: 'us-east-1' };
 }
 
 describe('alerts', () => {

@@ -13,14 +13,7 @@ import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { CloudTrail } from '@aws-sdk/client-cloudtrail';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { runCli, startServer, type TestServer } from '../helpers/server.js';
-
-function cliEnv(s: TestServer): Record<string, string> {
-  return {
-    AWS_ENDPOINT_URL: s.url, AWS_CA_BUNDLE: s.caFile!, AWS_ACCESS_KEY_ID: s.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey, AWS_REGION: 'us-east-1',
-  };
-}
+import { cliEnv, runCli, startServer, type TestServer } from '../helpers/server.js';
 
 const HMAC_FORM = /^hmac-sha256:[0-9a-f]{64}$/;
 

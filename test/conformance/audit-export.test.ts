@@ -14,14 +14,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent } from 'node:https';
 import { readAuditEvents } from '../helpers/audit.js';
 import { faketimeWrapper, libfaketime, offsetClient } from '../helpers/faketime.js';
-import { runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
-
-function cliEnv(s: TestServer): Record<string, string> {
-  return {
-    AWS_ENDPOINT_URL: s.url, AWS_CA_BUNDLE: s.caFile!, AWS_ACCESS_KEY_ID: s.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey, AWS_REGION: 'us-east-1',
-  };
-}
+import { cliEnv, runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
 
 interface Record5424 { pri: number; timestamp: string; host: string; app: string; msgid: string; sequenceId: number; record: Record<string, unknown> }
 

@@ -11,14 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { eventHash } from '../../src/audit/audit-db.js';
 import { auditDbPath, readAuditEvents } from '../helpers/audit.js';
-import { runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
-
-function cliEnv(s: TestServer): Record<string, string> {
-  return {
-    AWS_ENDPOINT_URL: s.url, AWS_CA_BUNDLE: s.caFile!, AWS_ACCESS_KEY_ID: s.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey, AWS_REGION: 'us-east-1',
-  };
-}
+import { cliEnv, runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
 
 interface Report { valid: boolean; eventsChecked: number; digestsChecked: number; lastSeq: number; signedThroughSeq: number; problem?: { kind: string; seq?: number; eventId?: string; message: string } }
 

@@ -12,7 +12,7 @@ import { Agent } from 'node:https';
 import { KMS } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { AlgorithmSuiteIdentifier, buildClient, CommitmentPolicy, getClient, KmsKeyringNode } from '@aws-crypto/client-node';
-import { runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
+import { cliEnv, runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
 import { encryptStream, decryptStream, DEFAULT_FRAME_LENGTH, type Sink } from '../../src/cli/backup/message-stream.js';
 import { KmsKeyring } from '../../src/cli/backup/kms-keyring.js';
 
@@ -31,10 +31,7 @@ describe('keyhold backup: AWS Encryption SDK v2 messages', () => {
   before(async () => {
     server = await startServer();
     dir = tempDir('keyhold-backup-');
-    env = {
-      AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
-      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!,
-    };
+    env = cliEnv(server);
     keyA = (await server.kms().createKey({ Description: 'backups east' })).KeyMetadata!.Arn!;
     keyB = (await server.kms({ region: 'us-west-2' }).createKey({ Description: 'backups west' })).KeyMetadata!.Arn!;
     esdk = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, startServer, tempDir, requireTool, type TestServer } from '../helpers/server.js';
+import { cliEnv, runCli, startServer, tempDir, requireTool, type TestServer } from '../helpers/server.js';
 import { postgresBin, startPostgres, type ThrowawayPostgres } from '../helpers/postgres.js';
 import { sniff } from '../../src/cli/backup/scan.js';
 
@@ -24,10 +24,7 @@ describe('keyhold backup pg-dump / pg-restore', { skip: !havePg && 'PostgreSQL n
     server = await startServer();
     pg = startPostgres();
     dir = tempDir('keyhold-pgdump-');
-    env = {
-      AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
-      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!,
-    };
+    env = cliEnv(server);
     key = (await server.kms().createKey({})).KeyMetadata!.Arn!;
     pg.psql('postgres', 'CREATE DATABASE shop');
     pg.psql('shop', "CREATE TABLE orders (id int PRIMARY KEY, customer text NOT NULL); INSERT INTO orders SELECT g, 'customer-secret-' || g FROM generate_series(1, 5000) g;");

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
+import { cliEnv, runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
 import { readAuditEvents } from '../helpers/audit.js';
 import { callKeyhold } from '../../src/cli/keyhold-client.js';
 
@@ -44,10 +44,7 @@ describe('keyhold backup: registry, dependencies, drills', () => {
   before(async () => {
     server = await startServer();
     dir = tempDir('keyhold-backup-reg-');
-    env = {
-      AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
-      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!,
-    };
+    env = cliEnv(server);
     keyA = (await server.kms().createKey({})).KeyMetadata!.Arn!;
     keyB = (await server.kms({ region: 'us-west-2' }).createKey({})).KeyMetadata!.Arn!;
     keyC = (await server.kms().createKey({})).KeyMetadata!.Arn!;

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
+import { cliEnv, runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
 import { sniff } from '../../src/cli/backup/scan.js';
 
 interface Finding { path: string; kind: string; problems: string[]; registered?: boolean }
@@ -33,10 +33,7 @@ describe('keyhold backup scan', () => {
 
   before(async () => {
     server = await startServer();
-    env = {
-      AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
-      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!,
-    };
+    env = cliEnv(server);
     keyOk = (await server.kms().createKey({})).KeyMetadata!.Arn!;
     keyOff = (await server.kms().createKey({})).KeyMetadata!.Arn!;
     keyNoRotation = (await server.kms().createKey({ Tags: [{ TagKey: 'KeyholdRotation', TagValue: 'disabled' }] })).KeyMetadata!.Arn!;
@@ -155,9 +152,7 @@ describe('keyhold backup scan', () => {
     // Another server (another Keyhold) knows none of these keys.
     const other = await startServer();
     try {
-      const r2 = await runCli(['backup', 'scan', '--json', '--no-registry', good], {
-        ...env, AWS_ENDPOINT_URL: other.url, AWS_CA_BUNDLE: other.caFile!, AWS_ACCESS_KEY_ID: other.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: other.credentials.secretAccessKey,
-      });
+      const r2 = await runCli(['backup', 'scan', '--json', '--no-registry', good], cliEnv(other));
       assert.equal(r2.code, 3, r2.stderr);
       const rep2 = JSON.parse(r2.stdout) as { findings: Finding[] };
       assert.ok(rep2.findings.every((f) => f.problems.some((p) => p.startsWith(`key unknown: ${keyOk}`))), r2.stdout);

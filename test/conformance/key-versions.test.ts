@@ -9,7 +9,7 @@ import type { KMS } from '@aws-sdk/client-kms';
 import { callKeyhold } from '../../src/cli/keyhold-client.js';
 import type { ClientSettings } from '../../src/cli/client.js';
 import type { KeyVersionRow as VersionRow, KeyVersionsPage as Versions, SetMinimumDecryptionVersionResult } from '../../src/cli/keys-versions.js';
-import { runCli, startServer, type TestServer } from '../helpers/server.js';
+import { cliEnv, runCli, startServer, type TestServer } from '../helpers/server.js';
 import { readAuditEvents } from '../helpers/audit.js';
 
 function settingsFor(s: TestServer): ClientSettings {
@@ -182,10 +182,7 @@ describe('key versions: retirement and use counts (black box)', () => {
   });
 
   it('new keys rotate at the account\'s default period, which UpdateAccountSettings (and keyhold settings) sets', async () => {
-    const env = {
-      AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
-      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!,
-    };
+    const env = cliEnv(server);
     const before = await callKeyhold<{ DefaultRotationPeriodInDays: number }>(settings, 'GetAccountSettings', {});
     assert.equal(before.DefaultRotationPeriodInDays, 365);
     await rejectsWith(callKeyhold(settings, 'UpdateAccountSettings', { DefaultRotationPeriodInDays: 89 }), 'ValidationException');

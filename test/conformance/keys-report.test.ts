@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { constants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import type { KMS } from '@aws-sdk/client-kms';
 import { buildReport, type KeyReportRow as Row } from '../../src/cli/keys-report.js';
-import { runCli, startServer, type TestServer } from '../helpers/server.js';
+import { cliEnv, runCli, startServer, type TestServer } from '../helpers/server.js';
 import { readAuditEvents } from '../helpers/audit.js';
 
 const DAY = 86400_000;
@@ -30,10 +30,7 @@ describe('keyhold keys report', () => {
   before(async () => {
     server = await startServer();
     kms = server.kms();
-    env = {
-      AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
-      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!,
-    };
+    env = cliEnv(server);
     ids.plain = (await kms.createKey({})).KeyMetadata!.KeyId!;
     await kms.createAlias({ AliasName: 'alias/report-plain', TargetKeyId: ids.plain });
     ids.off = (await kms.createKey({ Tags: [{ TagKey: 'KeyholdRotation', TagValue: 'disabled' }] })).KeyMetadata!.KeyId!;
@@ -176,10 +173,7 @@ describe('keyhold keys report: imported (BYOK) keys', () => {
     const server = await startServer();
     try {
       const kms = server.kms();
-      const env = {
-        AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
-        AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile!,
-      };
+      const env = cliEnv(server);
       const importKey = async (validTo?: Date) => {
         const keyId = (await kms.createKey({ Origin: 'EXTERNAL' })).KeyMetadata!.KeyId!;
         const p = await kms.getParametersForImport({ KeyId: keyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' });

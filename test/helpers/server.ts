@@ -132,7 +132,6 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
   }) as TestServer;
 }
 
-/** Runs the keyhold CLI and collects its output. */
 /** The environment a `keyhold` client command needs to reach `server` as `credentials` (default: its root). */
 export function cliEnv(server: TestServer, credentials: Credentials = server.credentials, extra: Record<string, string> = {}): Record<string, string> {
   return {
@@ -141,6 +140,7 @@ export function cliEnv(server: TestServer, credentials: Credentials = server.cre
   };
 }
 
+/** Runs the keyhold CLI and collects its output. */
 export function runCli(args: string[], env: Record<string, string | undefined> = {}, input?: Buffer): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolveRun) => {
     const p = spawn(process.execPath, [KEYHOLD_BIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
