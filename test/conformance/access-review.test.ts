@@ -16,7 +16,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { callKeyhold } from '../../src/cli/keyhold-client.js';
 import type { ClientSettings } from '../../src/cli/client.js';
 import { iamClient, policy } from '../helpers/iam.js';
-import { newCredentials, requireTool, runCli, startServer, tempDir, type Credentials, type TestServer } from '../helpers/server.js';
+import { cliEnv, NO_AWS_PROFILE, newCredentials, requireTool, runCli, startServer, tempDir, type Credentials, type TestServer } from '../helpers/server.js';
 
 const ADMIN_POLICY = 'arn:aws:iam::aws:policy/KeyholdKeyAdministrator';
 const USER_POLICY = 'arn:aws:iam::aws:policy/KeyholdKeyUser';
@@ -37,15 +37,8 @@ interface Reviewed {
   }[];
 }
 
-function cliEnv(server: TestServer, creds: Credentials = server.credentials, extra: Record<string, string> = {}): Record<string, string | undefined> {
-  return {
-    AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: creds.accessKeyId, AWS_SECRET_ACCESS_KEY: creds.secretAccessKey, AWS_SESSION_TOKEN: creds.sessionToken,
-    AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', ...extra,
-  };
-}
-
 async function reviewCli(server: TestServer, args: string[] = [], extraEnv: Record<string, string> = {}): Promise<Reviewed> {
-  const r = await runCli(['access', 'review', '--json', ...args], cliEnv(server, server.credentials, extraEnv));
+  const r = await runCli(['access', 'review', '--json', ...args], cliEnv(server, undefined, { ...NO_AWS_PROFILE, ...extraEnv }));
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as Reviewed;
 }
@@ -133,7 +126,7 @@ describe('access review: who can, through what, last use, and flags (AWS SDK v3,
     const only = await reviewCli(server, ['--principal', arn('user', 'carol')]);
     assert.ok(only.keys.every((x) => x.principals.every((p) => p.principalArn === arn('user', 'carol'))));
     assert.ok(principalOf(only, keyArn, arn('user', 'carol')));
-    const text = await runCli(['access', 'review', '--key', keyArn], cliEnv(server));
+    const text = await runCli(['access', 'review', '--key', keyArn], cliEnv(server, undefined, NO_AWS_PROFILE));
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /user\/carol \[User, active\] never used/);
     assert.match(text.stdout, /Decrypt <- allowed by key policy statement 'CarolDecrypts'/);
@@ -172,7 +165,7 @@ describe('access review: who can, through what, last use, and flags (AWS SDK v3,
     const keyArn = k!.Arn!;
     const ghost = arn('user', 'ghost');
     const { GrantId } = await kms.createGrant({ KeyId: keyArn, GranteePrincipal: ghost, Operations: ['Decrypt'] });
-    const off = await runCli(['access', 'offboard', 'erin', '--no-rotate', '--json'], cliEnv(server));
+    const off = await runCli(['access', 'offboard', 'erin', '--no-rotate', '--json'], cliEnv(server, undefined, NO_AWS_PROFILE));
     assert.equal(off.code, 0, off.stderr);
 
     let r = await reviewCli(server, ['--key', keyArn]);
@@ -198,7 +191,7 @@ describe('access review: who can, through what, last use, and flags (AWS SDK v3,
     let r = await reviewCli(server, ['--key', keyArn]);
     assert.equal(keyOf(r, keyArn).owner, arn('user', 'frank'));
     assert.deepEqual(flagsOf(r, keyArn, 'owner-gone'), []);
-    assert.equal((await runCli(['access', 'offboard', 'frank', '--no-rotate'], cliEnv(server))).code, 0);
+    assert.equal((await runCli(['access', 'offboard', 'frank', '--no-rotate'], cliEnv(server, undefined, NO_AWS_PROFILE))).code, 0);
     r = await reviewCli(server, ['--key', keyArn]);
     assert.deepEqual(flagsOf(r, keyArn, 'owner-gone'), [arn('user', 'frank')]);
     assert.equal(keyOf(r, keyArn).ownerStatus, 'offboarded');
@@ -209,13 +202,13 @@ describe('access review: who can, through what, last use, and flags (AWS SDK v3,
 
   it('is refused without keyhold:ReviewAccess, and bad input gets ValidationException', async () => {
     const intern = await userWithKey('intern');
-    const r = await runCli(['access', 'review'], cliEnv(server, intern));
+    const r = await runCli(['access', 'review'], cliEnv(server, intern, NO_AWS_PROFILE));
     assert.equal(r.code, 1);
     assert.match(r.stderr, /AccessDeniedException: .*keyhold:ReviewAccess/);
     await assert.rejects(callKeyhold(settings, 'ReviewAccess', { PrincipalArn: 'bob' }), (e: Error & { type?: string }) => e.type === 'ValidationException');
     await assert.rejects(callKeyhold(settings, 'ReviewAccess', { UnusedDays: 0 }), (e: Error & { type?: string }) => e.type === 'ValidationException');
     await assert.rejects(callKeyhold(settings, 'ReviewAccess', { KeyId: 'alias/none' }), (e: Error & { type?: string }) => e.type === 'NotFoundException');
-    assert.equal((await runCli(['access', 'review', '--unused-days', 'x'], cliEnv(server))).code, 2);
+    assert.equal((await runCli(['access', 'review', '--unused-days', 'x'], cliEnv(server, undefined, NO_AWS_PROFILE))).code, 2);
   });
 });
 

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IAM } from '@aws-sdk/client-iam';
 import { rejects } from '../helpers/assert.js';
-import { newCredentials, runCli, startServer, type Credentials, type TestServer } from '../helpers/server.js';
+import { cliEnv, NO_AWS_PROFILE, newCredentials, runCli, startServer, type Credentials, type TestServer } from '../helpers/server.js';
 import { iamClient, policy, stsClient } from '../helpers/iam.js';
 import { webhookReceiver, type WebhookReceiver } from '../helpers/webhook.js';
 
@@ -70,7 +70,7 @@ describe('alerts: calls with revoked credentials (AWS SDK v3, HTTPS, local webho
     assert.match(hit.alert.summary, /signed with its real secret/);
     assert.equal(hit.alert.eventIds.length, 1);
     // The triggering event is the refused Encrypt in the audit log, and it holds no secret.
-    const env = { AWS_ENDPOINT_URL: s.url, AWS_CA_BUNDLE: s.caFile!, AWS_ACCESS_KEY_ID: s.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey, AWS_REGION: 'us-east-1' };
+    const env = cliEnv(s);
     const r = await runCli(['audit', '--event-id', hit.alert.eventIds[0]!, '--json'], env);
     assert.equal(r.code, 0, r.stderr);
     const [ev] = JSON.parse(r.stdout) as { eventName: string; errorCode: string }[];
@@ -89,10 +89,7 @@ describe('alerts: calls with revoked credentials (AWS SDK v3, HTTPS, local webho
     const out = await stsClient(s, bob).assumeRole({ RoleArn: `arn:aws:iam::${ACCT}:role/tools`, RoleSessionName: 'laptop' });
     const session = { accessKeyId: out.Credentials!.AccessKeyId!, secretAccessKey: out.Credentials!.SecretAccessKey!, sessionToken: out.Credentials!.SessionToken! };
     await s.kms({ credentials: session }).encrypt({ KeyId: keyId, Plaintext: Buffer.from('x') });
-    const env = {
-      AWS_ACCESS_KEY_ID: s.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey, AWS_SESSION_TOKEN: undefined,
-      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: s.caFile, AWS_ENDPOINT_URL: s.url, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    };
+    const env = cliEnv(s, undefined, NO_AWS_PROFILE);
     const r = await runCli(['access', 'offboard', 'bob', '--no-rotate', '--json'], env);
     assert.equal(r.code, 0, r.stderr);
 

@@ -19,7 +19,7 @@ import { KMS } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { IAM } from '@aws-sdk/client-iam';
 import { AuditDb, type AuditEvent } from '../../src/audit/index.js';
-import { runCli, startServer, tempDir, type Credentials, type TestServer } from '../helpers/server.js';
+import { cliEnv, NO_AWS_PROFILE, runCli, startServer, tempDir, type Credentials, type TestServer } from '../helpers/server.js';
 import { iamClient, policy } from '../helpers/iam.js';
 import { auditDbPath } from '../helpers/audit.js';
 import { webhookReceiver, type Received, type WebhookReceiver } from '../helpers/webhook.js';
@@ -67,13 +67,6 @@ describe('alerts: detectors learned from the log, policy widening, CIDR allowlis
     await new Promise((r) => setTimeout(r, 1500));
     const got = hook.got.filter((g) => g.alert.rule === rule && g.alert.principalArn === principal);
     assert.deepEqual(got.map((g) => g.alert.summary), [], `unexpected ${rule} alert for ${principal}`);
-  }
-
-  function cliEnv(): Record<string, string | undefined> {
-    return {
-      AWS_ENDPOINT_URL: s.url, AWS_CA_BUNDLE: s.caFile!, AWS_ACCESS_KEY_ID: rootCreds.accessKeyId, AWS_SECRET_ACCESS_KEY: rootCreds.secretAccessKey,
-      AWS_SESSION_TOKEN: undefined, AWS_REGION: 'us-east-1', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    };
   }
 
   before(async () => {
@@ -235,10 +228,10 @@ describe('alerts: detectors learned from the log, policy widening, CIDR allowlis
   });
 
   it('with a source CIDR allowlist set through the API, calls from outside it fire; calls inside do not', async () => {
-    const bad = await runCli(['alerts', 'settings', '--source-cidr', '10.0.0.0/33'], cliEnv());
+    const bad = await runCli(['alerts', 'settings', '--source-cidr', '10.0.0.0/33'], cliEnv(s, rootCreds, NO_AWS_PROFILE));
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /ValidationException/);
-    const set = await runCli(['alerts', 'settings', '--source-cidr', '127.0.0.0/24', '--source-cidr', '10.0.0.0/8', '--json'], cliEnv());
+    const set = await runCli(['alerts', 'settings', '--source-cidr', '127.0.0.0/24', '--source-cidr', '10.0.0.0/8', '--json'], cliEnv(s, rootCreds, NO_AWS_PROFILE));
     assert.equal(set.code, 0, set.stderr);
     assert.deepEqual((JSON.parse(set.stdout) as { sourceCidrAllowlist: string[] }).sourceCidrAllowlist, ['127.0.0.0/24', '10.0.0.0/8']);
     await kmsFrom(users.daytime!, '127.0.0.1').encrypt({ KeyId: k1.id, Plaintext: Buffer.from('inside') });
@@ -249,7 +242,7 @@ describe('alerts: detectors learned from the log, policy widening, CIDR allowlis
     assert.equal(hit.alert.severity, 'high');
     assert.match(hit.alert.summary, /from 127\.0\.5\.5, outside the account's allowed networks 127\.0\.0\.0\/24, 10\.0\.0\.0\/8/);
     // The setting is shown, and turned off with an empty list.
-    const off = await runCli(['alerts', 'settings', '--no-source-cidrs', '--json'], cliEnv());
+    const off = await runCli(['alerts', 'settings', '--no-source-cidrs', '--json'], cliEnv(s, rootCreds, NO_AWS_PROFILE));
     assert.deepEqual((JSON.parse(off.stdout) as { sourceCidrAllowlist: string[] }).sourceCidrAllowlist, []);
     await kmsFrom(users.homebody!, '127.0.5.5').encrypt({ KeyId: k1.id, Plaintext: Buffer.from('outside, no list') });
     await silent('source-outside-allowlist', userArn('homebody'));

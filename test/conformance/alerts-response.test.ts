@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IAM } from '@aws-sdk/client-iam';
 import { rejects } from '../helpers/assert.js';
-import { runCli, startServer, type Credentials, type TestServer } from '../helpers/server.js';
+import { cliEnv, NO_AWS_PROFILE, runCli, startServer, type Credentials, type TestServer } from '../helpers/server.js';
 import { iamClient } from '../helpers/iam.js';
 import { webhookReceiver, type WebhookReceiver } from '../helpers/webhook.js';
 
@@ -22,10 +22,7 @@ describe('alerts: deactivate the triggering access key on a critical alert (AWS 
   let decoyId: string;
   let plainId: string;
 
-  const env = () => ({
-    AWS_ENDPOINT_URL: s.url, AWS_CA_BUNDLE: s.caFile!, AWS_ACCESS_KEY_ID: s.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey,
-    AWS_SESSION_TOKEN: undefined, AWS_REGION: 'us-east-1', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-  });
+  const env = () => cliEnv(s, undefined, NO_AWS_PROFILE);
 
   async function userWithKey(name: string): Promise<Credentials> {
     await iam.createUser({ UserName: name });

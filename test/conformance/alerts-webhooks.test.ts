@@ -12,16 +12,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
+import { cliEnv, NO_AWS_PROFILE, runCli, startServer, tempDir } from '../helpers/server.js';
 import { webhookReceiver, type WebhookReceiver } from '../helpers/webhook.js';
 import { auditDbPath, readAuditEvents } from '../helpers/audit.js';
-
-function cliEnv(s: TestServer): Record<string, string | undefined> {
-  return {
-    AWS_ENDPOINT_URL: s.url, AWS_CA_BUNDLE: s.caFile!, AWS_ACCESS_KEY_ID: s.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey,
-    AWS_SESSION_TOKEN: undefined, AWS_REGION: 'us-east-1', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-  };
-}
 
 /** The test receivers listen on 127.0.0.1, which account webhooks may reach only when the operator allows it. */
 const ALLOW_LOOPBACK = ['--account-webhook-allow', '127.0.0.0/8'];
@@ -48,14 +41,14 @@ describe('alerts: per-account webhooks through the API', () => {
     const creds = s.credentials;
     let hook: WebhookReceiver | undefined;
     try {
-      const bad = await runCli(['alerts', 'webhooks', 'add', 'ftp://example.com/x'], cliEnv(s));
+      const bad = await runCli(['alerts', 'webhooks', 'add', 'ftp://example.com/x'], cliEnv(s, undefined, NO_AWS_PROFILE));
       assert.equal(bad.code, 1);
       assert.match(bad.stderr, /ValidationException/);
-      const added = await runCli(['alerts', 'webhooks', 'add', url, '--json'], cliEnv(s));
+      const added = await runCli(['alerts', 'webhooks', 'add', url, '--json'], cliEnv(s, undefined, NO_AWS_PROFILE));
       assert.equal(added.code, 0, added.stderr);
       const { webhookId, secret } = JSON.parse(added.stdout) as { webhookId: string; secret: string };
       assert.match(secret, /^whsec_[A-Za-z0-9_-]{43}$/);
-      const listed = JSON.parse((await runCli(['alerts', 'webhooks', '--json'], cliEnv(s))).stdout) as { webhookId: string; url: string; secret?: string }[];
+      const listed = JSON.parse((await runCli(['alerts', 'webhooks', '--json'], cliEnv(s, undefined, NO_AWS_PROFILE))).stdout) as { webhookId: string; url: string; secret?: string }[];
       assert.deepEqual(listed.map((w) => [w.webhookId, w.url, w.secret]), [[webhookId, url, undefined]]);
       // The secret is stored sealed: neither the key database nor the audit log holds it in the clear.
       for (const f of [join(dataDir, 'keyhold.db'), auditDbPath(dataDir)].flatMap((f) => [f, `${f}-wal`]).filter((f) => existsSync(f))) {
@@ -92,16 +85,16 @@ describe('alerts: per-account webhooks through the API', () => {
       assert.ok(hook.signedWith(live, secret));
 
       // Deleted: nothing more is posted to it.
-      const del = await runCli(['alerts', 'webhooks', 'delete', webhookId], cliEnv(s));
+      const del = await runCli(['alerts', 'webhooks', 'delete', webhookId], cliEnv(s, undefined, NO_AWS_PROFILE));
       assert.equal(del.code, 0, del.stderr);
-      const again = await runCli(['alerts', 'webhooks', 'delete', webhookId], cliEnv(s));
+      const again = await runCli(['alerts', 'webhooks', 'delete', webhookId], cliEnv(s, undefined, NO_AWS_PROFILE));
       assert.equal(again.code, 1);
       assert.match(again.stderr, /NotFoundException/);
       const before = hook.got.length;
       await s.kms().describeKey({ KeyId: decoy.KeyId! });
       await new Promise((r) => setTimeout(r, 1500));
       assert.equal(hook.got.length, before);
-      assert.deepEqual(JSON.parse((await runCli(['alerts', 'webhooks', 'list', '--json'], cliEnv(s))).stdout), []);
+      assert.deepEqual(JSON.parse((await runCli(['alerts', 'webhooks', 'list', '--json'], cliEnv(s, undefined, NO_AWS_PROFILE))).stdout), []);
     } finally {
       await s.stop();
       await hook?.close();
@@ -123,7 +116,7 @@ describe('alerts: per-account webhooks through the API', () => {
         [`http://[::ffff:127.0.0.1]:${account.port}/x`, '::ffff:7f00:1', 'loopback'],
         ['http://0.0.0.0:80/', '0.0.0.0', 'unspecified'],
       ] as const) {
-        const r = await runCli(['alerts', 'webhooks', 'add', url], cliEnv(s));
+        const r = await runCli(['alerts', 'webhooks', 'add', url], cliEnv(s, undefined, NO_AWS_PROFILE));
         assert.equal(r.code, 1, `${url} was accepted: ${r.stdout}`);
         assert.match(r.stderr, /ValidationException/);
         assert.ok(r.stderr.includes(`at 'url' failed to satisfy constraint: Member must not point at a loopback, link-local, unspecified or multicast address (${address} is ${why}; `
@@ -135,7 +128,7 @@ describe('alerts: per-account webhooks through the API', () => {
 
       // A name is accepted at add (it may resolve anywhere later) and checked when delivering.
       const localhost = `http://localhost:${account.port}/account-hook`;
-      const added = await runCli(['alerts', 'webhooks', 'add', localhost, '--json'], cliEnv(s));
+      const added = await runCli(['alerts', 'webhooks', 'add', localhost, '--json'], cliEnv(s, undefined, NO_AWS_PROFILE));
       assert.equal(added.code, 0, added.stderr);
       const { secret } = JSON.parse(added.stdout) as { secret: string };
       const kms = s.kms();
@@ -168,7 +161,7 @@ describe('alerts: per-account webhooks through the API', () => {
       assert.equal(hit.path, '/account-hook');
       assert.ok(account.signedWith(hit, secret));
       // And a literal loopback address is accepted at add now.
-      const literal = await runCli(['alerts', 'webhooks', 'add', `http://127.0.0.1:${account.port}/literal`], cliEnv(s));
+      const literal = await runCli(['alerts', 'webhooks', 'add', `http://127.0.0.1:${account.port}/literal`], cliEnv(s, undefined, NO_AWS_PROFILE));
       assert.equal(literal.code, 0, literal.stderr);
       assert.equal(await s.stop(), 0);
 

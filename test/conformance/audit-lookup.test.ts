@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { CloudTrail } from '@aws-sdk/client-cloudtrail';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { rejects } from '../helpers/assert.js';
-import { newCredentials, requireTool, runCli, startServer, type TestServer } from '../helpers/server.js';
+import { cliEnv, newCredentials, requireTool, runCli, startServer, type TestServer } from '../helpers/server.js';
 
 describe('audit log: CloudTrail LookupEvents', () => {
   let s: TestServer;
@@ -25,10 +25,7 @@ describe('audit log: CloudTrail LookupEvents', () => {
       requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: readFileSync(s.caFile!) }) }),
     });
   }
-  const env = () => ({
-    AWS_ENDPOINT_URL: s.url, AWS_CA_BUNDLE: s.caFile!, AWS_ACCESS_KEY_ID: s.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey, AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-east-1',
-  });
+  const env = () => cliEnv(s, undefined, { AWS_DEFAULT_REGION: 'us-east-1' });
 
   before(async () => {
     s = await startServer();

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { auditDbPath, readAuditEvents } from '../helpers/audit.js';
 import { faketimeWrapper, libfaketime, offsetClient } from '../helpers/faketime.js';
-import { runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
+import { cliEnv, runCli, startServer, tempDir, type TestServer } from '../helpers/server.js';
 
 interface Report { valid: boolean; eventsChecked: number; firstSeq: number; lastSeq: number; signedThroughSeq: number; retainedThroughSeq: number; problem?: { kind: string; seq?: number; eventId?: string; message: string } }
 
@@ -100,9 +100,7 @@ describe('audit retention under a signed digest', () => {
     // Back on today's clock (nothing is 30 days old for it): the API agrees.
     const s = await startServer({ dataDir: tampered(() => {}), credentials: creds, args: ['--audit-retention-days', '30'] });
     try {
-      const api = await runCli(['audit', 'verify', '--json'], {
-        AWS_ENDPOINT_URL: s.url, AWS_CA_BUNDLE: s.caFile!, AWS_ACCESS_KEY_ID: creds.accessKeyId, AWS_SECRET_ACCESS_KEY: creds.secretAccessKey, AWS_REGION: 'us-east-1',
-      });
+      const api = await runCli(['audit', 'verify', '--json'], cliEnv(s, creds));
       assert.equal(api.code, 0, api.stdout + api.stderr);
       assert.equal((JSON.parse(api.stdout) as Report).retainedThroughSeq, oldIds.length);
     } finally {

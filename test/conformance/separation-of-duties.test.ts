@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IAM } from '@aws-sdk/client-iam';
 import { rejects } from '../helpers/assert.js';
-import { runCli, startServer, type Credentials, type TestServer } from '../helpers/server.js';
+import { cliEnv, NO_AWS_PROFILE, runCli, startServer, type Credentials, type TestServer } from '../helpers/server.js';
 import { iamClient, policy, stsClient } from '../helpers/iam.js';
 
 const ADMIN_POLICY = 'arn:aws:iam::aws:policy/KeyholdKeyAdministrator';
@@ -111,10 +111,7 @@ describe('separation of duties and offboarding: the incident (AWS SDK v3, HTTPS)
     await viaRole.decrypt({ CiphertextBlob });
     const versionsBefore = (await server.kms().listKeyRotations({ KeyId: keyId })).Rotations!.length;
 
-    const env = {
-      AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey, AWS_SESSION_TOKEN: undefined,
-      AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile, AWS_ENDPOINT_URL: server.url, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    };
+    const env = cliEnv(server, undefined, NO_AWS_PROFILE);
     const r = await runCli(['access', 'offboard', 'dev', '--json'], env);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout) as {

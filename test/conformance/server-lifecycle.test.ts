@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { Agent } from 'node:https';
 import { KMS } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { requireTool, runCli, startServer, tempDir } from '../helpers/server.js';
+import { cliEnv, requireTool, runCli, startServer, tempDir } from '../helpers/server.js';
 
 const run = promisify(execFile);
 
@@ -195,10 +195,7 @@ print(json.dumps({'arn': key['Arn'], 'pt': pt['Plaintext'].decode(), 'keyId': pt
   it('the keyhold CLI finds the server and credentials from the AWS environment variables', async () => {
     const s = await startServer();
     try {
-      const env = {
-        AWS_ENDPOINT_URL: s.url, AWS_ACCESS_KEY_ID: s.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey,
-        AWS_REGION: 'us-west-2', AWS_CA_BUNDLE: s.caFile!,
-      };
+      const env = cliEnv(s, undefined, { AWS_REGION: 'us-west-2' });
       const created = await runCli(['keys', 'create', '--description', 'cli', '--alias', 'alias/from-cli', '--json'], env);
       assert.equal(created.code, 0, created.stderr);
       const key = JSON.parse(created.stdout) as { keyId: string; arn: string };

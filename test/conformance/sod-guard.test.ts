@@ -13,7 +13,7 @@ import type { ClientSettings } from '../../src/cli/client.js';
 import { rejects } from '../helpers/assert.js';
 import { readAuditEvents } from '../helpers/audit.js';
 import { iamClient, policy } from '../helpers/iam.js';
-import { runCli, startServer, type Credentials, type TestServer } from '../helpers/server.js';
+import { cliEnv, NO_AWS_PROFILE, runCli, startServer, type Credentials, type TestServer } from '../helpers/server.js';
 
 const ADMIN_POLICY = 'arn:aws:iam::aws:policy/KeyholdKeyAdministrator';
 const USER_POLICY = 'arn:aws:iam::aws:policy/KeyholdKeyUser';
@@ -44,10 +44,7 @@ describe('the separation-of-duties guard as an account setting (AWS SDK v3, Keyh
     server = await startServer({ accountId: acct });
     iam = iamClient(server);
     settings = { endpoint: server.url, region: 'us-east-1', credentials: server.credentials, caBundle: server.caFile };
-    env = {
-      AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
-      AWS_SESSION_TOKEN: undefined, AWS_REGION: 'us-east-1', AWS_CA_BUNDLE: server.caFile, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    };
+    env = cliEnv(server, undefined, NO_AWS_PROFILE);
   });
   after(async () => {
     await server.stop();

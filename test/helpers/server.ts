@@ -132,11 +132,20 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
   }) as TestServer;
 }
 
-/** The environment a `keyhold` client command needs to reach `server` as `credentials` (default: its root). */
-export function cliEnv(server: TestServer, credentials: Credentials = server.credentials, extra: Record<string, string> = {}): Record<string, string> {
+/** cliEnv extras that keep the developer's own AWS config, profiles and session token out of a client command. */
+export const NO_AWS_PROFILE = { AWS_SESSION_TOKEN: undefined, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' };
+
+/**
+ * The environment a `keyhold` client command needs to reach `server` as `credentials` (default: its root), plus `extra`.
+ * An `undefined` in `extra` unsets that variable in runCli's child; a session token in `credentials` always wins.
+ */
+export function cliEnv(server: TestServer, credentials?: Credentials, extra?: Record<string, string>): Record<string, string>;
+export function cliEnv(server: TestServer, credentials: Credentials | undefined, extra: Record<string, string | undefined>): Record<string, string | undefined>;
+export function cliEnv(server: TestServer, credentials: Credentials = server.credentials, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
   return {
     AWS_ENDPOINT_URL: server.url, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
     AWS_REGION: 'us-east-1', ...(server.caFile ? { AWS_CA_BUNDLE: server.caFile } : {}), ...extra,
+    ...(credentials.sessionToken ? { AWS_SESSION_TOKEN: credentials.sessionToken } : {}),
   };
 }
 
