@@ -84,6 +84,7 @@ async function main(): Promise<void> {
     const wallS = (performance.now() - t0) / 1000;
     const c = process.cpuUsage(c0);
     await Promise.all(workers.map((w) => w.terminate()));
+    job.key.fill(0);
     closeSync(inFd);
     closeSync(outFd);
     rmSync(out, { force: true });
